@@ -1,0 +1,50 @@
+#pragma once
+/// `compress inspect`: per-tensor dtype, shape, bytes and sparsity of any checkpoint.
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stunt::io {
+
+struct TensorReport {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  uint64_t numel = 0;
+  uint64_t nbytes = 0;
+  /// Zero elements; absent when not computed or not computable (F6 dtypes).
+  std::optional<uint64_t> zeros;
+};
+
+struct InspectReport {
+  std::filesystem::path path;
+  std::string format;
+  std::map<std::string, std::string> metadata;
+  std::vector<TensorReport> tensors;
+  uint64_t total_numel = 0;
+  uint64_t total_bytes = 0;
+  /// Zeros over the tensors whose zeros were counted, and those tensors' elements.
+  uint64_t total_zeros = 0;
+  uint64_t counted_numel = 0;
+
+  nlohmann::ordered_json to_json() const;
+  /// A fixed-width table with one row per tensor and a totals line.
+  std::string to_table() const;
+};
+
+struct InspectOptions {
+  /// Read every tensor to count zeros (sparsity %); off reads headers only.
+  bool sparsity = true;
+};
+
+/// Opens `path` (any format Checkpoint::open accepts) and reports on every tensor, showing
+/// progress while it reads tensor data.
+InspectReport inspect(const std::filesystem::path& path, const InspectOptions& options = {});
+
+}  // namespace stunt::io

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Configures (once) and builds Stunt with the given CMake preset (default: dev).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PRESET=${1:-dev}
+TORCH_PREFIX=$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+if [ ! -f "build/$PRESET/build.ninja" ]; then
+  cmake --preset "$PRESET" -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
+    -DPython3_EXECUTABLE="$PWD/.venv/bin/python"
+fi
+cmake --build --preset "$PRESET" -j "${STUNT_BUILD_JOBS:-$(nproc)}"

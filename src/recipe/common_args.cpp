@@ -1,0 +1,51 @@
+#include <regex>
+
+#include "detail/common_args.h"
+#include "stunt/core/error.h"
+
+namespace stunt::recipe::detail {
+
+std::vector<Field> llmcompressor_base_fields() {
+  return {field("index", ArgSchema::integer().nullable()),
+          field("start", ArgSchema::number().nullable(), "epoch to start at; -1 = one-shot"),
+          field("end", ArgSchema::number().nullable(), "epoch to end at; -1 = one-shot"),
+          field("update", ArgSchema::number().nullable(), "update frequency in epochs")};
+}
+
+std::vector<Field> sparseml_epoch_fields() {
+  return {field("start_epoch", ArgSchema::number()), field("end_epoch", ArgSchema::number()),
+          field("update_frequency", ArgSchema::number())};
+}
+
+Field targets_field(bool required) {
+  ArgSchema s = ArgSchema::string_or_list();
+  return required ? required_field("targets", s, "e.g. [\"Linear\"] or [\"re:.*mlp.*\"]")
+                  : field("targets", s);
+}
+
+Field ignore_field() { return field("ignore", ArgSchema::string_or_list().nullable()); }
+
+ArgSchema sparsity_fraction() { return ArgSchema::number().range(0.0, 1.0, false, true); }
+
+ArgSchema mask_structure() {
+  return ArgSchema::string().check([](const Value& v) -> std::string {
+    const std::string s = v.get<std::string>();
+    if (s == "unstructured" || s == "0:0") return "";
+    static const std::regex kNM(R"(^([0-9]+):([0-9]+)$)");
+    std::smatch m;
+    if (std::regex_match(s, m, kNM)) {
+      const long n = std::stol(m[1]), mm = std::stol(m[2]);
+      if (n > 0 && n < mm) return "";
+      return str("'", s, "' is not a valid N:M structure; N must be in 1..M-1 (e.g. \"2:4\")");
+    }
+    return str("'", s, "' is not a mask structure; use \"unstructured\" or N:M such as \"2:4\"");
+  });
+}
+
+std::vector<Field> concat(std::vector<std::vector<Field>> parts) {
+  std::vector<Field> out;
+  for (auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+}  // namespace stunt::recipe::detail

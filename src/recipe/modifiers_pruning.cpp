@@ -1,0 +1,114 @@
+// Pruning modifiers: llm-compressor's one-shot ones and SparseML's gradual ones.
+#include "detail/common_args.h"
+#include "stunt/core/error.h"
+#include "stunt/recipe/registry.h"
+
+namespace stunt::recipe {
+namespace {
+
+using detail::concat;
+
+ArgSchema params_schema() {
+  // SparseML: a list of parameter names / re: patterns, or __ALL__ / __ALL_PRUNABLE__.
+  return ArgSchema::one_of({ArgSchema::string(), ArgSchema::list_of(ArgSchema::string())});
+}
+
+std::string needs_targets_or_params(const Value& args) {
+  if (args.contains("targets") || args.contains("params")) return "";
+  return "missing 'targets' (llm-compressor) or 'params' (SparseML): name the layers to prune, "
+         "e.g. targets: [\"re:.*mlp.*\"] or params: __ALL_PRUNABLE__";
+}
+
+std::string init_not_above_final(const Value& args) {
+  const auto& i = args.contains("init_sparsity") ? args["init_sparsity"] : Value();
+  const auto& f = args.contains("final_sparsity") ? args["final_sparsity"] : Value();
+  if (i.is_number() && f.is_number() && i.get<double>() > f.get<double>()) {
+    return str("init_sparsity ", i.get<double>(), " is above final_sparsity ", f.get<double>(),
+               "; gradual pruning only increases sparsity");
+  }
+  return "";
+}
+
+std::string epochs_ordered(const Value& args) {
+  if (args.contains("start_epoch") && args.contains("end_epoch") &&
+      args["start_epoch"].is_number() && args["end_epoch"].is_number()) {
+    const double s = args["start_epoch"].get<double>(), e = args["end_epoch"].get<double>();
+    if (e >= 0 && e < s) return str("end_epoch ", e, " is before start_epoch ", s);
+  }
+  return "";
+}
+
+std::string owl_all_or_none(const Value& args) {
+  const int given = int(args.contains("sparsity_profile") && !args["sparsity_profile"].is_null()) +
+                    int(args.contains("owl_m") && !args["owl_m"].is_null()) +
+                    int(args.contains("owl_lmbda") && !args["owl_lmbda"].is_null());
+  if (given == 0 || given == 3) return "";
+  return "OWL needs all of sparsity_profile: owl, owl_m and owl_lmbda, or none of them";
+}
+
+}  // namespace
+
+void register_pruning_modifiers(ModifierRegistry& r) {
+  const auto base = detail::llmcompressor_base_fields();
+  const std::vector<Field> sparsity_base = {
+      required_field("sparsity",
+                     ArgSchema::one_of({detail::sparsity_fraction(),
+                                        ArgSchema::list_of(detail::sparsity_fraction())}),
+                     "fraction of weights to zero, in [0, 1)"),
+      field("sparsity_profile", ArgSchema::enumeration({"owl"}, true).nullable()),
+      field("mask_structure", detail::mask_structure(), "\"unstructured\" or N:M such as \"2:4\""),
+      field("owl_m", ArgSchema::integer().range(1, 1e9).nullable()),
+      field("owl_lmbda", ArgSchema::number().nullable()),
+      field("sequential_update", ArgSchema::boolean().nullable()),
+      detail::targets_field(),
+      detail::ignore_field()};
+  const std::vector<Field> hessian_fields = {
+      field("block_size", ArgSchema::integer().range(1, 1e9)),
+      field("dampening_frac", ArgSchema::number().range(0, 1).nullable()),
+      field("preserve_sparsity_mask", ArgSchema::boolean()),
+      field("offload_hessians", ArgSchema::boolean())};
+  r.add({"SparseGPTModifier", "pruning",
+         "SparseGPT: one-shot pruning with second-order weight reconstruction",
+         ArgSchema::object(concat({base, sparsity_base, hessian_fields})),
+         {owl_all_or_none}});
+  r.add({"WandaPruningModifier", "pruning",
+         "Wanda: one-shot pruning by |weight| x input activation norm",
+         ArgSchema::object(concat({base, sparsity_base})),
+         {owl_all_or_none}});
+
+  // Both vocabularies: llm-compressor (targets, update_scheduler, mask_structure) and SparseML
+  // (params, inter_func, mask_type, *_epoch).
+  const std::vector<Field> gradual = {
+      detail::targets_field(),
+      field("params", params_schema()),
+      required_field("init_sparsity", detail::sparsity_fraction()),
+      required_field("final_sparsity",
+                     ArgSchema::one_of({detail::sparsity_fraction(),
+                                        ArgSchema::map_of(ArgSchema::any())})),
+      field("update_scheduler", ArgSchema::string()),
+      field("scheduler_args", ArgSchema::map_of(ArgSchema::any())),
+      field("inter_func", ArgSchema::enumeration({"linear", "cubic", "inverse_cubic"})),
+      field("mask_structure", ArgSchema::string()),
+      field("mask_type", ArgSchema::one_of({detail::mask_structure(),
+                                            ArgSchema::list_of(ArgSchema::integer())})),
+      field("leave_enabled", ArgSchema::boolean()),
+      field("apply_globally", ArgSchema::boolean()),
+      field("global_sparsity", ArgSchema::boolean()),
+      field("phased", ArgSchema::boolean()),
+      field("score_type", ArgSchema::enumeration({"magnitude"}))};
+  r.add({"MagnitudePruningModifier", "pruning",
+         "magnitude pruning, one-shot or gradual from init_sparsity to final_sparsity",
+         ArgSchema::object(concat({base, detail::sparseml_epoch_fields(), gradual})),
+         {needs_targets_or_params, init_not_above_final, epochs_ordered}});
+  r.add({"GMPruningModifier", "pruning",
+         "gradual magnitude pruning (SparseML) on a cubic or linear schedule",
+         ArgSchema::object(concat({base, detail::sparseml_epoch_fields(), gradual})),
+         {needs_targets_or_params, init_not_above_final, epochs_ordered}});
+  r.add({"ConstantPruningModifier", "pruning",
+         "keeps existing zeros fixed through later stages and training",
+         ArgSchema::object(concat({base, detail::sparseml_epoch_fields(),
+                                   {detail::targets_field(), field("params", params_schema())}})),
+         {needs_targets_or_params}});
+}
+
+}  // namespace stunt::recipe

@@ -1,0 +1,263 @@
+#include "stunt/recipe/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "detail/recipe_parsing.h"
+#include "stunt/recipe/registry.h"
+
+namespace stunt::recipe {
+namespace detail {
+namespace {
+
+// Recipes are small; anything bigger is not a recipe, and the caps keep hostile input
+// (alias bombs, deep nesting) from exhausting memory or stack.
+constexpr size_t kMaxRecipeBytes = 16 * 1024 * 1024;
+constexpr size_t kMaxNodes = 1'000'000;
+constexpr int kMaxDepth = 64;
+
+struct Converter {
+  const std::string& source;
+  size_t nodes = 0;
+
+  Value scalar(const YAML::Node& node) {
+    const std::string& text = node.Scalar();
+    const std::string& tag = node.Tag();
+    if (tag == "!" || tag == "tag:yaml.org,2002:str") return text;  // quoted: always a string
+    static const std::regex kInt(R"(^[-+]?[0-9]+$)");
+    static const std::regex kFloat(R"(^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$)");
+    if (text == "null" || text == "Null" || text == "NULL" || text == "~" || text.empty()) {
+      return nullptr;
+    }
+    if (text == "true" || text == "True" || text == "TRUE") return true;
+    if (text == "false" || text == "False" || text == "FALSE") return false;
+    if (std::regex_match(text, kInt)) {
+      try {
+        return std::stoll(text);
+      } catch (const std::exception&) {
+        return std::stod(text);
+      }
+    }
+    if (std::regex_match(text, kFloat)) return std::stod(text);
+    if (text == ".inf" || text == "+.inf" || text == ".Inf") return HUGE_VAL;
+    if (text == "-.inf" || text == "-.Inf") return -HUGE_VAL;
+    return text;
+  }
+
+  Value convert(const YAML::Node& node, const std::string& path, int depth) {
+    if (++nodes > kMaxNodes) fail(source, path, "recipe has too many nodes (aliases expanding?)");
+    if (depth > kMaxDepth) fail(source, path, "recipe is nested more than ", kMaxDepth, " levels");
+    const std::string& tag = node.Tag();
+    const bool custom_tag = tag.size() > 1 && tag[0] == '!' && tag.rfind("!!", 0) != 0;
+    Value out;
+    switch (node.Type()) {
+      case YAML::NodeType::Undefined:
+      case YAML::NodeType::Null: out = custom_tag ? Value::object() : Value(nullptr); break;
+      case YAML::NodeType::Scalar:
+        if (custom_tag) fail(source, path, "the tag ", tag, " must label a mapping of arguments");
+        return scalar(node);
+      case YAML::NodeType::Sequence: {
+        if (custom_tag) fail(source, path, "the tag ", tag, " must label a mapping of arguments");
+        out = Value::array();
+        size_t i = 0;
+        for (const auto& item : node) out.push_back(convert(item, str(path, "[", i++, "]"), depth + 1));
+        return out;
+      }
+      case YAML::NodeType::Map: {
+        out = Value::object();
+        for (const auto& item : node) {
+          if (!item.first.IsScalar()) fail(source, path, "mapping keys must be plain strings");
+          const std::string key = item.first.Scalar();
+          if (out.contains(key)) {
+            fail(source, join_path(path, key), "duplicate key; each key may appear once");
+          }
+          out[key] = convert(item.second, join_path(path, key), depth + 1);
+        }
+        break;
+      }
+    }
+    if (custom_tag) out[kTagKey] = tag.substr(1);
+    return out;
+  }
+};
+
+// Rejects duplicate keys in JSON, which nlohmann would silently merge.
+struct JsonDuplicateGuard {
+  const std::string* source;
+  std::vector<std::set<std::string>> keys;
+  int depth = 0;
+  bool operator()(int, Value::parse_event_t event, Value& parsed) {
+    using E = Value::parse_event_t;
+    if (event == E::object_start) {
+      keys.emplace_back();
+      if (++depth > kMaxDepth) fail(*source, "", "recipe is nested more than ", kMaxDepth, " levels");
+    } else if (event == E::array_start) {
+      if (++depth > kMaxDepth) fail(*source, "", "recipe is nested more than ", kMaxDepth, " levels");
+    } else if (event == E::object_end || event == E::array_end) {
+      --depth;
+      if (event == E::object_end && !keys.empty()) keys.pop_back();
+    } else if (event == E::key && !keys.empty()) {
+      const std::string key = parsed.get<std::string>();
+      if (!keys.back().insert(key).second) {
+        fail(*source, key, "duplicate key; each key may appear once");
+      }
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+bool ends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+Value parse_document(std::string_view text, const std::string& source) {
+  if (text.size() > kMaxRecipeBytes) {
+    fail(source, "", "file is ", text.size(), " bytes; recipes are at most ", kMaxRecipeBytes);
+  }
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) fail(source, "", "the recipe is empty");
+  if (text[first] == '{' || text[first] == '[') {
+    try {
+      JsonDuplicateGuard guard{&source, {}, 0};
+      return Value::parse(text.begin(), text.end(), std::ref(guard));
+    } catch (const Value::exception& e) {
+      fail(source, "", "not valid JSON (", e.what(), ")");
+    }
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    fail(source, "", "not valid YAML: ", e.what());
+  }
+  Converter converter{source};
+  return converter.convert(root, "", 0);
+}
+
+}  // namespace detail
+
+const char* syntax_name(RecipeSyntax syntax) {
+  return syntax == RecipeSyntax::SparseML ? "sparseml" : "llm-compressor";
+}
+
+Recipe parse_recipe(std::string_view text, const std::string& source) {
+  const Value root = detail::parse_document(text, source);
+  if (!root.is_object()) {
+    detail::fail(source, "", "a recipe must be a mapping of stages (llm-compressor: "
+                 "quant_stage: {quant_modifiers: {...}}) or of variables and modifier lists "
+                 "(SparseML), found ", root.type_name());
+  }
+  return detail::is_sparseml_syntax(root) ? detail::parse_sparseml(root, source)
+                                           : detail::parse_llmcompressor(root, source);
+}
+
+Recipe parse_recipe_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  STUNT_CHECK_AS(IoError, in.good(), "cannot open recipe '", path.string(), "'");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string text = buffer.str();
+  if (path.extension() == ".md") {
+    // SparseML recipes may live in a markdown file's front matter, between '---' lines.
+    static const std::regex kFrontMatter(R"(^\s*(?:---|\+\+\+)([\s\S]*?)(?:---|\+\+\+))");
+    std::smatch m;
+    if (!std::regex_search(text, m, kFrontMatter)) {
+      throw RecipeError(str(path.string(), ": a markdown recipe needs its YAML between '---' "
+                            "lines (front matter)"));
+    }
+    text = m[1];
+  }
+  return parse_recipe(text, path.string());
+}
+
+Value Recipe::to_value() const {
+  Value out = Value::object();
+  if (!version.empty()) out["version"] = version;
+  for (const auto& stage : stages) {
+    Value s = Value::object();
+    if (!stage.run_type.empty()) s["run_type"] = stage.run_type;
+    for (const auto& m : stage.modifiers) {
+      std::string group = (m.group.empty() ? "default" : m.group) + "_modifiers";
+      // llm-compressor's syntax cannot repeat a modifier in one group: number the repeats.
+      for (int i = 1; s.contains(group) && s[group].contains(m.type); ++i) {
+        group = str(m.group.empty() ? "default" : m.group, "_", i, "_modifiers");
+      }
+      s[group][m.type] = m.args;
+    }
+    out[stage.name + "_stage"] = s;
+  }
+  return out;
+}
+
+namespace {
+
+void emit(YAML::Emitter& out, const Value& v) {
+  if (v.is_object()) {
+    out << YAML::BeginMap;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      emit(out, it.value());
+    }
+    out << YAML::EndMap;
+  } else if (v.is_array()) {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& item : v) emit(out, item);
+    out << YAML::EndSeq;
+  } else if (v.is_string()) {
+    out << YAML::DoubleQuoted << v.get<std::string>();
+  } else if (v.is_null()) {
+    out << YAML::Null;
+  } else {
+    out << v.dump();
+  }
+}
+
+}  // namespace
+
+std::string Recipe::to_yaml() const {
+  YAML::Emitter out;
+  emit(out, to_value());
+  return std::string(out.c_str()) + "\n";
+}
+
+void validate_recipe(const Recipe& recipe, const ModifierRegistry& registry) {
+  bool quantizer_pending_awq = false;
+  std::string awq_path;
+  for (const auto& stage : recipe.stages) {
+    for (const auto& m : stage.modifiers) {
+      registry.validate(m, recipe.syntax, recipe.source);
+      if (m.type == "AWQModifier" && !m.args.contains("scheme") &&
+          !m.args.contains("config_groups")) {
+        quantizer_pending_awq = true;
+        awq_path = m.path;
+      }
+      if (m.type == "QuantizationModifier" || m.type == "GPTQModifier" ||
+          m.type == "AutoRoundModifier") {
+        quantizer_pending_awq = false;
+      }
+    }
+  }
+  if (quantizer_pending_awq) {
+    detail::fail(recipe.source, awq_path, "AWQModifier only searches scales; add a "
+                 "QuantizationModifier or GPTQModifier after it (or give AWQModifier a scheme)");
+  }
+}
+
+Recipe load_recipe(const std::filesystem::path& path) {
+  Recipe recipe = parse_recipe_file(path);
+  validate_recipe(recipe, ModifierRegistry::builtin());
+  return recipe;
+}
+
+}  // namespace stunt::recipe

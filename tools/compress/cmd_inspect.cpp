@@ -1,0 +1,35 @@
+#include <iostream>
+
+#include "commands.h"
+#include "stunt/io/inspect.h"
+
+namespace compress {
+
+Runner add_inspect(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "inspect", "List the tensors of a checkpoint: name, dtype, shape, bytes, sparsity");
+  struct Options {
+    std::string path;
+    bool json = false;
+    bool no_sparsity = false;
+  };
+  auto options = std::make_shared<Options>();
+  cmd->add_option("PATH", options->path,
+                  "safetensors file, Hugging Face folder, model.safetensors.index.json, "
+                  "torch.save file or TorchScript archive")
+      ->required();
+  cmd->add_flag("--json", options->json, "Print JSON instead of a table");
+  cmd->add_flag("--no-sparsity", options->no_sparsity,
+                "Read headers only; do not count zeros (fast on huge checkpoints)");
+  return [options] {
+    const auto report = stunt::io::inspect(options->path, {.sparsity = !options->no_sparsity});
+    if (options->json) {
+      std::cout << report.to_json().dump(2) << "\n";
+    } else {
+      std::cout << report.to_table();
+    }
+    return 0;
+  };
+}
+
+}  // namespace compress

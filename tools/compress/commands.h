@@ -1,0 +1,25 @@
+#pragma once
+// Subcommands of `compress`. Each adds itself to the CLI11 app and returns the function that
+// runs it once parsing succeeded. The CLI is thin: parse, call the library, print.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace compress {
+
+using Runner = std::function<int()>;
+
+/// Options every subcommand shares.
+struct GlobalOptions {
+  bool json = false;
+};
+
+Runner add_inspect(CLI::App& app);
+Runner add_convert(CLI::App& app);
+Runner add_recipe(CLI::App& app);
+Runner add_list(CLI::App& app);
+/// The main form: compress --recipe R MODEL -o OUT.
+Runner add_compress(CLI::App& app);
+
+}  // namespace compress
