@@ -107,16 +107,18 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const nlohmann::json&
   const auto& shape = value["shape"];
   STUNT_CHECK_AS(FormatError, shape.is_array(), where, ": shape must be an array of integers");
   info.numel = 1;
-  bool overflow = false;
+  bool overflow = false, has_zero = false;
   for (const auto& dim : shape) {
     const uint64_t d = to_u64(dim, source, str("tensor '", name, "': each dimension of shape"));
     STUNT_CHECK_AS(FormatError, d <= static_cast<uint64_t>(INT64_MAX), where, ": dimension ", d,
                    " is too large");
     info.shape.push_back(static_cast<int64_t>(d));
-    if (d != 0 && info.numel > UINT64_MAX / d) overflow = true;
-    info.numel *= d;
+    has_zero |= d == 0;
+    if (d != 0 && info.numel > UINT64_MAX / 8 / d) overflow = true;
+    if (!overflow) info.numel *= d;
   }
-  STUNT_CHECK_AS(FormatError, !overflow || info.numel == 0, where, ": shape ", shape.dump(),
+  if (has_zero) info.numel = 0;
+  STUNT_CHECK_AS(FormatError, !overflow || has_zero, where, ": shape ", shape.dump(),
                  " has more elements than any file can hold");
 
   const auto& offsets = value["data_offsets"];
@@ -128,8 +130,6 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const nlohmann::json&
                  ", ", info.end, "] end before they begin");
 
   const int bits = dtype_bits(info.dtype);
-  STUNT_CHECK_AS(FormatError, overflow == false && info.numel <= UINT64_MAX / 8, where,
-                 ": shape is too large");
   const uint64_t total_bits = info.numel * static_cast<uint64_t>(bits);
   STUNT_CHECK_AS(FormatError, total_bits % 8 == 0, where, ": ", info.numel, " elements of ",
                  dtype_name(info.dtype), " (", bits, " bits each) do not fill whole bytes");

@@ -1,4 +1,4 @@
-#include <regex>
+#include <string>
 
 #include "detail/common_args.h"
 #include "stunt/core/error.h"
@@ -31,10 +31,12 @@ ArgSchema mask_structure() {
   return ArgSchema::string().check([](const Value& v) -> std::string {
     const std::string s = v.get<std::string>();
     if (s == "unstructured" || s == "0:0") return "";
-    static const std::regex kNM(R"(^([0-9]+):([0-9]+)$)");
-    std::smatch m;
-    if (std::regex_match(s, m, kNM)) {
-      const long n = std::stol(m[1]), mm = std::stol(m[2]);
+    const auto colon = s.find(':');
+    const auto digits = [](const std::string& t) {
+      return !t.empty() && t.size() <= 6 && t.find_first_not_of("0123456789") == std::string::npos;
+    };
+    if (colon != std::string::npos && digits(s.substr(0, colon)) && digits(s.substr(colon + 1))) {
+      const long n = std::stol(s.substr(0, colon)), mm = std::stol(s.substr(colon + 1));
       if (n > 0 && n < mm) return "";
       return str("'", s, "' is not a valid N:M structure; N must be in 1..M-1 (e.g. \"2:4\")");
     }

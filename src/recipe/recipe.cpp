@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -20,6 +19,39 @@ constexpr size_t kMaxRecipeBytes = 16 * 1024 * 1024;
 constexpr size_t kMaxNodes = 1'000'000;
 constexpr int kMaxDepth = 64;
 
+// YAML 1.2 core schema numbers, checked by hand: libstdc++'s std::regex recurses per
+// character and can exhaust the stack on long hostile scalars.
+size_t skip_digits(const std::string& t, size_t i) {
+  while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+  return i;
+}
+
+bool is_yaml_int(const std::string& t) {
+  size_t i = (!t.empty() && (t[0] == '-' || t[0] == '+')) ? 1 : 0;
+  const size_t end = skip_digits(t, i);
+  return end > i && end == t.size();
+}
+
+bool is_yaml_float(const std::string& t) {
+  size_t i = (!t.empty() && (t[0] == '-' || t[0] == '+')) ? 1 : 0;
+  size_t end = skip_digits(t, i);
+  bool digits = end > i;
+  if (end < t.size() && t[end] == '.') {
+    const size_t frac = skip_digits(t, end + 1);
+    digits |= frac > end + 1;
+    end = frac;
+  }
+  if (!digits) return false;
+  if (end < t.size() && (t[end] == 'e' || t[end] == 'E')) {
+    size_t e = end + 1;
+    if (e < t.size() && (t[e] == '-' || t[e] == '+')) ++e;
+    const size_t exp_end = skip_digits(t, e);
+    if (exp_end == e) return false;
+    end = exp_end;
+  }
+  return end == t.size();
+}
+
 struct Converter {
   const std::string& source;
   size_t nodes = 0;
@@ -28,21 +60,19 @@ struct Converter {
     const std::string& text = node.Scalar();
     const std::string& tag = node.Tag();
     if (tag == "!" || tag == "tag:yaml.org,2002:str") return text;  // quoted: always a string
-    static const std::regex kInt(R"(^[-+]?[0-9]+$)");
-    static const std::regex kFloat(R"(^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$)");
     if (text == "null" || text == "Null" || text == "NULL" || text == "~" || text.empty()) {
       return nullptr;
     }
     if (text == "true" || text == "True" || text == "TRUE") return true;
     if (text == "false" || text == "False" || text == "FALSE") return false;
-    if (std::regex_match(text, kInt)) {
+    if (is_yaml_int(text)) {
       try {
         return std::stoll(text);
       } catch (const std::exception&) {
         return std::stod(text);
       }
     }
-    if (std::regex_match(text, kFloat)) return std::stod(text);
+    if (is_yaml_float(text)) return std::stod(text);
     if (text == ".inf" || text == "+.inf" || text == ".Inf") return HUGE_VAL;
     if (text == "-.inf" || text == "-.Inf") return -HUGE_VAL;
     return text;
@@ -162,22 +192,41 @@ Recipe parse_recipe(std::string_view text, const std::string& source) {
                                            : detail::parse_llmcompressor(root, source);
 }
 
+namespace {
+
+// SparseML recipes may live in a markdown file's front matter: the lines between the first
+// two '---' (or '+++') lines.
+std::string front_matter(const std::string& text, const std::string& source) {
+  std::istringstream lines(text);
+  std::string line, body;
+  int delimiters = 0;
+  while (std::getline(lines, line) && delimiters < 2) {
+    const auto first = line.find_first_not_of(" \t\r");
+    const auto last = line.find_last_not_of(" \t\r");
+    const std::string trimmed =
+        first == std::string::npos ? "" : line.substr(first, last - first + 1);
+    if (trimmed == "---" || trimmed == "+++") {
+      ++delimiters;
+    } else if (delimiters == 1) {
+      body += line + "\n";
+    }
+  }
+  if (delimiters < 2) {
+    throw RecipeError(str(source, ": a markdown recipe needs its YAML between two '---' lines "
+                          "(front matter)"));
+  }
+  return body;
+}
+
+}  // namespace
+
 Recipe parse_recipe_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   STUNT_CHECK_AS(IoError, in.good(), "cannot open recipe '", path.string(), "'");
   std::stringstream buffer;
   buffer << in.rdbuf();
   std::string text = buffer.str();
-  if (path.extension() == ".md") {
-    // SparseML recipes may live in a markdown file's front matter, between '---' lines.
-    static const std::regex kFrontMatter(R"(^\s*(?:---|\+\+\+)([\s\S]*?)(?:---|\+\+\+))");
-    std::smatch m;
-    if (!std::regex_search(text, m, kFrontMatter)) {
-      throw RecipeError(str(path.string(), ": a markdown recipe needs its YAML between '---' "
-                            "lines (front matter)"));
-    }
-    text = m[1];
-  }
+  if (path.extension() == ".md") text = front_matter(text, path.string());
   return parse_recipe(text, path.string());
 }
 
@@ -195,7 +244,7 @@ Value Recipe::to_value() const {
       }
       s[group][m.type] = m.args;
     }
-    out[stage.name + "_stage"] = s;
+    out[detail::ends_with(stage.name, "_stage") ? stage.name : stage.name + "_stage"] = s;
   }
   return out;
 }
