@@ -192,7 +192,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
   try {
     root = nlohmann::json::parse(json_text.begin(), json_text.end(), DuplicateKeyGuard(source));
   } catch (const nlohmann::json::exception& e) {
-    throw FormatError(str(source, ": the header is not valid JSON (", e.what(), ")"));
+    throw FormatError(str(source, ": the header is not valid JSON (", printable(e.what()), ")"));
   }
   STUNT_CHECK_AS(FormatError, root.is_object(), source, ": the header must be a JSON object");
 

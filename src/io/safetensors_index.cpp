@@ -42,7 +42,7 @@ SafetensorsIndex parse_safetensors_index(std::string_view text, const std::strin
   try {
     root = nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::exception& e) {
-    throw FormatError(str(source, ": not valid JSON (", e.what(), ")"));
+    throw FormatError(str(source, ": not valid JSON (", printable(e.what()), ")"));
   }
   STUNT_CHECK_AS(FormatError, root.is_object(), source, ": the index must be a JSON object with "
                  "'weight_map'");

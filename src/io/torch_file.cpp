@@ -85,6 +85,14 @@ void flatten(const c10::IValue& value, const std::string& prefix,
   }
 }
 
+// LibTorch's unpickler turns collections.OrderedDict into None (it expects one only as the
+// empty backward-hook argument of each tensor), so `torch.save(model.state_dict())` cannot be
+// read through it. Say so plainly instead of surfacing its internal assertion.
+constexpr const char* kOrderedDictFix =
+    ": this torch.save file holds an OrderedDict (as torch.save(model.state_dict()) writes), "
+    "which LibTorch's reader cannot load; re-save it with torch.save(dict(model.state_dict()), "
+    "path), or save safetensors (safetensors.torch.save_file)";
+
 }  // namespace
 
 namespace detail {
@@ -116,7 +124,10 @@ std::unique_ptr<Checkpoint> open_torch_save(const fs::path& path) {
   try {
     root = torch::jit::pickle_load(bytes);
   } catch (const c10::Error& e) {
-    throw FormatError(str(path.string(), ": cannot read this torch.save archive (", first_line(e),
+    const std::string cause = first_line(e);
+    STUNT_CHECK_AS(NotImplementedError, cause.find("Expected GenericDict but got None") ==
+                   std::string::npos, path.string(), kOrderedDictFix);
+    throw FormatError(str(path.string(), ": cannot read this torch.save archive (", cause,
                           "); Stunt reads plain dicts of tensors: save dict(model.state_dict()) "
                           "or convert to safetensors"));
   }

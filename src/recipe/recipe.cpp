@@ -162,14 +162,14 @@ Value parse_document(std::string_view text, const std::string& source) {
       JsonDuplicateGuard guard{&source, {}, 0};
       return Value::parse(text.begin(), text.end(), std::ref(guard));
     } catch (const Value::exception& e) {
-      fail(source, "", "not valid JSON (", e.what(), ")");
+      fail(source, "", "not valid JSON (", printable(e.what()), ")");
     }
   }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    fail(source, "", "not valid YAML: ", e.what());
+    fail(source, "", "not valid YAML: ", printable(e.what()));
   }
   Converter converter{source};
   return converter.convert(root, "", 0);

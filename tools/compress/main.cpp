@@ -62,12 +62,12 @@ int main(int argc, char** argv) {
     }
     return main_form();
   } catch (const stunt::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << stunt::printable(e.what()) << "\n";
     return kExitError;
   } catch (const std::exception& e) {
     // LibTorch (c10::Error), the standard library: still one line and exit 1, never a crash.
     std::string message = e.what();
-    std::cerr << "error: " << message.substr(0, message.find('\n')) << "\n";
+    std::cerr << "error: " << stunt::printable(message.substr(0, message.find('\n'))) << "\n";
     return kExitError;
   }
 }

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace stunt {
@@ -64,6 +65,10 @@ std::string str(const Args&... args) {
   (out << ... << args);
   return out.str();
 }
+
+/// `text` with control characters and bytes that are not valid UTF-8 written as \xNN, so that
+/// messages quoting hostile input stay one printable line.
+std::string printable(std::string_view text);
 
 namespace detail {
 [[noreturn]] void throw_internal_error(const char* condition, const char* file, int line,

@@ -37,3 +37,16 @@ TEST(Error, MessageIsBuiltOnlyOnFailure) {
 
 }  // namespace
 }  // namespace stunt
+
+namespace stunt {
+namespace {
+
+TEST(Error, PrintableEscapesControlAndInvalidUtf8ButKeepsValidText) {
+  EXPECT_EQ(printable("caf\xc3\xa9 ok"), "caf\xc3\xa9 ok");
+  EXPECT_EQ(printable("a\nb"), "a\\x0ab");
+  EXPECT_EQ(printable("\xff\xfe"), "\\xff\\xfe");
+  EXPECT_EQ(printable("\xe2\x82"), "\\xe2\\x82");  // truncated sequence
+}
+
+}  // namespace
+}  // namespace stunt
