@@ -1,6 +1,30 @@
 #include "stunt/core/error.h"
 
 namespace stunt {
+namespace {
+
+// Length of the well-formed UTF-8 sequence starting at text[i] (0 when ill-formed).
+size_t utf8_sequence_length(std::string_view text, size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if (c < 0x80) return 1;
+  size_t length = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                  : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  for (size_t k = 1; k < length; ++k) {
+    if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
+  }
+  return length;
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t length = utf8_sequence_length(text, i);
+    if (length == 0) return false;
+    i += length;
+  }
+  return true;
+}
 
 std::string printable(std::string_view text) {
   std::string out;
@@ -22,14 +46,7 @@ std::string printable(std::string_view text) {
       ++i;
       continue;
     }
-    // Length of a well-formed UTF-8 sequence starting here (0 when ill-formed).
-    size_t length = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                    : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    for (size_t k = 1; k < length; ++k) {
-      if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) {
-        length = 0;
-      }
-    }
+    const size_t length = utf8_sequence_length(text, i);
     if (length == 0) {
       escape(c);
       ++i;

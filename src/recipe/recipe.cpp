@@ -152,6 +152,7 @@ bool contains(std::string_view text, std::string_view part) {
 }
 
 Value parse_document(std::string_view text, const std::string& source) {
+  if (!is_valid_utf8(text)) fail(source, "", "the recipe is not valid UTF-8 text");
   if (text.size() > kMaxRecipeBytes) {
     fail(source, "", "file is ", text.size(), " bytes; recipes are at most ", kMaxRecipeBytes);
   }

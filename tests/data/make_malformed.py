@@ -148,7 +148,7 @@ W4 = "{num_bits: 4, type: int, symmetric: true, strategy: group, group_size: 128
 
 
 def recipe(name, text, message, error="RecipeError"):
-    add(name, text.encode(), error, message, kind="recipe")
+    add(name, text.encode("utf-8", "surrogateescape"), error, message, kind="recipe")
 
 
 recipe("unknown_modifier.yaml", "s_stage:\n  m_modifiers:\n    GPTQModifer: {scheme: W4A16}\n",
@@ -192,6 +192,8 @@ recipe("eval_division_by_zero.yaml", "zero: 0\npruning_modifiers:\n  - !GMPrunin
        "    params: __ALL_PRUNABLE__\n    init_sparsity: 0.05\n    final_sparsity: eval(1 / zero)\n"
        "    start_epoch: 0\n    end_epoch: 10\n    update_frequency: 1\n", "division by zero")
 recipe("sparseml_untagged_item.yaml", "modifiers:\n  - start_epoch: 0\n", "tagged mapping")
+recipe("invalid_utf8.yaml", "p_stage:\n  p_modifiers:\n    SparseGPTModifier: {sparsity: 1\udccd5}\n",
+       "not valid UTF-8")
 recipe("no_targets_or_params.yaml", "pruning_modifiers:\n  - !GMPruningModifier\n"
        "    init_sparsity: 0.05\n    final_sparsity: 0.5\n", "missing 'targets'")
 

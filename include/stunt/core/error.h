@@ -69,6 +69,8 @@ std::string str(const Args&... args) {
 /// `text` with control characters and bytes that are not valid UTF-8 written as \xNN, so that
 /// messages quoting hostile input stay one printable line.
 std::string printable(std::string_view text);
+/// True when `text` is well-formed UTF-8.
+bool is_valid_utf8(std::string_view text);
 
 namespace detail {
 [[noreturn]] void throw_internal_error(const char* condition, const char* file, int line,
