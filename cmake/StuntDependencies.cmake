@@ -2,6 +2,9 @@
 # (scripts/bootstrap.sh puts torch.utils.cmake_prefix_path on CMAKE_PREFIX_PATH).
 set(TORCH_CUDA_ARCH_LIST "8.0;8.6;9.0" CACHE STRING "")
 find_package(Torch REQUIRED)
+# Installed binaries find libstunt beside them and LibTorch where it was linked from (.venv).
+get_filename_component(STUNT_TORCH_LIB_DIR "${TORCH_LIBRARY}" DIRECTORY)
+set(CMAKE_INSTALL_RPATH "$ORIGIN/../lib;${STUNT_TORCH_LIB_DIR}")
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(yaml-cpp REQUIRED)

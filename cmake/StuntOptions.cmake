@@ -5,6 +5,7 @@ set(CMAKE_CXX_EXTENSIONS OFF)
 set(CMAKE_POSITION_INDEPENDENT_CODE ON)
 set(CMAKE_EXPORT_COMPILE_COMMANDS ON)
 
+
 option(STUNT_BUILD_TESTS "Build the test suite" ON)
 option(STUNT_BUILD_BENCHMARKS "Build the Google Benchmark microbenchmarks" ON)
 set(STUNT_WITH_CUDA AUTO CACHE STRING "Compile the CUDA kernels (AUTO, ON, OFF)")
