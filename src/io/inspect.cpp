@@ -50,7 +50,7 @@ InspectReport inspect(const std::filesystem::path& path, const InspectOptions& o
   Progress progress("inspect", static_cast<int64_t>(data_bytes / (1 << 20)),
                     ProgressOptions{.unit = "MiB"});
   for (const auto& entry : checkpoint->entries()) {
-    TensorReport t{entry.name, entry.dtype, entry.shape, entry.numel, entry.nbytes, std::nullopt};
+    TensorReport t{entry, std::nullopt};
     report.total_numel += entry.numel;
     report.total_bytes += entry.nbytes;
     if (options.sparsity && entry.dtype != "F6_E2M3" && entry.dtype != "F6_E3M2") {
@@ -71,16 +71,16 @@ nlohmann::ordered_json InspectReport::to_json() const {
   out["format"] = format;
   out["metadata"] = metadata;
   out["tensors"] = nlohmann::ordered_json::array();
-  for (const auto& t : tensors) {
+  for (const auto& [t, zeros] : tensors) {
     nlohmann::ordered_json row;
     row["name"] = t.name;
     row["dtype"] = t.dtype;
     row["shape"] = t.shape;
     row["numel"] = t.numel;
     row["bytes"] = t.nbytes;
-    if (t.zeros) {
-      row["zeros"] = *t.zeros;
-      row["sparsity"] = t.numel ? static_cast<double>(*t.zeros) / t.numel : 0.0;
+    if (zeros) {
+      row["zeros"] = *zeros;
+      row["sparsity"] = t.numel ? static_cast<double>(*zeros) / t.numel : 0.0;
     } else {
       row["zeros"] = nullptr;
       row["sparsity"] = nullptr;
@@ -98,7 +98,7 @@ nlohmann::ordered_json InspectReport::to_json() const {
 
 std::string InspectReport::to_table() const {
   size_t name_width = 4, dtype_width = 5, shape_width = 5;
-  for (const auto& t : tensors) {
+  for (const auto& [t, zeros] : tensors) {
     name_width = std::max(name_width, t.name.size());
     dtype_width = std::max(dtype_width, t.dtype.size());
     shape_width = std::max(shape_width, shape_text(t.shape).size());
@@ -115,10 +115,10 @@ std::string InspectReport::to_table() const {
   for (const auto& [key, value] : metadata) out += str("  metadata ", key, " = ", value, "\n");
   out += pad("name", name_width) + "  " + pad("dtype", dtype_width) + "  " +
          pad("shape", shape_width) + "  " + lpad("bytes", 10) + "  " + lpad("sparsity", 8) + "\n";
-  for (const auto& t : tensors) {
+  for (const auto& [t, zeros] : tensors) {
     out += pad(t.name, name_width) + "  " + pad(t.dtype, dtype_width) + "  " +
            pad(shape_text(t.shape), shape_width) + "  " + lpad(human_bytes(t.nbytes), 10) + "  " +
-           lpad(t.zeros ? percent(*t.zeros, t.numel) : "-", 8) + "\n";
+           lpad(zeros ? percent(*zeros, t.numel) : "-", 8) + "\n";
   }
   out += str("total: ", tensors.size(), " tensors, ", total_numel, " elements, ",
              human_bytes(total_bytes), " (", total_bytes, " bytes), sparsity ",

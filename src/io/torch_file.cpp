@@ -1,14 +1,13 @@
-// torch.save (zip) state dicts through torch::pickle_load, and TorchScript archives through
-// torch::jit::load.
+// torch.save (zip) archives through Stunt's restricted unpickler (detail/torch_pickle.h), and
+// TorchScript archives through torch::jit::load.
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 
-#include <fstream>
 
 #include "detail/torch_archive.h"
+#include "detail/torch_pickle.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
 #include "stunt/io/checkpoint.h"
@@ -60,39 +59,6 @@ class InMemoryCheckpoint : public Checkpoint {
   std::vector<TensorEntry> entries_;
 };
 
-void flatten(const c10::IValue& value, const std::string& prefix,
-             std::vector<std::pair<std::string, at::Tensor>>& out) {
-  const auto join = [&](const std::string& key) { return prefix.empty() ? key : prefix + "." + key; };
-  if (value.isTensor()) {
-    out.emplace_back(prefix.empty() ? "tensor" : prefix, value.toTensor());
-  } else if (value.isGenericDict()) {
-    for (const auto& item : value.toGenericDict()) {
-      const auto& key = item.key();
-      std::string name = key.isString() ? key.toStringRef()
-                         : key.isInt()  ? std::to_string(key.toInt())
-                                        : std::string();
-      if (name.empty()) continue;
-      flatten(item.value(), join(name), out);
-    }
-  } else if (value.isList()) {
-    const auto list = value.toListRef();
-    for (size_t i = 0; i < list.size(); ++i) flatten(list[i], join(std::to_string(i)), out);
-  } else if (value.isTuple()) {
-    const auto& elements = value.toTupleRef().elements();
-    for (size_t i = 0; i < elements.size(); ++i) flatten(elements[i], join(std::to_string(i)), out);
-  } else {
-    log::debug("skipping non-tensor entry '", prefix, "' (", value.tagKind(), ")");
-  }
-}
-
-// LibTorch's unpickler turns collections.OrderedDict into None (it expects one only as the
-// empty backward-hook argument of each tensor), so `torch.save(model.state_dict())` cannot be
-// read through it. Say so plainly instead of surfacing its internal assertion.
-constexpr const char* kOrderedDictFix =
-    ": this torch.save file holds an OrderedDict (as torch.save(model.state_dict()) writes), "
-    "which LibTorch's reader cannot load; re-save it with torch.save(dict(model.state_dict()), "
-    "path), or save safetensors (safetensors.torch.save_file)";
-
 }  // namespace
 
 namespace detail {
@@ -114,25 +80,7 @@ bool is_torchscript_archive(const fs::path& path) {
 }  // namespace detail
 
 std::unique_ptr<Checkpoint> open_torch_save(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  STUNT_CHECK_AS(IoError, in.good(), "cannot open '", path.string(), "'");
-  std::vector<char> bytes(static_cast<size_t>(in.tellg()));
-  in.seekg(0);
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  STUNT_CHECK_AS(IoError, in.good(), "cannot read '", path.string(), "'");
-  c10::IValue root;
-  try {
-    root = torch::jit::pickle_load(bytes);
-  } catch (const c10::Error& e) {
-    const std::string cause = first_line(e);
-    STUNT_CHECK_AS(NotImplementedError, cause.find("Expected GenericDict but got None") ==
-                   std::string::npos, path.string(), kOrderedDictFix);
-    throw FormatError(str(path.string(), ": cannot read this torch.save archive (", cause,
-                          "); Stunt reads plain dicts of tensors: save dict(model.state_dict()) "
-                          "or convert to safetensors"));
-  }
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
-  flatten(root, "", tensors);
+  auto tensors = detail::read_torch_save(path);
   STUNT_CHECK_AS(FormatError, !tensors.empty(), path.string(),
                  ": the torch.save archive holds no tensors");
   return std::make_unique<InMemoryCheckpoint>(path, CheckpointFormat::TorchSave,

@@ -9,6 +9,19 @@ namespace {
 
 using detail::concat;
 
+/// A check that the value parses as T (QuantArgs, QuantScheme) under compressed-tensors' rules.
+template <typename T>
+std::function<std::string(const Value&)> parses_as() {
+  return [](const Value& v) -> std::string {
+    try {
+      T::from_json(v);
+      return "";
+    } catch (const ValueError& e) {
+      return e.what();
+    }
+  };
+}
+
 ArgSchema quant_args_schema() {
   return ArgSchema::object(
              {field("num_bits", ArgSchema::integer().range(1, 8)),
@@ -36,14 +49,7 @@ ArgSchema quant_args_schema() {
               field("observer_kwargs", ArgSchema::map_of(ArgSchema::any()).nullable()),
               field("scale_dtype", ArgSchema::string().nullable()),
               field("zp_dtype", ArgSchema::string().nullable())})
-      .check([](const Value& v) -> std::string {
-        try {
-          quant::QuantArgs::from_json(v);
-          return "";
-        } catch (const ValueError& e) {
-          return e.what();
-        }
-      });
+      .check(parses_as<quant::QuantArgs>());
 }
 
 ArgSchema scheme_schema() {
@@ -53,14 +59,7 @@ ArgSchema scheme_schema() {
                             field("output_activations", quant_args_schema().nullable()),
                             field("format", ArgSchema::enumeration(quant::compression_formats())
                                                 .nullable())})
-      .check([](const Value& v) -> std::string {
-        try {
-          quant::QuantScheme::from_json(v);
-          return "";
-        } catch (const ValueError& e) {
-          return e.what();
-        }
-      });
+      .check(parses_as<quant::QuantScheme>());
 }
 
 std::string check_preset(const std::string& name) {

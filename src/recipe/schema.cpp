@@ -74,31 +74,21 @@ Field required_field(std::string name, ArgSchema schema, std::string help) {
   return f;
 }
 
+ArgSchema ArgSchema::of_kind(Kind kind) {
+  ArgSchema s;
+  s.kind_ = kind;
+  return s;
+}
+
 ArgSchema ArgSchema::any() { return ArgSchema(); }
 
-ArgSchema ArgSchema::boolean() {
-  ArgSchema s;
-  s.kind_ = Kind::Bool;
-  return s;
-}
+ArgSchema ArgSchema::boolean() { return of_kind(Kind::Bool); }
 
-ArgSchema ArgSchema::integer() {
-  ArgSchema s;
-  s.kind_ = Kind::Int;
-  return s;
-}
+ArgSchema ArgSchema::integer() { return of_kind(Kind::Int); }
 
-ArgSchema ArgSchema::number() {
-  ArgSchema s;
-  s.kind_ = Kind::Number;
-  return s;
-}
+ArgSchema ArgSchema::number() { return of_kind(Kind::Number); }
 
-ArgSchema ArgSchema::string() {
-  ArgSchema s;
-  s.kind_ = Kind::String;
-  return s;
-}
+ArgSchema ArgSchema::string() { return of_kind(Kind::String); }
 
 ArgSchema ArgSchema::enumeration(std::vector<std::string> choices, bool ignore_case) {
   ArgSchema s;

@@ -104,6 +104,36 @@ with zipfile.ZipFile(zip_path, "w") as z:
 cases.append({"file": "not_pytorch.zip", "kind": "model", "error": "FormatError",
               "message": "not a PyTorch archive"})
 
+
+
+def torch_zip(name, pickle_bytes, records=None, message="", error="FormatError"):
+    """A zip laid out as torch.save writes it, with a hand-made data.pkl."""
+    with zipfile.ZipFile(os.path.join(OUT, name), "w") as z:
+        z.writestr("archive/data.pkl", pickle_bytes)
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/version", "3\n")
+        for record, data in (records or {}).items():
+            z.writestr("archive/" + record, data)
+    cases.append({"file": name, "kind": "model", "error": error, "message": message})
+
+
+def storage_tensor(size, numel):
+    """A pickle of {'w': tensor of `size` floats over a storage of `numel` floats}."""
+    return (b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02("
+            b"(X\x07\x00\x00\x00storageq\x03ctorch\nFloatStorage\nq\x04X\x01\x00\x00\x000q\x05"
+            b"X\x03\x00\x00\x00cpuq\x06K" + bytes([numel]) + b"tq\x07QK\x00K" + bytes([size]) +
+            b"\x85q\x08K\x01\x85q\x09\x89ccollections\nOrderedDict\nq\x0a)Rq\x0btq\x0cRq\x0ds.")
+
+
+torch_zip("python_object.pt", b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.",
+          message="type 'os.system'")
+torch_zip("truncated_pickle.pt", b"\x80\x02}q\x00(X\x01\x00\x00\x00", message="ends in the middle")
+torch_zip("view_outside_storage.pt", storage_tensor(10, 2), {"data/0": b"\0" * 8},
+          message="a tensor view reaches element 9 of a storage of 2")
+torch_zip("storage_size_mismatch.pt", storage_tensor(2, 2), {"data/0": b"\0" * 5},
+          message="holds 5 bytes, not 2 elements")
+torch_zip("missing_storage.pt", storage_tensor(2, 2), message="storage '0' has no data record")
+
 # --- sharded folders ----------------------------------------------------------------------
 good_shard = st({"a": entry()}, F)
 add("index_not_json", {"model.safetensors.index.json": b"{weight_map", "s.safetensors": good_shard},

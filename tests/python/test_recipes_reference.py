@@ -14,10 +14,6 @@ def normalized(path):
     return json.loads(run("recipe", "check", "--json", path, check=0).stdout)
 
 
-def strip_run_type(recipe):
-    return recipe
-
-
 @pytest.mark.parametrize("path", [p for p in RECIPES if "sparseml" not in p.name], ids=lambda p: p.name)
 def test_llmcompressor_recipes_parse_as_pyyaml_does(path):
     out = normalized(path)

@@ -10,14 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "stunt/io/checkpoint.h"
+
 namespace stunt::io {
 
 struct TensorReport {
-  std::string name;
-  std::string dtype;
-  std::vector<int64_t> shape;
-  uint64_t numel = 0;
-  uint64_t nbytes = 0;
+  TensorEntry entry;
   /// Zero elements; absent when not computed or not computable (F6 dtypes).
   std::optional<uint64_t> zeros;
 };

@@ -58,6 +58,7 @@ class ArgSchema {
   const std::vector<Field>& fields() const { return fields_; }
 
  private:
+  static ArgSchema of_kind(Kind kind);
   bool matches_shape(const Value& value) const;
 
   Kind kind_ = Kind::Any;

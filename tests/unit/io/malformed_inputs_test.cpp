@@ -18,6 +18,8 @@ struct Case {
   std::string file, kind, error, message;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.file; }
+
 std::vector<Case> load_cases() {
   const auto manifest = nlohmann::json::parse(test::read_text(kCorpus / "manifest.json"));
   std::vector<Case> cases;
