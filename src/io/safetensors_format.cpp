@@ -4,9 +4,9 @@
 #include <array>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "stunt/core/error.h"
+#include "stunt/io/json_keys.h"
 
 namespace stunt::io {
 namespace {
@@ -47,31 +47,6 @@ const DtypeEntry& entry(SafetensorsDtype dtype) {
   STUNT_ASSERT(index < kDtypes.size() && kDtypes[index].dtype == dtype);
   return kDtypes[index];
 }
-
-// Rejects duplicate keys at any depth: nlohmann would silently keep the last one.
-class DuplicateKeyGuard {
- public:
-  explicit DuplicateKeyGuard(const std::string& source) : source_(source) {}
-  bool operator()(int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    using Event = nlohmann::json::parse_event_t;
-    if (event == Event::object_start) {
-      keys_.emplace_back();
-    } else if (event == Event::object_end) {
-      if (!keys_.empty()) keys_.pop_back();
-    } else if (event == Event::key && !keys_.empty()) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!keys_.back().insert(key).second) {
-        throw FormatError(str(source_, ": the safetensors header names '", key,
-                              "' twice; every tensor name must be unique"));
-      }
-    }
-    return true;
-  }
-
- private:
-  const std::string& source_;
-  std::vector<std::set<std::string>> keys_;
-};
 
 uint64_t read_u64_le(const uint8_t* p) {
   uint64_t value = 0;
@@ -188,9 +163,13 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
   STUNT_CHECK_AS(FormatError, first != std::string_view::npos && json_text[first] == '{', source,
                  ": the header must be a JSON object starting with '{'; the file is not safetensors");
 
+  if (const auto key = find_duplicate_json_key(json_text)) {
+    throw FormatError(str(source, ": the safetensors header names '", printable(*key),
+                          "' twice; every tensor name must be unique"));
+  }
   nlohmann::json root;
   try {
-    root = nlohmann::json::parse(json_text.begin(), json_text.end(), DuplicateKeyGuard(source));
+    root = nlohmann::json::parse(json_text.begin(), json_text.end());
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(str(source, ": the header is not valid JSON (", printable(e.what()), ")"));
   }

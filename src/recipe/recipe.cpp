@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "detail/recipe_parsing.h"
+#include "stunt/io/json_keys.h"
 #include "stunt/recipe/registry.h"
 
 namespace stunt::recipe {
@@ -50,6 +51,14 @@ bool is_yaml_float(const std::string& t) {
     end = exp_end;
   }
   return end == t.size();
+}
+
+// Deeply nested JSON is no recipe; the limit keeps later recursive passes off the stack.
+void check_depth(const Value& v, const std::string& source, int depth) {
+  if (depth > kMaxDepth) fail(source, "", "recipe is nested more than ", kMaxDepth, " levels");
+  if (v.is_structured()) {
+    for (const auto& item : v) check_depth(item, source, depth + 1);
+  }
 }
 
 struct Converter {
@@ -115,31 +124,6 @@ struct Converter {
   }
 };
 
-// Rejects duplicate keys in JSON, which nlohmann would silently merge.
-struct JsonDuplicateGuard {
-  const std::string* source;
-  std::vector<std::set<std::string>> keys;
-  int depth = 0;
-  bool operator()(int, Value::parse_event_t event, Value& parsed) {
-    using E = Value::parse_event_t;
-    if (event == E::object_start) {
-      keys.emplace_back();
-      if (++depth > kMaxDepth) fail(*source, "", "recipe is nested more than ", kMaxDepth, " levels");
-    } else if (event == E::array_start) {
-      if (++depth > kMaxDepth) fail(*source, "", "recipe is nested more than ", kMaxDepth, " levels");
-    } else if (event == E::object_end || event == E::array_end) {
-      --depth;
-      if (event == E::object_end && !keys.empty()) keys.pop_back();
-    } else if (event == E::key && !keys.empty()) {
-      const std::string key = parsed.get<std::string>();
-      if (!keys.back().insert(key).second) {
-        fail(*source, key, "duplicate key; each key may appear once");
-      }
-    }
-    return true;
-  }
-};
-
 }  // namespace
 
 bool ends_with(std::string_view text, std::string_view suffix) {
@@ -159,9 +143,13 @@ Value parse_document(std::string_view text, const std::string& source) {
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos) fail(source, "", "the recipe is empty");
   if (text[first] == '{' || text[first] == '[') {
+    if (const auto key = io::find_duplicate_json_key(text)) {
+      fail(source, printable(*key), "duplicate key; each key may appear once");
+    }
     try {
-      JsonDuplicateGuard guard{&source, {}, 0};
-      return Value::parse(text.begin(), text.end(), std::ref(guard));
+      Value parsed = Value::parse(text.begin(), text.end());
+      check_depth(parsed, source, 0);
+      return parsed;
     } catch (const Value::exception& e) {
       fail(source, "", "not valid JSON (", printable(e.what()), ")");
     }
