@@ -13,9 +13,9 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path write_model(int64_t tensors, int64_t elements_each) {
-  const fs::path path = fs::temp_directory_path() /
-                        ("stunt-bench-" + std::to_string(tensors) + "x" +
-                         std::to_string(elements_each) + ".safetensors");
+  const fs::path path =
+      fs::temp_directory_path() / ("stunt-bench-" + std::to_string(tensors) + "x" +
+                                   std::to_string(elements_each) + ".safetensors");
   if (!fs::exists(path)) {
     std::vector<stunt::io::NamedTensor> named;
     for (int64_t i = 0; i < tensors; ++i) {

@@ -60,8 +60,8 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::write(const void* data, std::size_t size) {
   STUNT_ASSERT(file_ != nullptr && !committed_, "write after commit");
   if (size == 0) return;
-  STUNT_CHECK_AS(IoError, std::fwrite(data, 1, size, file_) == size, "writing '",
-                 target_.string(), "' failed: ", errno_text(), "; check free disk space");
+  STUNT_CHECK_AS(IoError, std::fwrite(data, 1, size, file_) == size, "writing '", target_.string(),
+                 "' failed: ", errno_text(), "; check free disk space");
 }
 
 void AtomicFile::commit() {
@@ -134,8 +134,8 @@ void AtomicDirectory::commit() {
   fs::rename(staging_, target_, ec);
   if (ec) {
     if (!old.empty()) fs::rename(old, target_);
-    throw IoError(str("cannot rename '", staging_.string(), "' to '", target_.string(),
-                      "': ", ec.message()));
+    throw IoError(
+        str("cannot rename '", staging_.string(), "' to '", target_.string(), "': ", ec.message()));
   }
   committed_ = true;
   fsync_directory(target_.parent_path());

@@ -25,12 +25,18 @@ std::shared_ptr<spdlog::logger> logger() {
 
 spdlog::level::level_enum to_spdlog(Level level) {
   switch (level) {
-    case Level::Trace: return spdlog::level::trace;
-    case Level::Debug: return spdlog::level::debug;
-    case Level::Info: return spdlog::level::info;
-    case Level::Warn: return spdlog::level::warn;
-    case Level::Error: return spdlog::level::err;
-    case Level::Off: return spdlog::level::off;
+    case Level::Trace:
+      return spdlog::level::trace;
+    case Level::Debug:
+      return spdlog::level::debug;
+    case Level::Info:
+      return spdlog::level::info;
+    case Level::Warn:
+      return spdlog::level::warn;
+    case Level::Error:
+      return spdlog::level::err;
+    case Level::Off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -44,8 +50,8 @@ Level parse_level(const std::string& name) {
   if (name == "warn" || name == "warning") return Level::Warn;
   if (name == "error") return Level::Error;
   if (name == "off") return Level::Off;
-  throw ValueError(str("unknown log level '", name,
-                       "'; expected one of trace, debug, info, warn, error, off"));
+  throw ValueError(
+      str("unknown log level '", name, "'; expected one of trace, debug, info, warn, error, off"));
 }
 
 void set_level(Level level) { g_level = level; }

@@ -26,8 +26,8 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
     void* p = ::mmap(nullptr, file->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     const int saved = errno;
     ::close(fd);
-    STUNT_CHECK_AS(IoError, p != MAP_FAILED, "cannot map '", path.string(), "' (",
-                   file->size_, " bytes): ", std::strerror(saved));
+    STUNT_CHECK_AS(IoError, p != MAP_FAILED, "cannot map '", path.string(), "' (", file->size_,
+                   " bytes): ", std::strerror(saved));
     file->data_ = static_cast<uint8_t*>(p);
   } else {
     ::close(fd);

@@ -64,7 +64,8 @@ void Progress::render(bool final_line) {
   if (mode_ == ProgressOptions::Mode::Bar) {
     std::string bar;
     if (total_ > 0) {
-      const int filled = static_cast<int>(kBarWidth * std::min<double>(1.0, double(done_) / total_));
+      const int filled =
+          static_cast<int>(kBarWidth * std::min<double>(1.0, double(done_) / total_));
       bar = "[" + std::string(filled, '#') + std::string(kBarWidth - filled, '.') + "] ";
     }
     std::fprintf(stderr, "\r%s %s%s %s (%.1f %s/s, %.1fs)%s", label_.c_str(), bar.c_str(),

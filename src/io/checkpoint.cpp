@@ -3,10 +3,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "detail/torch_archive.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
 #include "stunt/io/hf_folder.h"
-#include "detail/torch_archive.h"
 #include "stunt/io/safetensors.h"
 #include "stunt/io/safetensors_index.h"
 
@@ -16,10 +16,14 @@ namespace stunt::io {
 
 const char* format_name(CheckpointFormat format) {
   switch (format) {
-    case CheckpointFormat::Safetensors: return "safetensors";
-    case CheckpointFormat::SafetensorsSharded: return "safetensors-sharded";
-    case CheckpointFormat::TorchSave: return "torch-save";
-    case CheckpointFormat::TorchScript: return "torchscript";
+    case CheckpointFormat::Safetensors:
+      return "safetensors";
+    case CheckpointFormat::SafetensorsSharded:
+      return "safetensors-sharded";
+    case CheckpointFormat::TorchSave:
+      return "torch-save";
+    case CheckpointFormat::TorchScript:
+      return "torchscript";
   }
   return "unknown";
 }
@@ -27,8 +31,8 @@ const char* format_name(CheckpointFormat format) {
 namespace {
 
 TensorEntry entry_from(const SafetensorsTensorInfo& info, const fs::path& file) {
-  return TensorEntry{info.name,  dtype_name(info.dtype), info.shape, info.numel,
-                     info.end - info.begin, file};
+  return TensorEntry{info.name,  dtype_name(info.dtype), info.shape,
+                     info.numel, info.end - info.begin,  file};
 }
 
 class SafetensorsCheckpoint : public Checkpoint {
@@ -40,9 +44,7 @@ class SafetensorsCheckpoint : public Checkpoint {
   CheckpointFormat format() const override { return CheckpointFormat::Safetensors; }
   const std::vector<TensorEntry>& entries() const override { return entries_; }
   at::Tensor load(const std::string& name) const override { return file_->tensor(name); }
-  std::map<std::string, std::string> metadata() const override {
-    return file_->header().metadata;
-  }
+  std::map<std::string, std::string> metadata() const override { return file_->header().metadata; }
 
  private:
   std::shared_ptr<SafetensorsFile> file_;
@@ -79,8 +81,8 @@ class ShardedCheckpoint : public Checkpoint {
       }
     }
     for (const auto& [tensor, shard] : index.weight_map) {
-      STUNT_CHECK_AS(FormatError, owner_.count(tensor) == 1, source, ": weight_map puts '",
-                     tensor, "' in '", shard, "', but that shard has no such tensor");
+      STUNT_CHECK_AS(FormatError, owner_.count(tensor) == 1, source, ": weight_map puts '", tensor,
+                     "' in '", shard, "', but that shard has no such tensor");
     }
   }
   CheckpointFormat format() const override { return CheckpointFormat::SafetensorsSharded; }
@@ -120,10 +122,12 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& path) {
   if (fs::is_directory(path, ec)) {
     const HfWeights weights = find_hf_weights(path);
     switch (weights.kind) {
-      case HfWeights::Kind::Safetensors: return std::make_unique<SafetensorsCheckpoint>(weights.path);
+      case HfWeights::Kind::Safetensors:
+        return std::make_unique<SafetensorsCheckpoint>(weights.path);
       case HfWeights::Kind::SafetensorsIndex:
         return std::make_unique<ShardedCheckpoint>(weights.path);
-      case HfWeights::Kind::TorchBin: return open_torch_save(weights.path);
+      case HfWeights::Kind::TorchBin:
+        return open_torch_save(weights.path);
     }
   }
   const std::string name = path.filename().string();

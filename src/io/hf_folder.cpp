@@ -18,13 +18,26 @@ namespace {
 // Files that describe the model rather than hold its weights; transformers and
 // sentence-transformers read them next to the weights.
 constexpr std::array<std::string_view, 20> kPassthroughFiles = {
-    "config.json",         "generation_config.json",     "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json",  "added_tokens.json",
-    "vocab.txt",           "vocab.json",                 "merges.txt",
-    "spiece.model",        "tokenizer.model",            "sentencepiece.bpe.model",
-    "chat_template.jinja", "chat_template.json",         "preprocessor_config.json",
-    "modules.json",        "sentence_bert_config.json",  "config_sentence_transformers.json",
-    "README.md",           "data_config.json",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+    "chat_template.jinja",
+    "chat_template.json",
+    "preprocessor_config.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "README.md",
+    "data_config.json",
 };
 
 // sentence-transformers module folders: "1_Pooling", "2_Normalize", "2_Dense", ...
@@ -42,7 +55,8 @@ HfWeights find_hf_weights(const fs::path& folder) {
     if (fs::is_regular_file(folder / name)) return HfWeights{kind, folder / name};
   }
   STUNT_CHECK_AS(IoError, !fs::is_regular_file(folder / "pytorch_model.bin.index.json"),
-                 folder.string(), ": sharded pytorch_model.bin checkpoints are not supported; "
+                 folder.string(),
+                 ": sharded pytorch_model.bin checkpoints are not supported; "
                  "convert them to safetensors first");
   throw IoError(str("'", folder.string(), "' holds no model weights: expected ",
                     "model.safetensors.index.json, model.safetensors or pytorch_model.bin"));

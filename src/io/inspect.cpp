@@ -87,12 +87,12 @@ nlohmann::ordered_json InspectReport::to_json() const {
     }
     out["tensors"].push_back(row);
   }
-  out["totals"] = {{"tensors", tensors.size()},
-                   {"numel", total_numel},
-                   {"bytes", total_bytes},
-                   {"zeros", total_zeros},
-                   {"sparsity", counted_numel ? static_cast<double>(total_zeros) / counted_numel
-                                              : 0.0}};
+  out["totals"] = {
+      {"tensors", tensors.size()},
+      {"numel", total_numel},
+      {"bytes", total_bytes},
+      {"zeros", total_zeros},
+      {"sparsity", counted_numel ? static_cast<double>(total_zeros) / counted_numel : 0.0}};
   return out;
 }
 

@@ -3,8 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <numeric>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 
 #include "stunt/core/atomic_file.h"
@@ -20,7 +20,8 @@ std::vector<int64_t> torch_shape(const SafetensorsTensorInfo& info, const std::s
   if (info.dtype != SafetensorsDtype::F4) return info.shape;
   // LibTorch's fp4 type packs two values per element along the last dimension.
   STUNT_CHECK_AS(NotImplementedError, !info.shape.empty() && info.shape.back() % 2 == 0, source,
-                 ": tensor '", info.name, "' is F4 with shape whose last dimension is odd; "
+                 ": tensor '", info.name,
+                 "' is F4 with shape whose last dimension is odd; "
                  "LibTorch stores F4 in pairs (float4_e2m1fn_x2) and cannot represent it");
   std::vector<int64_t> shape = info.shape;
   shape.back() /= 2;
@@ -35,8 +36,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
   file->path_ = path;
   file->data_ = mapping->data();
   file->size_ = mapping->size();
-  file->header_ = parse_safetensors_header(mapping->data(), mapping->size(), mapping->size(),
-                                           path.string());
+  file->header_ =
+      parse_safetensors_header(mapping->data(), mapping->size(), mapping->size(), path.string());
   file->mapping_ = std::move(mapping);
   return file;
 }
@@ -58,7 +59,8 @@ at::Tensor SafetensorsFile::tensor(std::string_view name) const {
   if (reinterpret_cast<uintptr_t>(begin) % item == 0) {
     // Every tensor that aliases the file keeps the mapping alive.
     auto keep_alive = mapping_;
-    return at::from_blob(begin, shape, [keep_alive](void*) {}, options);
+    return at::from_blob(
+        begin, shape, [keep_alive](void*) {}, options);
   }
   // Misaligned for the element type: copy into a fresh allocation.
   at::Tensor out = at::empty(shape, options);
@@ -88,7 +90,8 @@ std::vector<PreparedTensor> prepare(const std::vector<NamedTensor>& tensors) {
   for (const auto& [name, tensor] : tensors) {
     STUNT_CHECK(names.insert(name).second, "tensor name '", name,
                 "' appears twice; safetensors needs unique names");
-    STUNT_CHECK(name != "__metadata__", "'__metadata__' is reserved by safetensors and cannot "
+    STUNT_CHECK(name != "__metadata__",
+                "'__metadata__' is reserved by safetensors and cannot "
                 "name a tensor");
     STUNT_CHECK(tensor.defined(), "tensor '", name, "' is undefined");
     PreparedTensor p{&name, tensor.to(at::kCPU).contiguous(), {}};
@@ -134,8 +137,8 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<Named
 }
 
 std::vector<std::filesystem::path> save_safetensors_sharded(const std::filesystem::path& folder,
-                                                           const std::vector<NamedTensor>& tensors,
-                                                           const ShardOptions& options) {
+                                                            const std::vector<NamedTensor>& tensors,
+                                                            const ShardOptions& options) {
   STUNT_CHECK(options.max_shard_bytes > 0, "max_shard_bytes must be positive");
   // Split in the given order as transformers does: a tensor that would overflow the current
   // shard starts a new one; a tensor bigger than the limit gets a shard of its own.
@@ -180,8 +183,8 @@ std::vector<std::filesystem::path> save_safetensors_sharded(const std::filesyste
                       "\n  },\n  \"weight_map\": {\n";
   size_t i = 0;
   for (const auto& [tensor, file] : weight_map) {
-    index += str("    ", nlohmann::json(tensor).dump(-1, ' ', /*ensure_ascii=*/true), ": \"", file, "\"",
-                 ++i < weight_map.size() ? ",\n" : "\n");
+    index += str("    ", nlohmann::json(tensor).dump(-1, ' ', /*ensure_ascii=*/true), ": \"", file,
+                 "\"", ++i < weight_map.size() ? ",\n" : "\n");
   }
   index += "  }\n}\n";
   written.push_back(folder / (options.stem + ".safetensors.index.json"));

@@ -57,8 +57,8 @@ uint64_t read_u64_le(const uint8_t* p) {
 uint64_t to_u64(const nlohmann::json& value, const std::string& source, const std::string& what) {
   if (value.is_number_unsigned()) return value.get<uint64_t>();
   if (value.is_number_integer() && value.get<int64_t>() >= 0) return value.get<uint64_t>();
-  throw FormatError(str(source, ": ", what, " must be a non-negative integer, found ",
-                        value.dump()));
+  throw FormatError(
+      str(source, ": ", what, " must be a non-negative integer, found ", value.dump()));
 }
 
 SafetensorsTensorInfo parse_entry(const std::string& name, const nlohmann::json& value,
@@ -101,17 +101,16 @@ SafetensorsTensorInfo parse_entry(const std::string& name, const nlohmann::json&
                  ": data_offsets must be [begin, end], found ", offsets.dump());
   info.begin = to_u64(offsets[0], source, str("tensor '", name, "': data_offsets[0]"));
   info.end = to_u64(offsets[1], source, str("tensor '", name, "': data_offsets[1]"));
-  STUNT_CHECK_AS(FormatError, info.begin <= info.end, where, ": data_offsets [", info.begin,
-                 ", ", info.end, "] end before they begin");
+  STUNT_CHECK_AS(FormatError, info.begin <= info.end, where, ": data_offsets [", info.begin, ", ",
+                 info.end, "] end before they begin");
 
   const int bits = dtype_bits(info.dtype);
   const uint64_t total_bits = info.numel * static_cast<uint64_t>(bits);
   STUNT_CHECK_AS(FormatError, total_bits % 8 == 0, where, ": ", info.numel, " elements of ",
                  dtype_name(info.dtype), " (", bits, " bits each) do not fill whole bytes");
   STUNT_CHECK_AS(FormatError, info.end - info.begin == total_bits / 8, where, ": data_offsets [",
-                 info.begin, ", ", info.end, ") hold ", info.end - info.begin,
-                 " bytes but shape ", shape.dump(), " of ", dtype_name(info.dtype), " needs ",
-                 total_bits / 8);
+                 info.begin, ", ", info.end, ") hold ", info.end - info.begin, " bytes but shape ",
+                 shape.dump(), " of ", dtype_name(info.dtype), " needs ", total_bits / 8);
   return info;
 }
 
@@ -143,8 +142,8 @@ const SafetensorsTensorInfo* SafetensorsHeader::find(std::string_view name) cons
 
 SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t available,
                                            uint64_t file_size, const std::string& source) {
-  STUNT_CHECK_AS(FormatError, file_size >= 8 && available >= 8, source, ": file is ",
-                 file_size, " bytes, too short to be safetensors (it needs an 8-byte header size)");
+  STUNT_CHECK_AS(FormatError, file_size >= 8 && available >= 8, source, ": file is ", file_size,
+                 " bytes, too short to be safetensors (it needs an 8-byte header size)");
   SafetensorsHeader header;
   header.header_size = read_u64_le(bytes);
   STUNT_CHECK_AS(FormatError, header.header_size <= kMaxSafetensorsHeaderSize, source,
@@ -160,8 +159,9 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
   const char* text = reinterpret_cast<const char*>(bytes + 8);
   const std::string_view json_text(text, header.header_size);
   const size_t first = json_text.find_first_not_of(" \t\r\n");
-  STUNT_CHECK_AS(FormatError, first != std::string_view::npos && json_text[first] == '{', source,
-                 ": the header must be a JSON object starting with '{'; the file is not safetensors");
+  STUNT_CHECK_AS(
+      FormatError, first != std::string_view::npos && json_text[first] == '{', source,
+      ": the header must be a JSON object starting with '{'; the file is not safetensors");
 
   if (const auto key = find_duplicate_json_key(json_text)) {
     throw FormatError(str(source, ": the safetensors header names '", printable(*key),
@@ -189,10 +189,9 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
     header.tensors.push_back(parse_entry(it.key(), it.value(), source));
   }
 
-  std::sort(header.tensors.begin(), header.tensors.end(),
-            [](const auto& a, const auto& b) {
-              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-            });
+  std::sort(header.tensors.begin(), header.tensors.end(), [](const auto& a, const auto& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
   uint64_t expected_begin = 0;
   for (const auto& t : header.tensors) {
     STUNT_CHECK_AS(FormatError, t.begin >= expected_begin, source, ": tensor '", t.name,
@@ -203,10 +202,10 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
                    "'; offsets must tile the data buffer");
     expected_begin = t.end;
   }
-  STUNT_CHECK_AS(FormatError, expected_begin == header.data_size, source, ": tensors cover ",
-                 expected_begin, " bytes but the data buffer holds ", header.data_size,
-                 expected_begin < header.data_size ? " (trailing bytes)"
-                                                   : " (the file is truncated)");
+  STUNT_CHECK_AS(
+      FormatError, expected_begin == header.data_size, source, ": tensors cover ", expected_begin,
+      " bytes but the data buffer holds ", header.data_size,
+      expected_begin < header.data_size ? " (trailing bytes)" : " (the file is truncated)");
   return header;
 }
 

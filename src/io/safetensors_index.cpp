@@ -44,7 +44,8 @@ SafetensorsIndex parse_safetensors_index(std::string_view text, const std::strin
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(str(source, ": not valid JSON (", printable(e.what()), ")"));
   }
-  STUNT_CHECK_AS(FormatError, root.is_object(), source, ": the index must be a JSON object with "
+  STUNT_CHECK_AS(FormatError, root.is_object(), source,
+                 ": the index must be a JSON object with "
                  "'weight_map'");
   STUNT_CHECK_AS(FormatError, root.contains("weight_map"), source,
                  ": missing 'weight_map' (tensor name -> shard file)");

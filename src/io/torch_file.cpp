@@ -5,7 +5,6 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/serialization/import.h>
 
-
 #include "detail/torch_archive.h"
 #include "detail/torch_pickle.h"
 #include "stunt/core/error.h"
@@ -30,8 +29,12 @@ TensorEntry entry_for(const std::string& name, const at::Tensor& t, const fs::pa
   } catch (const ValueError&) {
     dtype = c10::toString(t.scalar_type());  // e.g. quantized types: listed, not convertible
   }
-  return TensorEntry{name, dtype, t.sizes().vec(), static_cast<uint64_t>(t.numel()),
-                     static_cast<uint64_t>(t.nbytes()), file};
+  return TensorEntry{name,
+                     dtype,
+                     t.sizes().vec(),
+                     static_cast<uint64_t>(t.numel()),
+                     static_cast<uint64_t>(t.nbytes()),
+                     file};
 }
 
 /// Tensors held in memory after the whole archive was read.
@@ -72,8 +75,8 @@ bool is_torchscript_archive(const fs::path& path) {
     }
     return false;
   } catch (const c10::Error& e) {
-    throw FormatError(str(path.string(), ": a zip file that is not a PyTorch archive (",
-                          first_line(e), ")"));
+    throw FormatError(
+        str(path.string(), ": a zip file that is not a PyTorch archive (", first_line(e), ")"));
   }
 }
 
@@ -92,12 +95,14 @@ std::unique_ptr<Checkpoint> open_torchscript(const fs::path& path) {
   try {
     module = torch::jit::load(path.string(), c10::Device(c10::kCPU));
   } catch (const c10::Error& e) {
-    throw FormatError(str(path.string(), ": cannot load this TorchScript archive (",
-                          first_line(e), ")"));
+    throw FormatError(
+        str(path.string(), ": cannot load this TorchScript archive (", first_line(e), ")"));
   }
   std::vector<std::pair<std::string, at::Tensor>> tensors;
-  for (const auto& p : module.named_parameters(/*recurse=*/true)) tensors.emplace_back(p.name, p.value);
-  for (const auto& b : module.named_buffers(/*recurse=*/true)) tensors.emplace_back(b.name, b.value);
+  for (const auto& p : module.named_parameters(/*recurse=*/true))
+    tensors.emplace_back(p.name, p.value);
+  for (const auto& b : module.named_buffers(/*recurse=*/true))
+    tensors.emplace_back(b.name, b.value);
   return std::make_unique<InMemoryCheckpoint>(path, CheckpointFormat::TorchScript,
                                               std::move(tensors));
 }

@@ -44,14 +44,20 @@ constexpr int kMaxFlattenDepth = 100;
 
 c10::optional<at::ScalarType> storage_dtype(const std::string& global) {
   static const std::map<std::string, at::ScalarType> kTypes = {
-      {"torch.FloatStorage", at::kFloat},       {"torch.DoubleStorage", at::kDouble},
-      {"torch.HalfStorage", at::kHalf},         {"torch.BFloat16Storage", at::kBFloat16},
-      {"torch.LongStorage", at::kLong},         {"torch.IntStorage", at::kInt},
-      {"torch.ShortStorage", at::kShort},       {"torch.CharStorage", at::kChar},
-      {"torch.ByteStorage", at::kByte},         {"torch.BoolStorage", at::kBool},
+      {"torch.FloatStorage", at::kFloat},
+      {"torch.DoubleStorage", at::kDouble},
+      {"torch.HalfStorage", at::kHalf},
+      {"torch.BFloat16Storage", at::kBFloat16},
+      {"torch.LongStorage", at::kLong},
+      {"torch.IntStorage", at::kInt},
+      {"torch.ShortStorage", at::kShort},
+      {"torch.CharStorage", at::kChar},
+      {"torch.ByteStorage", at::kByte},
+      {"torch.BoolStorage", at::kBool},
       {"torch.ComplexFloatStorage", at::kComplexFloat},
       {"torch.ComplexDoubleStorage", at::kComplexDouble},
-      {"torch.UInt16Storage", at::kUInt16},     {"torch.UInt32Storage", at::kUInt32},
+      {"torch.UInt16Storage", at::kUInt16},
+      {"torch.UInt32Storage", at::kUInt32},
       {"torch.UInt64Storage", at::kUInt64},
       {"torch.Float8_e4m3fnStorage", at::kFloat8_e4m3fn},
       {"torch.Float8_e5m2Storage", at::kFloat8_e5m2},
@@ -68,18 +74,29 @@ c10::optional<at::ScalarType> storage_dtype(const std::string& global) {
 // torch.<dtype> globals, which _rebuild_tensor_v3 uses to type an untyped (byte) storage.
 c10::optional<at::ScalarType> dtype_global(const std::string& global) {
   static const std::map<std::string, at::ScalarType> kTypes = {
-      {"torch.float32", at::kFloat},       {"torch.float", at::kFloat},
-      {"torch.float64", at::kDouble},      {"torch.double", at::kDouble},
-      {"torch.float16", at::kHalf},        {"torch.half", at::kHalf},
-      {"torch.bfloat16", at::kBFloat16},   {"torch.int64", at::kLong},
-      {"torch.long", at::kLong},           {"torch.int32", at::kInt},
-      {"torch.int", at::kInt},             {"torch.int16", at::kShort},
-      {"torch.short", at::kShort},         {"torch.int8", at::kChar},
-      {"torch.uint8", at::kByte},          {"torch.bool", at::kBool},
-      {"torch.uint16", at::kUInt16},       {"torch.uint32", at::kUInt32},
-      {"torch.uint64", at::kUInt64},       {"torch.complex64", at::kComplexFloat},
+      {"torch.float32", at::kFloat},
+      {"torch.float", at::kFloat},
+      {"torch.float64", at::kDouble},
+      {"torch.double", at::kDouble},
+      {"torch.float16", at::kHalf},
+      {"torch.half", at::kHalf},
+      {"torch.bfloat16", at::kBFloat16},
+      {"torch.int64", at::kLong},
+      {"torch.long", at::kLong},
+      {"torch.int32", at::kInt},
+      {"torch.int", at::kInt},
+      {"torch.int16", at::kShort},
+      {"torch.short", at::kShort},
+      {"torch.int8", at::kChar},
+      {"torch.uint8", at::kByte},
+      {"torch.bool", at::kBool},
+      {"torch.uint16", at::kUInt16},
+      {"torch.uint32", at::kUInt32},
+      {"torch.uint64", at::kUInt64},
+      {"torch.complex64", at::kComplexFloat},
       {"torch.complex128", at::kComplexDouble},
-      {"torch.float8_e4m3fn", at::kFloat8_e4m3fn}, {"torch.float8_e5m2", at::kFloat8_e5m2},
+      {"torch.float8_e4m3fn", at::kFloat8_e4m3fn},
+      {"torch.float8_e5m2", at::kFloat8_e5m2},
       {"torch.float8_e4m3fnuz", at::kFloat8_e4m3fnuz},
       {"torch.float8_e5m2fnuz", at::kFloat8_e5m2fnuz},
       {"torch.float8_e8m0fnu", at::kFloat8_e8m0fnu},
@@ -99,30 +116,75 @@ class Unpickler {
     while (true) {
       const uint8_t op = byte();
       switch (op) {
-        case 0x80: byte(); break;                        // PROTO
-        case 0x95: bytes(8); break;                      // FRAME (protocol 4)
-        case '.': return pop();                          // STOP
-        case '(': marks_.push_back(stack_.size()); break;  // MARK
-        case 'N': push(make(Object::Kind::None)); break;
-        case 0x88: push(boolean(true)); break;   // NEWTRUE
-        case 0x89: push(boolean(false)); break;  // NEWFALSE
-        case 'K': push(integer(byte())); break;  // BININT1
-        case 'M': push(integer(uint_le(2))); break;  // BININT2
-        case 'J': push(integer(static_cast<int32_t>(uint_le(4)))); break;  // BININT
-        case 0x8a: push(long1()); break;                                   // LONG1
-        case 'G': push(real()); break;                                     // BINFLOAT
-        case 'X': push(string(uint_le(4))); break;                         // BINUNICODE
-        case 0x8c: push(string(byte())); break;                            // SHORT_BINUNICODE
-        case 'U': push(string(byte())); break;                             // SHORT_BINSTRING
-        case 'T': push(string(uint_le(4))); break;                         // BINSTRING
-        case ')': push(make(Object::Kind::Tuple)); break;                  // EMPTY_TUPLE
-        case ']': push(make(Object::Kind::List)); break;                   // EMPTY_LIST
-        case '}': push(make(Object::Kind::Dict)); break;                   // EMPTY_DICT
-        case 't': push(tuple(pop_mark())); break;                          // TUPLE
-        case 0x85: push(tuple(pop_n(1))); break;                           // TUPLE1
-        case 0x86: push(tuple(pop_n(2))); break;                           // TUPLE2
-        case 0x87: push(tuple(pop_n(3))); break;                           // TUPLE3
-        case 'l': {                                                        // LIST
+        case 0x80:
+          byte();
+          break;  // PROTO
+        case 0x95:
+          bytes(8);
+          break;  // FRAME (protocol 4)
+        case '.':
+          return pop();  // STOP
+        case '(':
+          marks_.push_back(stack_.size());
+          break;  // MARK
+        case 'N':
+          push(make(Object::Kind::None));
+          break;
+        case 0x88:
+          push(boolean(true));
+          break;  // NEWTRUE
+        case 0x89:
+          push(boolean(false));
+          break;  // NEWFALSE
+        case 'K':
+          push(integer(byte()));
+          break;  // BININT1
+        case 'M':
+          push(integer(uint_le(2)));
+          break;  // BININT2
+        case 'J':
+          push(integer(static_cast<int32_t>(uint_le(4))));
+          break;  // BININT
+        case 0x8a:
+          push(long1());
+          break;  // LONG1
+        case 'G':
+          push(real());
+          break;  // BINFLOAT
+        case 'X':
+          push(string(uint_le(4)));
+          break;  // BINUNICODE
+        case 0x8c:
+          push(string(byte()));
+          break;  // SHORT_BINUNICODE
+        case 'U':
+          push(string(byte()));
+          break;  // SHORT_BINSTRING
+        case 'T':
+          push(string(uint_le(4)));
+          break;  // BINSTRING
+        case ')':
+          push(make(Object::Kind::Tuple));
+          break;  // EMPTY_TUPLE
+        case ']':
+          push(make(Object::Kind::List));
+          break;  // EMPTY_LIST
+        case '}':
+          push(make(Object::Kind::Dict));
+          break;  // EMPTY_DICT
+        case 't':
+          push(tuple(pop_mark()));
+          break;  // TUPLE
+        case 0x85:
+          push(tuple(pop_n(1)));
+          break;  // TUPLE1
+        case 0x86:
+          push(tuple(pop_n(2)));
+          break;  // TUPLE2
+        case 0x87:
+          push(tuple(pop_n(3)));
+          break;     // TUPLE3
+        case 'l': {  // LIST
           auto list = make(Object::Kind::List);
           list->items = pop_mark();
           push(list);
@@ -152,12 +214,22 @@ class Unpickler {
           for (size_t i = 0; i < items.size(); i += 2) dict.emplace_back(items[i], items[i + 1]);
           break;
         }
-        case 'q': memo(byte()); break;         // BINPUT
-        case 'r': memo(uint_le(4)); break;     // LONG_BINPUT
-        case 0x94: memo(memo_.size()); break;  // MEMOIZE
-        case 'h': push(recall(byte())); break;     // BINGET
-        case 'j': push(recall(uint_le(4))); break;  // LONG_BINGET
-        case 'c': {                                 // GLOBAL "module\nname\n"
+        case 'q':
+          memo(byte());
+          break;  // BINPUT
+        case 'r':
+          memo(uint_le(4));
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo(memo_.size());
+          break;  // MEMOIZE
+        case 'h':
+          push(recall(byte()));
+          break;  // BINGET
+        case 'j':
+          push(recall(uint_le(4)));
+          break;     // LONG_BINGET
+        case 'c': {  // GLOBAL "module\nname\n"
           const std::string module = line();
           push(global(module + "." + line()));
           break;
@@ -169,15 +241,19 @@ class Unpickler {
                       expect(name, Object::Kind::String, "STACK_GLOBAL")->text));
           break;
         }
-        case 'Q': push(persistent_load(pop())); break;  // BINPERSID
-        case 'R': {                                      // REDUCE
+        case 'Q':
+          push(persistent_load(pop()));
+          break;     // BINPERSID
+        case 'R': {  // REDUCE
           Ref args = pop();
           Ref callable = pop();
           push(reduce(callable, expect(args, Object::Kind::Tuple, "REDUCE")->items));
           break;
         }
-        case 'b': pop(); break;  // BUILD: attributes (an OrderedDict's _metadata) are not needed
-        case 0x81: {             // NEWOBJ: cls.__new__(cls, *args), never for tensors
+        case 'b':
+          pop();
+          break;      // BUILD: attributes (an OrderedDict's _metadata) are not needed
+        case 0x81: {  // NEWOBJ: cls.__new__(cls, *args), never for tensors
           pop();
           const Ref cls = pop();
           fail(str("it holds a Python object of type '",
@@ -326,8 +402,8 @@ class Unpickler {
     }
     auto shared = std::make_shared<at::DataPtr>(std::move(bytes));
     auto storage = make(Object::Kind::Storage);
-    storage->tensor = at::from_blob(shared->get(), {numel}, [shared](void*) {},
-                                    at::TensorOptions().dtype(*dtype));
+    storage->tensor = at::from_blob(
+        shared->get(), {numel}, [shared](void*) {}, at::TensorOptions().dtype(*dtype));
     storages_[key] = storage;
     return storage;
   }
@@ -352,8 +428,8 @@ class Unpickler {
       }
       at::Tensor storage = args[0]->tensor;
       if (v3) {  // an untyped (byte) storage typed by a torch.<dtype> argument
-        const auto dtype = args[6]->kind == Object::Kind::Global ? dtype_global(args[6]->text)
-                                                                 : c10::nullopt;
+        const auto dtype =
+            args[6]->kind == Object::Kind::Global ? dtype_global(args[6]->text) : c10::nullopt;
         if (!dtype) fail(str(name, ": unsupported dtype ", args[6]->text));
         if (storage.numel() % static_cast<int64_t>(c10::elementSize(*dtype)) != 0) {
           fail(str("a storage of ", storage.numel(), " bytes cannot hold ", c10::toString(*dtype)));
@@ -385,7 +461,8 @@ class Unpickler {
     }
     if (name == "torch._utils._rebuild_parameter" ||
         name == "torch._utils._rebuild_parameter_with_state") {
-      if (args.empty() || args[0]->kind != Object::Kind::Tensor) fail(str(name, " without a tensor"));
+      if (args.empty() || args[0]->kind != Object::Kind::Tensor)
+        fail(str(name, " without a tensor"));
       return args[0];
     }
     fail(str("it holds a Python object of type '", name,
@@ -408,9 +485,13 @@ void flatten(const Ref& o, const std::string& prefix, int depth, const std::stri
   if (depth > kMaxFlattenDepth) {
     throw FormatError(str(source, ": containers nested more than ", kMaxFlattenDepth, " deep"));
   }
-  const auto join = [&](const std::string& key) { return prefix.empty() ? key : prefix + "." + key; };
+  const auto join = [&](const std::string& key) {
+    return prefix.empty() ? key : prefix + "." + key;
+  };
   switch (o->kind) {
-    case Object::Kind::Tensor: out.emplace_back(prefix.empty() ? "tensor" : prefix, o->tensor); break;
+    case Object::Kind::Tensor:
+      out.emplace_back(prefix.empty() ? "tensor" : prefix, o->tensor);
+      break;
     case Object::Kind::Dict:
       for (const auto& [key, value] : o->entries) {
         if (key->kind == Object::Kind::String) {
@@ -426,7 +507,8 @@ void flatten(const Ref& o, const std::string& prefix, int depth, const std::stri
         flatten(o->items[i], join(std::to_string(i)), depth + 1, source, out);
       }
       break;
-    default: break;  // numbers, strings, None: not tensors
+    default:
+      break;  // numbers, strings, None: not tensors
   }
 }
 

@@ -41,7 +41,8 @@ QuantStrategy parse_strategy(const std::string& text) {
   if (s == "token") return QuantStrategy::Token;
   if (s == "tensor_group") return QuantStrategy::TensorGroup;
   if (s == "attn_head") return QuantStrategy::AttnHead;
-  throw ValueError(str("strategy: '", text, "' is not a strategy; expected one of tensor, channel, "
+  throw ValueError(str("strategy: '", text,
+                       "' is not a strategy; expected one of tensor, channel, "
                        "group, block, token, tensor_group, attn_head"));
 }
 
@@ -51,7 +52,8 @@ std::optional<ActOrder> parse_actorder(const Json& value) {
   const std::string s = lower(string_field(value, "actorder"));
   if (s == "group" || s == "dynamic") return ActOrder::Group;
   if (s == "weight" || s == "static") return ActOrder::Weight;
-  throw ValueError(str("actorder: '", s, "' is not an activation ordering; expected group, weight "
+  throw ValueError(str("actorder: '", s,
+                       "' is not an activation ordering; expected group, weight "
                        "(aliases dynamic, static), true, false or null"));
 }
 
@@ -74,13 +76,20 @@ const char* to_string(QuantType type) { return type == QuantType::Int ? "int" : 
 
 const char* to_string(QuantStrategy strategy) {
   switch (strategy) {
-    case QuantStrategy::Tensor: return "tensor";
-    case QuantStrategy::Channel: return "channel";
-    case QuantStrategy::Group: return "group";
-    case QuantStrategy::Block: return "block";
-    case QuantStrategy::Token: return "token";
-    case QuantStrategy::TensorGroup: return "tensor_group";
-    case QuantStrategy::AttnHead: return "attn_head";
+    case QuantStrategy::Tensor:
+      return "tensor";
+    case QuantStrategy::Channel:
+      return "channel";
+    case QuantStrategy::Group:
+      return "group";
+    case QuantStrategy::Block:
+      return "block";
+    case QuantStrategy::Token:
+      return "token";
+    case QuantStrategy::TensorGroup:
+      return "tensor_group";
+    case QuantStrategy::AttnHead:
+      return "attn_head";
   }
   return "?";
 }
@@ -94,22 +103,27 @@ QuantStrategy QuantArgs::resolved_strategy() const {
 }
 
 QuantArgs QuantArgs::from_json(const Json& j) {
-  STUNT_CHECK(j.is_object(), "expected quantization arguments (num_bits, type, strategy, ...), "
-              "found ", j.dump());
-  reject_unknown_keys(j,
-                      {"num_bits", "type", "symmetric", "group_size", "strategy", "block_structure",
-                       "dynamic", "actorder", "observer", "observer_kwargs", "scale_dtype",
-                       "zp_dtype"},
-                      "quantization arguments");
+  STUNT_CHECK(j.is_object(),
+              "expected quantization arguments (num_bits, type, strategy, ...), "
+              "found ",
+              j.dump());
+  reject_unknown_keys(
+      j,
+      {"num_bits", "type", "symmetric", "group_size", "strategy", "block_structure", "dynamic",
+       "actorder", "observer", "observer_kwargs", "scale_dtype", "zp_dtype"},
+      "quantization arguments");
   QuantArgs a;
   if (j.contains("num_bits")) {
-    STUNT_CHECK(j["num_bits"].is_number_integer(), "num_bits: expected an integer such as 4 or 8, "
-                "found ", j["num_bits"].dump());
+    STUNT_CHECK(j["num_bits"].is_number_integer(),
+                "num_bits: expected an integer such as 4 or 8, "
+                "found ",
+                j["num_bits"].dump());
     a.num_bits = j["num_bits"].get<int>();
   }
   if (j.contains("type")) {
     const std::string t = lower(string_field(j["type"], "type"));
-    STUNT_CHECK(t == "int" || t == "float", "type: '", t, "' is not a quantization type; "
+    STUNT_CHECK(t == "int" || t == "float", "type: '", t,
+                "' is not a quantization type; "
                 "expected int or float");
     a.type = t == "int" ? QuantType::Int : QuantType::Float;
   }
@@ -119,8 +133,10 @@ QuantArgs QuantArgs::from_json(const Json& j) {
     a.symmetric = j["symmetric"].get<bool>();
   }
   if (j.contains("group_size") && !j["group_size"].is_null()) {
-    STUNT_CHECK(j["group_size"].is_number_integer(), "group_size: expected an integer (e.g. 128, "
-                "or -1 for per-channel), found ", j["group_size"].dump());
+    STUNT_CHECK(j["group_size"].is_number_integer(),
+                "group_size: expected an integer (e.g. 128, "
+                "or -1 for per-channel), found ",
+                j["group_size"].dump());
     a.group_size = j["group_size"].get<int64_t>();
   }
   if (j.contains("strategy") && !j["strategy"].is_null()) {
@@ -190,7 +206,8 @@ void QuantArgs::validate() const {
   }
   STUNT_CHECK(!group_size || *group_size >= -1, "group_size: ", *group_size,
               " is invalid; use a positive group size, or -1 for per-channel");
-  STUNT_CHECK(!group_size || *group_size != 0, "group_size: 0 is invalid; use a positive group "
+  STUNT_CHECK(!group_size || *group_size != 0,
+              "group_size: 0 is invalid; use a positive group "
               "size such as 128, or leave it out");
   const QuantStrategy s = resolved_strategy();
   const bool grouped = s == QuantStrategy::Group || s == QuantStrategy::TensorGroup;
@@ -224,7 +241,8 @@ Json QuantArgs::to_json() const {
   j["group_size"] = group_size ? Json(*group_size) : Json(nullptr);
   j["strategy"] = to_string(resolved_strategy());
   j["block_structure"] = block_structure ? Json(*block_structure) : Json(nullptr);
-  j["dynamic"] = dynamic == DynamicKind::Local ? Json("local") : Json(dynamic == DynamicKind::Dynamic);
+  j["dynamic"] =
+      dynamic == DynamicKind::Local ? Json("local") : Json(dynamic == DynamicKind::Dynamic);
   j["actorder"] = actorder ? Json(to_string(*actorder)) : Json(nullptr);
   j["observer"] = observer ? Json(*observer) : Json(nullptr);
   j["observer_kwargs"] = observer_kwargs;
@@ -236,17 +254,21 @@ Json QuantArgs::to_json() const {
 QuantScheme QuantScheme::from_json(const Json& j) {
   STUNT_CHECK(j.is_object(), "expected a scheme (targets, weights, input_activations, ...), found ",
               j.dump());
-  reject_unknown_keys(j, {"targets", "weights", "input_activations", "output_activations", "format"},
+  reject_unknown_keys(j,
+                      {"targets", "weights", "input_activations", "output_activations", "format"},
                       "a quantization scheme");
   QuantScheme s;
-  STUNT_CHECK(j.contains("targets"), "targets: missing; a scheme needs the layers it applies to, "
+  STUNT_CHECK(j.contains("targets"),
+              "targets: missing; a scheme needs the layers it applies to, "
               "e.g. targets: [\"Linear\"]");
   const auto& t = j["targets"];
   if (t.is_string()) {
     s.targets = {t.get<std::string>()};
   } else {
-    STUNT_CHECK(t.is_array() && !t.empty(), "targets: expected a list of layer names, classes or "
-                "re: patterns, found ", t.dump());
+    STUNT_CHECK(t.is_array() && !t.empty(),
+                "targets: expected a list of layer names, classes or "
+                "re: patterns, found ",
+                t.dump());
     for (const auto& item : t) s.targets.push_back(string_field(item, "targets"));
   }
   auto read = [&](const char* key) -> std::optional<QuantArgs> {
@@ -263,8 +285,8 @@ QuantScheme QuantScheme::from_json(const Json& j) {
   if (j.contains("format") && !j["format"].is_null()) {
     s.format = string_field(j["format"], "format");
     const auto& formats = compression_formats();
-    STUNT_CHECK(std::find(formats.begin(), formats.end(), *s.format) != formats.end(),
-                "format: '", *s.format, "' is not a compressed-tensors format");
+    STUNT_CHECK(std::find(formats.begin(), formats.end(), *s.format) != formats.end(), "format: '",
+                *s.format, "' is not a compressed-tensors format");
   }
   s.validate();
   return s;
@@ -274,8 +296,10 @@ void QuantScheme::validate() const {
   for (const auto* act : {&input_activations, &output_activations}) {
     if (!act->has_value()) continue;
     const char* which = act == &input_activations ? "input_activations" : "output_activations";
-    STUNT_CHECK(!(*act)->actorder, which, ".actorder: activation ordering applies to weights "
-                "only; remove it from ", which);
+    STUNT_CHECK(!(*act)->actorder, which,
+                ".actorder: activation ordering applies to weights "
+                "only; remove it from ",
+                which);
   }
   if (input_activations) {
     const QuantStrategy s = input_activations->resolved_strategy();
@@ -311,7 +335,8 @@ const std::vector<SchemePreset>& scheme_presets() {
       p.push_back({std::move(name), std::move(summary), std::move(scheme)});
     };
     for (int bits : {2, 3, 4, 5, 6, 7, 8}) {
-      add(str("W", bits, "A16"), str("int", bits, " weights, group 128, symmetric; 16-bit activations"),
+      add(str("W", bits, "A16"),
+          str("int", bits, " weights, group 128, symmetric; 16-bit activations"),
           make_args(bits, T::Int, S::Group, 128));
     }
     add("W4A16_ASYM", "int4 weights, group 128, asymmetric; 16-bit activations",
@@ -355,10 +380,17 @@ std::string scheme_preset_names() {
 }
 
 const std::vector<std::string>& compression_formats() {
-  static const std::vector<std::string> formats = {
-      "dense", "sparse-bitmask", "sparse-24-bitmask", "int-quantized", "float-quantized",
-      "naive-quantized", "pack-quantized", "marlin-24", "nvfp4-pack-quantized",
-      "mxfp4-pack-quantized", "mxfp8-quantized"};
+  static const std::vector<std::string> formats = {"dense",
+                                                   "sparse-bitmask",
+                                                   "sparse-24-bitmask",
+                                                   "int-quantized",
+                                                   "float-quantized",
+                                                   "naive-quantized",
+                                                   "pack-quantized",
+                                                   "marlin-24",
+                                                   "nvfp4-pack-quantized",
+                                                   "mxfp4-pack-quantized",
+                                                   "mxfp8-quantized"};
   return formats;
 }
 

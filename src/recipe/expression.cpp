@@ -76,7 +76,7 @@ class Parser {
         Number r = unary(depth + 1);
         if (r.value == 0) error("division by zero");
         left = {std::floor(left.value / r.value), left.is_int && r.is_int};
-      } else if (accept("*") ) {
+      } else if (accept("*")) {
         if (text_.substr(pos_, 1) == "*") {  // "**" belongs to power(): give it back
           --pos_;
           return left;

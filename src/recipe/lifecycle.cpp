@@ -5,23 +5,34 @@ namespace stunt::recipe {
 
 const char* to_string(EventType type) {
   switch (type) {
-    case EventType::BatchStart: return "batch_start";
-    case EventType::LossCalculated: return "loss_calculated";
-    case EventType::OptimizerPreStep: return "optimizer_pre_step";
-    case EventType::OptimizerPostStep: return "optimizer_post_step";
-    case EventType::BatchEnd: return "batch_end";
-    case EventType::EpochEnd: return "epoch_end";
+    case EventType::BatchStart:
+      return "batch_start";
+    case EventType::LossCalculated:
+      return "loss_calculated";
+    case EventType::OptimizerPreStep:
+      return "optimizer_pre_step";
+    case EventType::OptimizerPostStep:
+      return "optimizer_post_step";
+    case EventType::BatchEnd:
+      return "batch_end";
+    case EventType::EpochEnd:
+      return "epoch_end";
   }
   return "?";
 }
 
 const char* to_string(ModifierRunner::Phase phase) {
   switch (phase) {
-    case ModifierRunner::Phase::Created: return "created";
-    case ModifierRunner::Phase::Initialized: return "initialized";
-    case ModifierRunner::Phase::Started: return "started";
-    case ModifierRunner::Phase::Ended: return "ended";
-    case ModifierRunner::Phase::Finalized: return "finalized";
+    case ModifierRunner::Phase::Created:
+      return "created";
+    case ModifierRunner::Phase::Initialized:
+      return "initialized";
+    case ModifierRunner::Phase::Started:
+      return "started";
+    case ModifierRunner::Phase::Ended:
+      return "ended";
+    case ModifierRunner::Phase::Finalized:
+      return "finalized";
   }
   return "?";
 }
@@ -51,19 +62,26 @@ void ModifierRunner::start(State& state) {
 void ModifierRunner::event(State& state, const Event& event) {
   if (phase_ != Phase::Started) {
     throw LifecycleError(str("event ", to_string(event.type), " arrived while the modifiers are ",
-                             to_string(phase_), "; events are delivered between start() and end()"));
+                             to_string(phase_),
+                             "; events are delivered between start() and end()"));
   }
   // Allowed predecessor within a step for each event.
   auto allowed = [&]() -> bool {
     switch (event.type) {
-      case EventType::BatchStart: return !last_event_ || *last_event_ == EventType::BatchEnd ||
-                                         *last_event_ == EventType::OptimizerPostStep;
-      case EventType::LossCalculated: return last_event_ == EventType::BatchStart;
-      case EventType::OptimizerPreStep: return last_event_ == EventType::LossCalculated;
-      case EventType::OptimizerPostStep: return last_event_ == EventType::OptimizerPreStep;
-      case EventType::BatchEnd: return last_event_ == EventType::OptimizerPostStep;
-      case EventType::EpochEnd: return !last_event_ || *last_event_ == EventType::BatchEnd ||
-                                       *last_event_ == EventType::OptimizerPostStep;
+      case EventType::BatchStart:
+        return !last_event_ || *last_event_ == EventType::BatchEnd ||
+               *last_event_ == EventType::OptimizerPostStep;
+      case EventType::LossCalculated:
+        return last_event_ == EventType::BatchStart;
+      case EventType::OptimizerPreStep:
+        return last_event_ == EventType::LossCalculated;
+      case EventType::OptimizerPostStep:
+        return last_event_ == EventType::OptimizerPreStep;
+      case EventType::BatchEnd:
+        return last_event_ == EventType::OptimizerPostStep;
+      case EventType::EpochEnd:
+        return !last_event_ || *last_event_ == EventType::BatchEnd ||
+               *last_event_ == EventType::OptimizerPostStep;
     }
     return false;
   }();

@@ -28,22 +28,19 @@ ArgSchema quant_args_schema() {
               field("type", ArgSchema::enumeration({"int", "float"}, /*ignore_case=*/true)),
               field("symmetric", ArgSchema::boolean()),
               field("group_size", ArgSchema::integer().nullable()),
-              field("strategy",
-                    ArgSchema::enumeration({"tensor", "channel", "group", "block", "token",
-                                            "tensor_group", "attn_head"},
-                                           true)
-                        .nullable()),
-              field("block_structure",
-                    ArgSchema::one_of({ArgSchema::list_of(ArgSchema::integer()),
-                                       ArgSchema::string()})
-                        .nullable()),
+              field("strategy", ArgSchema::enumeration({"tensor", "channel", "group", "block",
+                                                        "token", "tensor_group", "attn_head"},
+                                                       true)
+                                    .nullable()),
+              field("block_structure", ArgSchema::one_of({ArgSchema::list_of(ArgSchema::integer()),
+                                                          ArgSchema::string()})
+                                           .nullable()),
               field("dynamic", ArgSchema::one_of({ArgSchema::boolean(),
                                                   ArgSchema::enumeration({"local"}, true)})),
               field("actorder",
-                    ArgSchema::one_of({ArgSchema::boolean(),
-                                       ArgSchema::enumeration({"group", "weight", "dynamic",
-                                                               "static"},
-                                                              true)})
+                    ArgSchema::one_of(
+                        {ArgSchema::boolean(),
+                         ArgSchema::enumeration({"group", "weight", "dynamic", "static"}, true)})
                         .nullable()),
               field("observer", ArgSchema::string().nullable()),
               field("observer_kwargs", ArgSchema::map_of(ArgSchema::any()).nullable()),
@@ -53,12 +50,12 @@ ArgSchema quant_args_schema() {
 }
 
 ArgSchema scheme_schema() {
-  return ArgSchema::object({detail::targets_field(/*required=*/true),
-                            field("weights", quant_args_schema().nullable()),
-                            field("input_activations", quant_args_schema().nullable()),
-                            field("output_activations", quant_args_schema().nullable()),
-                            field("format", ArgSchema::enumeration(quant::compression_formats())
-                                                .nullable())})
+  return ArgSchema::object(
+             {detail::targets_field(/*required=*/true),
+              field("weights", quant_args_schema().nullable()),
+              field("input_activations", quant_args_schema().nullable()),
+              field("output_activations", quant_args_schema().nullable()),
+              field("format", ArgSchema::enumeration(quant::compression_formats()).nullable())})
       .check(parses_as<quant::QuantScheme>());
 }
 
@@ -70,15 +67,15 @@ std::string check_preset(const std::string& name) {
 
 /// QuantizationMixin: the fields every llm-compressor quantization modifier accepts.
 std::vector<Field> quantization_mixin_fields() {
-  ArgSchema preset = ArgSchema::string().check(
-      [](const Value& v) { return check_preset(v.get<std::string>()); });
-  ArgSchema preset_map = ArgSchema::map_of(ArgSchema::string_or_list())
-                             .check([](const Value& v) -> std::string {
-                               for (auto it = v.begin(); it != v.end(); ++it) {
-                                 if (auto p = check_preset(it.key()); !p.empty()) return p;
-                               }
-                               return "";
-                             });
+  ArgSchema preset =
+      ArgSchema::string().check([](const Value& v) { return check_preset(v.get<std::string>()); });
+  ArgSchema preset_map =
+      ArgSchema::map_of(ArgSchema::string_or_list()).check([](const Value& v) -> std::string {
+        for (auto it = v.begin(); it != v.end(); ++it) {
+          if (auto p = check_preset(it.key()); !p.empty()) return p;
+        }
+        return "";
+      });
   return {field("config_groups", ArgSchema::map_of(scheme_schema()).nullable()),
           detail::targets_field(),
           detail::ignore_field(),
@@ -118,25 +115,31 @@ std::string observers_not_mixed(const Value& args) {
 
 void register_quantization_modifiers(ModifierRegistry& r) {
   const auto base = detail::llmcompressor_base_fields();
-  r.add({"QuantizationModifier", "quantization",
+  r.add({"QuantizationModifier",
+         "quantization",
          "round-to-nearest weights and calibrated activation scales (post-training)",
          ArgSchema::object(concat({base, quantization_mixin_fields()})),
          {needs_one_scheme, observers_not_mixed}});
-  r.add({"GPTQModifier", "quantization",
+  r.add({"GPTQModifier",
+         "quantization",
          "GPTQ: second-order weight quantization with sequential calibration",
          ArgSchema::object(concat(
-             {base, quantization_mixin_fields(),
+             {base,
+              quantization_mixin_fields(),
               {field("block_size", ArgSchema::integer().range(1, 1e9)),
                field("dampening_frac", ArgSchema::number().range(0, 1).nullable()),
-               field("actorder", ArgSchema::one_of({ArgSchema::boolean(),
-                                                    ArgSchema::enumeration(
-                                                        {"group", "weight", "dynamic", "static"},
-                                                        true)})
-                                     .nullable()),
+               field("actorder",
+                     ArgSchema::one_of(
+                         {ArgSchema::boolean(),
+                          ArgSchema::enumeration({"group", "weight", "dynamic", "static"}, true)})
+                         .nullable()),
                field("offload_hessians", ArgSchema::boolean())}})),
          {needs_one_scheme, observers_not_mixed}});
-  r.add({"AutoRoundModifier", "quantization", "AutoRound: sign-gradient rounding optimization",
-         ArgSchema::object(concat({base, quantization_mixin_fields(),
+  r.add({"AutoRoundModifier",
+         "quantization",
+         "AutoRound: sign-gradient rounding optimization",
+         ArgSchema::object(concat({base,
+                                   quantization_mixin_fields(),
                                    {field("iters", ArgSchema::integer().range(1, 1e9)),
                                     field("enable_torch_compile", ArgSchema::boolean()),
                                     field("batch_size", ArgSchema::integer().range(1, 1e9)),
@@ -145,53 +148,56 @@ void register_quantization_modifiers(ModifierRegistry& r) {
                                     field("disable_opt_rtn", ArgSchema::boolean())}})),
          {needs_one_scheme, observers_not_mixed}});
   ArgSchema smooth_mappings = ArgSchema::list_of(ArgSchema::list_of(ArgSchema::any()))
-                                        .check([](const Value& v) -> std::string {
-                                          for (const auto& m : v) {
-                                            if (m.size() != 2 || !m[0].is_array() ||
-                                                !m[1].is_string()) {
-                                              return "each mapping is [[balance layer patterns], "
-                                                     "smooth layer pattern], e.g. "
-                                                     "[[\"re:.*q_proj\"], \"re:.*input_layernorm\"]";
-                                            }
-                                          }
-                                          return "";
-                                        });
+                                  .check([](const Value& v) -> std::string {
+                                    for (const auto& m : v) {
+                                      if (m.size() != 2 || !m[0].is_array() || !m[1].is_string()) {
+                                        return "each mapping is [[balance layer patterns], "
+                                               "smooth layer pattern], e.g. "
+                                               "[[\"re:.*q_proj\"], \"re:.*input_layernorm\"]";
+                                      }
+                                    }
+                                    return "";
+                                  });
   const std::vector<Field> smooth_fields = {
       field("smoothing_strength", ArgSchema::number().range(0, 1), "migration strength alpha"),
-      field("mappings", ArgSchema(smooth_mappings).nullable()),
-      detail::ignore_field(),
+      field("mappings", ArgSchema(smooth_mappings).nullable()), detail::ignore_field(),
       field("num_calibration_steps", ArgSchema::integer().range(1, 1e12).nullable())};
-  r.add({"SmoothQuantModifier", "quantization",
-         "SmoothQuant: migrate activation outliers into weights before W8A8",
-         ArgSchema::object(concat(
-             {base, smooth_fields,
-              {field("algorithm", ArgSchema::enumeration({"smoothquant", "log_equalization"}))}}))});
+  r.add(
+      {"SmoothQuantModifier", "quantization",
+       "SmoothQuant: migrate activation outliers into weights before W8A8",
+       ArgSchema::object(concat(
+           {base,
+            smooth_fields,
+            {field("algorithm", ArgSchema::enumeration({"smoothquant", "log_equalization"}))}}))});
   r.add({"LogarithmicEqualizationModifier", "quantization",
          "logarithmic activation equalization (SmoothQuant variant)",
          ArgSchema::object(concat({base, smooth_fields}))});
   // AWQ: current llm-compressor takes only the transform's arguments and needs a quantization
   // modifier after it; older releases also took the scheme fields, which stay accepted.
-  const ArgSchema awq_mapping = ArgSchema::object(
-      {required_field("smooth_layer", ArgSchema::string()),
-       required_field("balance_layers", ArgSchema::list_of(ArgSchema::string())),
-       field("activation_hook_target", ArgSchema::string().nullable())});
+  const ArgSchema awq_mapping =
+      ArgSchema::object({required_field("smooth_layer", ArgSchema::string()),
+                         required_field("balance_layers", ArgSchema::list_of(ArgSchema::string())),
+                         field("activation_hook_target", ArgSchema::string().nullable())});
   r.add({"AWQModifier", "quantization",
          "AWQ: activation-aware per-channel scale search for weight-only quantization",
          ArgSchema::object(concat(
-             {base, quantization_mixin_fields(),
+             {base,
+              quantization_mixin_fields(),
               {field("mappings", ArgSchema::list_of(awq_mapping).nullable()),
                field("offload_device", ArgSchema::string().nullable()),
-               field("duo_scaling", ArgSchema::one_of({ArgSchema::boolean(),
-                                                       ArgSchema::enumeration({"both"})})),
+               field("duo_scaling",
+                     ArgSchema::one_of({ArgSchema::boolean(), ArgSchema::enumeration({"both"})})),
                field("n_grid", ArgSchema::integer().range(1, 1e6))}}))});
   // SparseML's quantization-aware training modifier (`!QuantizationModifier`).
-  r.add({"QuantizationModifier", "quantization",
+  r.add({"QuantizationModifier",
+         "quantization",
          "quantization-aware training (SparseML): fake quantization from start_epoch",
          ArgSchema::object(
-             {field("start_epoch", ArgSchema::number()), field("end_epoch", ArgSchema::number()),
-              field("scheme", ArgSchema::one_of({ArgSchema::enumeration(
-                                                     {"default", "deepsparse", "tensorrt"}),
-                                                 ArgSchema::map_of(ArgSchema::any())})
+             {field("start_epoch", ArgSchema::number()),
+              field("end_epoch", ArgSchema::number()),
+              field("scheme", ArgSchema::one_of(
+                                  {ArgSchema::enumeration({"default", "deepsparse", "tensorrt"}),
+                                   ArgSchema::map_of(ArgSchema::any())})
                                   .nullable()),
               field("scheme_overrides", ArgSchema::map_of(ArgSchema::any()).nullable()),
               detail::ignore_field(),

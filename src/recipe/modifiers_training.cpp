@@ -16,20 +16,21 @@ void register_distillation_modifiers(ModifierRegistry& r) {
                field("projection_args", ArgSchema::map_of(ArgSchema::any()).nullable()),
                field("transforms", ArgSchema::string_or_list()),
                field("transforms_args", ArgSchema::map_of(ArgSchema::any()).nullable()),
-               field("comparison", ArgSchema::enumeration({"kl_divergence", "square_head",
-                                                           "mse", "cosine"})),
+               field("comparison",
+                     ArgSchema::enumeration({"kl_divergence", "square_head", "mse", "cosine"})),
                field("comparison_args", ArgSchema::map_of(ArgSchema::any()).nullable()),
                field("orig_scale", ArgSchema::number().range(0, 1e9)),
                field("distill_scale", ArgSchema::number().range(0, 1e9)),
                field("offload_layer_output", ArgSchema::boolean())}}))});
-  r.add({"DistillationModifier", "distillation",
-         "logit distillation with temperature and hardness (SparseML)",
-         ArgSchema::object(detail::concat(
-             {detail::sparseml_epoch_fields(),
-              {field("distill_output_keys", ArgSchema::list_of(ArgSchema::any()).nullable()),
-               field("teacher_input_keys", ArgSchema::list_of(ArgSchema::any()).nullable()),
-               field("hardness", ArgSchema::number().range(0, 1)),
-               field("temperature", ArgSchema::number().range(0, 1e6, /*min_exclusive=*/true))}}))});
+  r.add(
+      {"DistillationModifier", "distillation",
+       "logit distillation with temperature and hardness (SparseML)",
+       ArgSchema::object(detail::concat(
+           {detail::sparseml_epoch_fields(),
+            {field("distill_output_keys", ArgSchema::list_of(ArgSchema::any()).nullable()),
+             field("teacher_input_keys", ArgSchema::list_of(ArgSchema::any()).nullable()),
+             field("hardness", ArgSchema::number().range(0, 1)),
+             field("temperature", ArgSchema::number().range(0, 1e6, /*min_exclusive=*/true))}}))});
 }
 
 void register_training_modifiers(ModifierRegistry& r) {
@@ -37,27 +38,29 @@ void register_training_modifiers(ModifierRegistry& r) {
          ArgSchema::object({required_field("start_epoch", ArgSchema::number()),
                             required_field("end_epoch", ArgSchema::number())})});
   r.add({"SetLearningRateModifier", "training", "sets the learning rate at start_epoch",
-         ArgSchema::object({required_field("learning_rate", ArgSchema::number().nullable()),
-                            field("param_groups", ArgSchema::list_of(ArgSchema::integer()).nullable()),
-                            field("start_epoch", ArgSchema::number()),
-                            field("end_epoch", ArgSchema::number()),
-                            field("constant_logging", ArgSchema::boolean())})});
+         ArgSchema::object(
+             {required_field("learning_rate", ArgSchema::number().nullable()),
+              field("param_groups", ArgSchema::list_of(ArgSchema::integer()).nullable()),
+              field("start_epoch", ArgSchema::number()), field("end_epoch", ArgSchema::number()),
+              field("constant_logging", ArgSchema::boolean())})});
   r.add({"LearningRateFunctionModifier", "training",
          "learning-rate schedule (linear, cosine, cyclic_linear) between two epochs",
-         ArgSchema::object({required_field("lr_func", ArgSchema::enumeration(
-                                                         {"linear", "cosine", "cyclic_linear"})),
-                            required_field("init_lr", ArgSchema::number()),
-                            required_field("final_lr", ArgSchema::number()),
-                            required_field("start_epoch", ArgSchema::number()),
-                            required_field("end_epoch", ArgSchema::number()),
-                            field("cycle_epochs", ArgSchema::number()),
-                            field("param_groups", ArgSchema::list_of(ArgSchema::integer()).nullable()),
-                            field("update_frequency", ArgSchema::number())})});
+         ArgSchema::object(
+             {required_field("lr_func",
+                             ArgSchema::enumeration({"linear", "cosine", "cyclic_linear"})),
+              required_field("init_lr", ArgSchema::number()),
+              required_field("final_lr", ArgSchema::number()),
+              required_field("start_epoch", ArgSchema::number()),
+              required_field("end_epoch", ArgSchema::number()),
+              field("cycle_epochs", ArgSchema::number()),
+              field("param_groups", ArgSchema::list_of(ArgSchema::integer()).nullable()),
+              field("update_frequency", ArgSchema::number())})});
   r.add({"SetWeightDecayModifier", "training", "sets the optimizer's weight decay",
-         ArgSchema::object({required_field("weight_decay", ArgSchema::number()),
-                            field("start_epoch", ArgSchema::number()),
-                            field("param_groups", ArgSchema::list_of(ArgSchema::integer()).nullable()),
-                            field("constant_logging", ArgSchema::boolean())})});
+         ArgSchema::object(
+             {required_field("weight_decay", ArgSchema::number()),
+              field("start_epoch", ArgSchema::number()),
+              field("param_groups", ArgSchema::list_of(ArgSchema::integer()).nullable()),
+              field("constant_logging", ArgSchema::boolean())})});
 }
 
 }  // namespace stunt::recipe

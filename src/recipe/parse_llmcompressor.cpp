@@ -16,25 +16,27 @@ Recipe parse_llmcompressor(const Value& root, const std::string& source) {
       continue;
     }
     if (!ends_with(key, "_stage")) {
-      fail(source, key, "unknown top-level key; stages are named '<name>_stage' (e.g. "
+      fail(source, key,
+           "unknown top-level key; stages are named '<name>_stage' (e.g. "
            "quant_stage: {quant_modifiers: {GPTQModifier: {...}}})",
            ends_with(key, "modifiers") ? "; wrap the modifiers in a stage" : "");
     }
-    if (!value.is_object()) fail(source, key, "a stage must be a mapping, found ", value.type_name());
+    if (!value.is_object())
+      fail(source, key, "a stage must be a mapping, found ", value.type_name());
     Stage stage;
     stage.name = key.substr(0, key.size() - 6);
     for (auto g = value.begin(); g != value.end(); ++g) {
       const std::string path = join_path(key, g.key());
       if (g.key() == "run_type") {
-        if (!g.value().is_string() ||
-            (g.value() != "oneshot" && g.value() != "train")) {
+        if (!g.value().is_string() || (g.value() != "oneshot" && g.value() != "train")) {
           fail(source, path, "expected oneshot or train, found ", g.value().dump());
         }
         stage.run_type = g.value().get<std::string>();
         continue;
       }
       if (!ends_with(g.key(), "_modifiers")) {
-        fail(source, path, "unknown key in a stage; expected run_type or '<group>_modifiers' "
+        fail(source, path,
+             "unknown key in a stage; expected run_type or '<group>_modifiers' "
              "(e.g. quant_modifiers)");
       }
       if (!g.value().is_object()) {
@@ -61,7 +63,8 @@ Recipe parse_llmcompressor(const Value& root, const std::string& source) {
     recipe.stages.push_back(std::move(stage));
   }
   if (recipe.stages.empty()) {
-    fail(source, "", "the recipe has no stages; write e.g. quant_stage: {quant_modifiers: "
+    fail(source, "",
+         "the recipe has no stages; write e.g. quant_stage: {quant_modifiers: "
          "{QuantizationModifier: {scheme: W4A16, targets: [Linear]}}}");
   }
   return recipe;

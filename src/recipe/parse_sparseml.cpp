@@ -32,18 +32,21 @@ std::optional<Value> lookup(const Scope& scope, const Scope* parent, const std::
 }
 
 /// Evaluates "eval(...)" strings; other values pass through.
-Value evaluate(const Value& value, const Scope& scope, const Scope* parent, const std::string& source,
-               const std::string& path) {
+Value evaluate(const Value& value, const Scope& scope, const Scope* parent,
+               const std::string& source, const std::string& path) {
   if (value.is_string()) {
     const auto body = eval_body(value.get<std::string>());
     if (!body) return value;
     // eval(name) of a non-numeric variable returns that value as it is (SparseML does too).
     if (auto direct = lookup(scope, parent, *body); direct && !direct->is_number()) return *direct;
     try {
-      return evaluate_expression(*body, [&](const std::string& n) { return lookup(scope, parent, n); });
+      return evaluate_expression(*body,
+                                 [&](const std::string& n) { return lookup(scope, parent, n); });
     } catch (const UnknownVariable& u) {
-      fail(source, path, "eval() uses '", u.name, "', which is not a variable of this recipe; "
-           "define it at the top level", parent ? " or in the stage" : "");
+      fail(source, path, "eval() uses '", u.name,
+           "', which is not a variable of this recipe; "
+           "define it at the top level",
+           parent ? " or in the stage" : "");
     } catch (const RecipeError& e) {
       fail(source, path, e.what());
     }
@@ -107,7 +110,8 @@ Scope resolve_variables(const Value& container, const Scope* parent, const std::
     }
     if (!progress) {
       const auto& [name, body] = *pending.begin();
-      fail(source, join_path(prefix, name), "cannot evaluate eval(", body, "): it refers to a "
+      fail(source, join_path(prefix, name), "cannot evaluate eval(", body,
+           "): it refers to a "
            "variable that is undefined or part of a cycle");
     }
   }
@@ -126,7 +130,8 @@ void read_modifier_lists(const Value& container, const Scope& scope, const Scope
       const Value& item = it.value()[i];
       const std::string path = str(list_path, "[", i, "]");
       if (!item.is_object() || !item.contains(kTagKey)) {
-        fail(source, path, "expected a modifier written as a tagged mapping, e.g. "
+        fail(source, path,
+             "expected a modifier written as a tagged mapping, e.g. "
              "'- !GMPruningModifier' followed by its arguments");
       }
       const std::string type = item[kTagKey].get<std::string>();
@@ -150,8 +155,8 @@ Recipe parse_sparseml(const Value& root, const std::string& source) {
   recipe.source = source;
   recipe.syntax = RecipeSyntax::SparseML;
   if (root.contains("version")) {
-    recipe.version = root["version"].is_string() ? root["version"].get<std::string>()
-                                                 : root["version"].dump();
+    recipe.version =
+        root["version"].is_string() ? root["version"].get<std::string>() : root["version"].dump();
   }
   bool top_level_lists = false, stages = false;
   for (auto it = root.begin(); it != root.end(); ++it) {
@@ -159,7 +164,8 @@ Recipe parse_sparseml(const Value& root, const std::string& source) {
     stages |= is_stage(it.value());
   }
   if (top_level_lists && stages) {
-    fail(source, "", "the recipe has both top-level modifier lists and stages; SparseML would "
+    fail(source, "",
+         "the recipe has both top-level modifier lists and stages; SparseML would "
          "ignore the stages. Move the top-level lists into a stage");
   }
   const Scope globals = resolve_variables(root, nullptr, source, "");

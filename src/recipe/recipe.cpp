@@ -95,7 +95,9 @@ struct Converter {
     Value out;
     switch (node.Type()) {
       case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null: out = custom_tag ? Value::object() : Value(nullptr); break;
+      case YAML::NodeType::Null:
+        out = custom_tag ? Value::object() : Value(nullptr);
+        break;
       case YAML::NodeType::Scalar:
         if (custom_tag) fail(source, path, "the tag ", tag, " must label a mapping of arguments");
         return scalar(node);
@@ -103,7 +105,8 @@ struct Converter {
         if (custom_tag) fail(source, path, "the tag ", tag, " must label a mapping of arguments");
         out = Value::array();
         size_t i = 0;
-        for (const auto& item : node) out.push_back(convert(item, str(path, "[", i++, "]"), depth + 1));
+        for (const auto& item : node)
+          out.push_back(convert(item, str(path, "[", i++, "]"), depth + 1));
         return out;
       }
       case YAML::NodeType::Map: {
@@ -173,12 +176,14 @@ const char* syntax_name(RecipeSyntax syntax) {
 Recipe parse_recipe(std::string_view text, const std::string& source) {
   const Value root = detail::parse_document(text, source);
   if (!root.is_object()) {
-    detail::fail(source, "", "a recipe must be a mapping of stages (llm-compressor: "
+    detail::fail(source, "",
+                 "a recipe must be a mapping of stages (llm-compressor: "
                  "quant_stage: {quant_modifiers: {...}}) or of variables and modifier lists "
-                 "(SparseML), found ", root.type_name());
+                 "(SparseML), found ",
+                 root.type_name());
   }
   return detail::is_sparseml_syntax(root) ? detail::parse_sparseml(root, source)
-                                           : detail::parse_llmcompressor(root, source);
+                                          : detail::parse_llmcompressor(root, source);
 }
 
 namespace {
@@ -201,7 +206,8 @@ std::string front_matter(const std::string& text, const std::string& source) {
     }
   }
   if (delimiters < 2) {
-    throw RecipeError(str(source, ": a markdown recipe needs its YAML between two '---' lines "
+    throw RecipeError(str(source,
+                          ": a markdown recipe needs its YAML between two '---' lines "
                           "(front matter)"));
   }
   return body;
@@ -287,7 +293,8 @@ void validate_recipe(const Recipe& recipe, const ModifierRegistry& registry) {
     }
   }
   if (quantizer_pending_awq) {
-    detail::fail(recipe.source, awq_path, "AWQModifier only searches scales; add a "
+    detail::fail(recipe.source, awq_path,
+                 "AWQModifier only searches scales; add a "
                  "QuantizationModifier or GPTQModifier after it (or give AWQModifier a scheme)");
   }
 }

@@ -41,8 +41,8 @@ void ModifierRegistry::validate(const ModifierSpec& spec, RecipeSyntax syntax,
     for (const auto& e : entries_) names.push_back(e.name);
     const std::string hint = closest_match(spec.type, names);
     detail::fail(source, spec.path, "unknown modifier '", spec.type, "'",
-                 hint.empty() ? "" : str("; did you mean '", hint, "'?"), " (known: ",
-                 known_names(), ")");
+                 hint.empty() ? "" : str("; did you mean '", hint, "'?"),
+                 " (known: ", known_names(), ")");
   }
   info->schema.validate(spec.args, spec.path, source);
   for (const auto& check : info->cross_checks) {

@@ -126,9 +126,7 @@ ArgSchema ArgSchema::one_of(std::vector<ArgSchema> alternatives) {
   return s;
 }
 
-ArgSchema ArgSchema::string_or_list() {
-  return one_of({string(), list_of(string())});
-}
+ArgSchema ArgSchema::string_or_list() { return one_of({string(), list_of(string())}); }
 
 ArgSchema& ArgSchema::nullable() {
   nullable_ = true;
@@ -151,20 +149,36 @@ ArgSchema& ArgSchema::check(std::function<std::string(const Value&)> validator) 
 std::string ArgSchema::describe() const {
   std::string text;
   switch (kind_) {
-    case Kind::Any: text = "any value"; break;
-    case Kind::Bool: text = "true or false"; break;
-    case Kind::Int: text = "an integer"; break;
-    case Kind::Number: text = "a number"; break;
-    case Kind::String: text = "a string"; break;
-    case Kind::Enum: text = "one of " + join(choices_); break;
-    case Kind::List: text = "a list of " + item_->describe(); break;
+    case Kind::Any:
+      text = "any value";
+      break;
+    case Kind::Bool:
+      text = "true or false";
+      break;
+    case Kind::Int:
+      text = "an integer";
+      break;
+    case Kind::Number:
+      text = "a number";
+      break;
+    case Kind::String:
+      text = "a string";
+      break;
+    case Kind::Enum:
+      text = "one of " + join(choices_);
+      break;
+    case Kind::List:
+      text = "a list of " + item_->describe();
+      break;
     case Kind::Object: {
       std::vector<std::string> names;
       for (const auto& f : fields_) names.push_back(f.name);
       text = "a mapping with keys " + join(names);
       break;
     }
-    case Kind::Map: text = "a mapping of names to " + item_->describe(); break;
+    case Kind::Map:
+      text = "a mapping of names to " + item_->describe();
+      break;
     case Kind::OneOf: {
       for (const auto& a : alternatives_) text += (text.empty() ? "" : ", or ") + a.describe();
       break;
@@ -181,15 +195,22 @@ std::string ArgSchema::describe() const {
 bool ArgSchema::matches_shape(const Value& value) const {
   if (value.is_null()) return nullable_ || kind_ == Kind::Any;
   switch (kind_) {
-    case Kind::Any: return true;
-    case Kind::Bool: return value.is_boolean();
-    case Kind::Int: return value.is_number_integer();
-    case Kind::Number: return value.is_number();
+    case Kind::Any:
+      return true;
+    case Kind::Bool:
+      return value.is_boolean();
+    case Kind::Int:
+      return value.is_number_integer();
+    case Kind::Number:
+      return value.is_number();
     case Kind::String:
-    case Kind::Enum: return value.is_string();
-    case Kind::List: return value.is_array();
+    case Kind::Enum:
+      return value.is_string();
+    case Kind::List:
+      return value.is_array();
     case Kind::Object:
-    case Kind::Map: return value.is_object();
+    case Kind::Map:
+      return value.is_object();
     case Kind::OneOf:
       return std::any_of(alternatives_.begin(), alternatives_.end(),
                          [&](const ArgSchema& a) { return a.matches_shape(value); });
@@ -249,8 +270,8 @@ void ArgSchema::validate(const Value& value, const std::string& path,
         if (f == fields_.end()) {
           const std::string hint = closest_match(it.key(), names);
           fail(source, detail::join_path(path, it.key()), "unknown key",
-               hint.empty() ? "" : str("; did you mean '", hint, "'?"), " (known keys: ",
-               join(names), ")");
+               hint.empty() ? "" : str("; did you mean '", hint, "'?"),
+               " (known keys: ", join(names), ")");
         }
         f->schema->validate(it.value(), detail::join_path(path, it.key()), source);
       }
@@ -272,7 +293,8 @@ void ArgSchema::validate(const Value& value, const std::string& path,
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
   for (const auto& check : checks_) {
     const std::string problem = check(value);

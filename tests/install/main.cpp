@@ -7,7 +7,8 @@
 #include <filesystem>
 
 int main(int argc, char** argv) {
-  const std::filesystem::path file = std::filesystem::path(argc > 1 ? argv[1] : ".") / "w.safetensors";
+  const std::filesystem::path file =
+      std::filesystem::path(argc > 1 ? argv[1] : ".") / "w.safetensors";
   stunt::io::save_safetensors(file, {{"w", at::arange(6, at::kFloat).reshape({2, 3})}});
   const auto loaded = stunt::io::SafetensorsFile::open(file)->tensor("w");
   const auto recipe = stunt::recipe::parse_recipe(

@@ -51,15 +51,15 @@ inline std::string safetensors_bytes(std::string header, const std::string& data
 }
 
 /// Expects `statement` to throw exactly `ErrorClass` (or a subclass) with `substring` in what().
-#define EXPECT_THROW_WITH(statement, ErrorClass, substring)                                 \
-  do {                                                                                      \
-    try {                                                                                   \
-      statement;                                                                            \
-      ADD_FAILURE() << "expected " #ErrorClass " containing '" << (substring) << "'";       \
-    } catch (const ErrorClass& e) {                                                         \
-      EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)                   \
-          << "message: " << e.what();                                                       \
-    }                                                                                       \
+#define EXPECT_THROW_WITH(statement, ErrorClass, substring)                           \
+  do {                                                                                \
+    try {                                                                             \
+      statement;                                                                      \
+      ADD_FAILURE() << "expected " #ErrorClass " containing '" << (substring) << "'"; \
+    } catch (const ErrorClass& e) {                                                   \
+      EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)             \
+          << "message: " << e.what();                                                 \
+    }                                                                                 \
   } while (false)
 
 }  // namespace stunt::test

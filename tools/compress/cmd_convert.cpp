@@ -11,7 +11,8 @@ namespace compress {
 
 Runner add_convert(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "convert", "Rewrite any checkpoint Stunt reads as safetensors (one file or a sharded folder)");
+      "convert",
+      "Rewrite any checkpoint Stunt reads as safetensors (one file or a sharded folder)");
   struct Options {
     std::string input;
     std::string output;
@@ -45,7 +46,8 @@ Runner add_convert(CLI::App& app) {
     stunt::AtomicDirectory folder(out, {.overwrite = options->overwrite});
     stunt::io::ShardOptions shard_options;
     if (options->max_shard_bytes > 0) shard_options.max_shard_bytes = options->max_shard_bytes;
-    const auto files = stunt::io::save_safetensors_sharded(folder.staging(), tensors, shard_options);
+    const auto files =
+        stunt::io::save_safetensors_sharded(folder.staging(), tensors, shard_options);
     if (fs::is_directory(options->input)) {
       stunt::io::copy_hf_passthrough_files(options->input, folder.staging());
     }

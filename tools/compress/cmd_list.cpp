@@ -23,9 +23,8 @@ void print_modifiers(bool json) {
                      {"summary", m.summary},
                      {"arguments", args}});
     } else {
-      std::printf("%-32s %-13s %-15s %-20s %s\n", m.name.c_str(), m.method.c_str(),
-                  syntax.c_str(), m.factory ? "implemented" : "not implemented yet",
-                  m.summary.c_str());
+      std::printf("%-32s %-13s %-15s %-20s %s\n", m.name.c_str(), m.method.c_str(), syntax.c_str(),
+                  m.factory ? "implemented" : "not implemented yet", m.summary.c_str());
     }
   }
   if (json) std::cout << out.dump(2) << "\n";

@@ -10,8 +10,9 @@ Runner add_recipe(CLI::App& app) {
   auto* cmd = app.add_subcommand("recipe", "Work with recipes");
   cmd->require_subcommand(1);
   auto* check = cmd->add_subcommand(
-      "check", "Parse and validate a recipe (llm-compressor or SparseML syntax, JSON or YAML) and "
-               "print its normalized form");
+      "check",
+      "Parse and validate a recipe (llm-compressor or SparseML syntax, JSON or YAML) and "
+      "print its normalized form");
   struct Options {
     std::string path;
     bool json = false;

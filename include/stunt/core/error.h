@@ -81,21 +81,21 @@ namespace detail {
 
 /// Throws stunt::ValueError with the concatenated message when cond is false.
 /// The message is built only on failure.
-#define STUNT_CHECK(cond, ...)                                  \
-  do {                                                          \
+#define STUNT_CHECK(cond, ...)                                         \
+  do {                                                                 \
     if (!(cond)) throw ::stunt::ValueError(::stunt::str(__VA_ARGS__)); \
   } while (false)
 
 /// Like STUNT_CHECK with an explicit error class: STUNT_CHECK_AS(FormatError, cond, "...").
-#define STUNT_CHECK_AS(ErrorClass, cond, ...)                   \
-  do {                                                          \
+#define STUNT_CHECK_AS(ErrorClass, cond, ...)                          \
+  do {                                                                 \
     if (!(cond)) throw ::stunt::ErrorClass(::stunt::str(__VA_ARGS__)); \
   } while (false)
 
 /// An invariant of ours, not a user error: throws stunt::InternalError naming file and line.
-#define STUNT_ASSERT(cond, ...)                                                     \
-  do {                                                                              \
-    if (!(cond))                                                                    \
-      ::stunt::detail::throw_internal_error(#cond, __FILE__, __LINE__,              \
+#define STUNT_ASSERT(cond, ...)                                                           \
+  do {                                                                                    \
+    if (!(cond))                                                                          \
+      ::stunt::detail::throw_internal_error(#cond, __FILE__, __LINE__,                    \
                                             ::stunt::str("" __VA_OPT__(, ) __VA_ARGS__)); \
   } while (false)

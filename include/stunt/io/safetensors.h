@@ -71,7 +71,7 @@ struct ShardOptions {
 /// max_shard_bytes, as `<stem>-0000i-of-0000n.safetensors` plus `<stem>.safetensors.index.json`,
 /// splitting in the given order as transformers does. Returns the files written.
 std::vector<std::filesystem::path> save_safetensors_sharded(const std::filesystem::path& folder,
-                                                           const std::vector<NamedTensor>& tensors,
-                                                           const ShardOptions& options = {});
+                                                            const std::vector<NamedTensor>& tensors,
+                                                            const ShardOptions& options = {});
 
 }  // namespace stunt::io

@@ -14,8 +14,14 @@
 namespace stunt::recipe {
 
 /// Training events, in the order they occur within a step (epoch_end between steps).
-enum class EventType { BatchStart, LossCalculated, OptimizerPreStep, OptimizerPostStep, BatchEnd,
-                       EpochEnd };
+enum class EventType {
+  BatchStart,
+  LossCalculated,
+  OptimizerPreStep,
+  OptimizerPostStep,
+  BatchEnd,
+  EpochEnd
+};
 const char* to_string(EventType type);
 
 struct Event {

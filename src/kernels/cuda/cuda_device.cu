@@ -35,7 +35,8 @@ std::string cuda_probe() {
   if (status != cudaSuccess) return cudaGetErrorString(status);
   probe_kernel<<<(kN + 255) / 256, 256>>>(device, kN);
   status = cudaGetLastError();
-  if (status == cudaSuccess) status = cudaMemcpy(host, device, sizeof(host), cudaMemcpyDeviceToHost);
+  if (status == cudaSuccess)
+    status = cudaMemcpy(host, device, sizeof(host), cudaMemcpyDeviceToHost);
   cudaFree(device);
   if (status != cudaSuccess) return cudaGetErrorString(status);
   for (int i = 0; i < kN; ++i) {

@@ -30,7 +30,8 @@ int64_t count_zeros(const at::Tensor& tensor) {
   if (tensor.numel() == 0) return 0;
   at::Tensor flat = tensor.contiguous().reshape({-1});
   switch (tensor.scalar_type()) {
-    case at::kBool: return flat.numel() - flat.sum().item<int64_t>();
+    case at::kBool:
+      return flat.numel() - flat.sum().item<int64_t>();
     case at::kFloat4_e2m1fn_x2: {
       // Two e2m1 values per byte; a value is zero when its exponent and mantissa bits
       // (the low three of its nibble) are zero, whatever its sign.
@@ -39,15 +40,19 @@ int64_t count_zeros(const at::Tensor& tensor) {
       const int64_t high = bytes.bitwise_and(0x70).eq(0).sum().item<int64_t>();
       return low + high;
     }
-    case at::kUInt16: return count_in_chunks(flat.view(at::kShort), at::kShort);
-    case at::kUInt32: return count_in_chunks(flat.view(at::kInt), at::kInt);
-    case at::kUInt64: return count_in_chunks(flat.view(at::kLong), at::kLong);
+    case at::kUInt16:
+      return count_in_chunks(flat.view(at::kShort), at::kShort);
+    case at::kUInt32:
+      return count_in_chunks(flat.view(at::kInt), at::kInt);
+    case at::kUInt64:
+      return count_in_chunks(flat.view(at::kLong), at::kLong);
     case at::kComplexFloat:
     case at::kComplexDouble: {
       at::Tensor parts = at::view_as_real(flat);  // [n, 2]
       return parts.eq(0).all(1).sum().item<int64_t>();
     }
-    default: break;
+    default:
+      break;
   }
   if (at::isFloatingType(tensor.scalar_type())) {
     const bool native = tensor.scalar_type() == at::kFloat || tensor.scalar_type() == at::kDouble;

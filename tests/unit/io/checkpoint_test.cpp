@@ -25,8 +25,8 @@ TEST(HfFolder, FindsWeightsInOrderOfPreference) {
 
 TEST(HfFolder, PassthroughCopiesConfigTokenizerAndSentenceTransformerFiles) {
   test::TempDir src, dst;
-  for (const char* name : {"config.json", "generation_config.json", "tokenizer.json",
-                           "vocab.txt", "modules.json"}) {
+  for (const char* name :
+       {"config.json", "generation_config.json", "tokenizer.json", "vocab.txt", "modules.json"}) {
     test::write_text(src / name, std::string("{\"file\": \"") + name + "\"}");
   }
   fs::create_directories(src / "1_Pooling");
@@ -69,15 +69,18 @@ TEST(Checkpoint, MissingPathIsAnIoError) {
 
 TEST(CountZeros, CountsSignedZerosAcrossDtypes) {
   at::Tensor x = at::tensor({0.0f, -0.0f, 1.0f, 2.0f});
-  for (auto type : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble, at::kFloat8_e4m3fn,
-                    at::kFloat8_e5m2}) {
+  for (auto type :
+       {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble, at::kFloat8_e4m3fn, at::kFloat8_e5m2}) {
     EXPECT_EQ(kernels::count_zeros(x.to(type)), 2) << c10::toString(type);
   }
   EXPECT_EQ(kernels::count_zeros(at::tensor(std::vector<int64_t>{0, 3, 0}).to(at::kInt)), 2);
-  EXPECT_EQ(kernels::count_zeros(at::tensor(std::vector<int64_t>{0, 3, 0}).to(at::kInt).view(at::kUInt32)), 2);
+  EXPECT_EQ(kernels::count_zeros(
+                at::tensor(std::vector<int64_t>{0, 3, 0}).to(at::kInt).view(at::kUInt32)),
+            2);
   EXPECT_EQ(kernels::count_zeros(at::tensor(std::vector<int64_t>{1, 0, 0}).to(at::kBool)), 2);
   // fp4 e2m1: byte 0x80 holds +0 (low nibble) and -0 (high nibble); 0x21 holds two non-zeros.
-  at::Tensor fp4 = at::tensor(std::vector<int64_t>{0x80, 0x21}).to(at::kByte).view(at::kFloat4_e2m1fn_x2);
+  at::Tensor fp4 =
+      at::tensor(std::vector<int64_t>{0x80, 0x21}).to(at::kByte).view(at::kFloat4_e2m1fn_x2);
   EXPECT_EQ(kernels::logical_numel(fp4), 4);
   EXPECT_EQ(kernels::count_zeros(fp4), 2);
   at::Tensor complex = at::view_as_complex(at::tensor({0.0f, 0.0f, 0.0f, 1.0f}).reshape({2, 2}));

@@ -31,8 +31,9 @@ std::vector<Case> load_cases() {
 
 bool is_class(const Error& e, const std::string& name) {
   if (name == "FormatError") return dynamic_cast<const FormatError*>(&e) != nullptr;
-  if (name == "IoError") return dynamic_cast<const IoError*>(&e) != nullptr &&
-                                dynamic_cast<const FormatError*>(&e) == nullptr;
+  if (name == "IoError")
+    return dynamic_cast<const IoError*>(&e) != nullptr &&
+           dynamic_cast<const FormatError*>(&e) == nullptr;
   if (name == "RecipeError") return dynamic_cast<const RecipeError*>(&e) != nullptr;
   return false;
 }

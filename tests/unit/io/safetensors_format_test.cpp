@@ -13,10 +13,10 @@ SafetensorsHeader parse(const std::string& bytes) {
 }
 
 TEST(SafetensorsFormat, AcceptsWhitespaceAroundTheHeaderAndZeroSizedTensors) {
-  const std::string bytes = test::safetensors_bytes(
-      R"(  {"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},)"
-      R"("s":{"dtype":"F64","shape":[],"data_offsets":[0,8]}}  )",
-      std::string(8, '\0'), /*pad=*/false);
+  const std::string bytes =
+      test::safetensors_bytes(R"(  {"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},)"
+                              R"("s":{"dtype":"F64","shape":[],"data_offsets":[0,8]}}  )",
+                              std::string(8, '\0'), /*pad=*/false);
   const auto header = parse(bytes);
   ASSERT_EQ(header.tensors.size(), 2u);
   EXPECT_EQ(header.find("s")->shape.size(), 0u);
@@ -25,12 +25,13 @@ TEST(SafetensorsFormat, AcceptsWhitespaceAroundTheHeaderAndZeroSizedTensors) {
 }
 
 TEST(SafetensorsFormat, SerializedHeaderIsPaddedAndOrdered) {
-  std::vector<SafetensorsTensorInfo> tensors = {
-      {"b", SafetensorsDtype::F32, {2}, 0, 8, 2}, {"a", SafetensorsDtype::U8, {3}, 8, 11, 3}};
+  std::vector<SafetensorsTensorInfo> tensors = {{"b", SafetensorsDtype::F32, {2}, 0, 8, 2},
+                                                {"a", SafetensorsDtype::U8, {3}, 8, 11, 3}};
   const std::string header = serialize_safetensors_header(tensors, {{"format", "pt"}});
   EXPECT_EQ(header.size() % 8, 0u);
   EXPECT_EQ(header.rfind(R"({"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[2],)"
-                         R"("data_offsets":[0,8]},"a":)", 0),
+                         R"("data_offsets":[0,8]},"a":)",
+                         0),
             0u)
       << header;
   const auto parsed = parse(test::safetensors_bytes(header, std::string(11, '\1')));
@@ -57,8 +58,9 @@ TEST(SafetensorsIndex, ParsesWeightMapAndTotalSize) {
 
 TEST(SafetensorsIndex, SubfolderInsideIsAllowedButEscapeIsNot) {
   EXPECT_NO_THROW(parse_safetensors_index(R"({"weight_map":{"a":"sub/m.safetensors"}})", "i"));
-  EXPECT_THROW_WITH(parse_safetensors_index(R"({"weight_map":{"a":"sub/../../m.safetensors"}})", "i"),
-                    FormatError, "leaves the index's folder");
+  EXPECT_THROW_WITH(
+      parse_safetensors_index(R"({"weight_map":{"a":"sub/../../m.safetensors"}})", "i"),
+      FormatError, "leaves the index's folder");
 }
 
 }  // namespace

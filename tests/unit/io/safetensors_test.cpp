@@ -86,9 +86,7 @@ TEST(Safetensors, TensorOutlivesItsFileObject) {
   test::TempDir dir;
   save_safetensors(dir / "m.safetensors", {{"w", at::arange(8, at::kFloat)}});
   at::Tensor t;
-  {
-    t = SafetensorsFile::open(dir / "m.safetensors")->tensor("w");
-  }
+  { t = SafetensorsFile::open(dir / "m.safetensors")->tensor("w"); }
   EXPECT_EQ(t.sum().item<float>(), 28.0f);  // mapping kept alive by the tensor
 }
 
@@ -98,10 +96,11 @@ TEST(Safetensors, MisalignedDataIsCopied) {
   const std::vector<float> values = {1, 2, 3, 4};
   std::string data(1, '\x07');
   data.append(reinterpret_cast<const char*>(values.data()), 16);
-  test::write_text(dir / "m.safetensors",
-                   test::safetensors_bytes(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
-                                           R"("w":{"dtype":"F32","shape":[4],"data_offsets":[1,17]}})",
-                                           data));
+  test::write_text(
+      dir / "m.safetensors",
+      test::safetensors_bytes(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                              R"("w":{"dtype":"F32","shape":[4],"data_offsets":[1,17]}})",
+                              data));
   const auto file = SafetensorsFile::open(dir / "m.safetensors");
   const at::Tensor w = file->tensor("w");
   EXPECT_EQ(reinterpret_cast<uintptr_t>(w.data_ptr()) % 4, 0u);
@@ -111,8 +110,9 @@ TEST(Safetensors, MisalignedDataIsCopied) {
 
 TEST(Safetensors, WriterRejectsDuplicateAndReservedNames) {
   test::TempDir dir;
-  EXPECT_THROW_WITH(save_safetensors(dir / "x.safetensors", {{"a", at::ones(1)}, {"a", at::ones(1)}}),
-                    ValueError, "appears twice");
+  EXPECT_THROW_WITH(
+      save_safetensors(dir / "x.safetensors", {{"a", at::ones(1)}, {"a", at::ones(1)}}), ValueError,
+      "appears twice");
   EXPECT_THROW_WITH(save_safetensors(dir / "x.safetensors", {{"__metadata__", at::ones(1)}}),
                     ValueError, "reserved");
   EXPECT_FALSE(fs::exists(dir / "x.safetensors"));
@@ -128,20 +128,22 @@ TEST(Safetensors, UnknownTensorNameIsAValueError) {
 TEST(ShardedSafetensors, SplitsAtTheLimitAndReadsBackThroughTheIndex) {
   test::TempDir dir;
   std::vector<NamedTensor> tensors;
-  for (int i = 0; i < 5; ++i) tensors.emplace_back("layer" + std::to_string(i), at::full({100}, float(i)));
+  for (int i = 0; i < 5; ++i)
+    tensors.emplace_back("layer" + std::to_string(i), at::full({100}, float(i)));
   // 400 bytes each; a 1000-byte limit holds two per shard.
   const auto files = save_safetensors_sharded(dir.path(), tensors, {.max_shard_bytes = 1000});
   ASSERT_EQ(files.size(), 4u);  // 3 shards + index
   EXPECT_TRUE(fs::exists(dir / "model-00001-of-00003.safetensors"));
-  const auto index = parse_safetensors_index(test::read_text(dir / "model.safetensors.index.json"),
-                                             "index");
+  const auto index =
+      parse_safetensors_index(test::read_text(dir / "model.safetensors.index.json"), "index");
   EXPECT_EQ(index.total_size, 2000u);
   EXPECT_EQ(index.weight_map.at("layer4"), "model-00003-of-00003.safetensors");
   const auto checkpoint = Checkpoint::open(dir.path());
   EXPECT_EQ(checkpoint->format(), CheckpointFormat::SafetensorsSharded);
   ASSERT_EQ(checkpoint->entries().size(), 5u);
   for (int i = 0; i < 5; ++i) {
-    EXPECT_TRUE(at::equal(checkpoint->load("layer" + std::to_string(i)), at::full({100}, float(i))));
+    EXPECT_TRUE(
+        at::equal(checkpoint->load("layer" + std::to_string(i)), at::full({100}, float(i))));
   }
 }
 

@@ -22,10 +22,12 @@ TEST(QuantArgs, CompressedTensorsRulesAreEnforced) {
                     "set dynamic: true");
   EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"strategy": "group"})")), ValueError,
                     "add e.g. group_size: 128");
-  EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"strategy": "channel", "group_size": 64})")),
-                    ValueError, "requires strategy 'group'");
-  EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"strategy": "channel", "actorder": "group"})")),
-                    ValueError, "actorder 'group' needs strategy 'group'");
+  EXPECT_THROW_WITH(
+      QuantArgs::from_json(Json::parse(R"({"strategy": "channel", "group_size": 64})")), ValueError,
+      "requires strategy 'group'");
+  EXPECT_THROW_WITH(
+      QuantArgs::from_json(Json::parse(R"({"strategy": "channel", "actorder": "group"})")),
+      ValueError, "actorder 'group' needs strategy 'group'");
   EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"type": "float", "num_bits": 6})")),
                     ValueError, "use 8 (fp8 e4m3) or 4");
   EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"bits": 4})")), ValueError,

@@ -7,7 +7,8 @@ namespace {
 
 class RecordingModifier : public Modifier {
  public:
-  explicit RecordingModifier(std::vector<std::string>* log) : Modifier({"Rec", "", "p", {}}), log_(log) {}
+  explicit RecordingModifier(std::vector<std::string>* log)
+      : Modifier({"Rec", "", "p", {}}), log_(log) {}
 
  protected:
   void on_initialize(State&) override { log_->push_back("initialize"); }

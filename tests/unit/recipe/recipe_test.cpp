@@ -45,9 +45,10 @@ TEST(Recipe, JsonAndYamlGiveTheSameRecipe) {
 }
 
 TEST(Recipe, QuotedYamlScalarsStayStrings) {
-  const Recipe r = parse_recipe("s_stage:\n  m_modifiers:\n    X: {a: \"1\", b: 1, c: 1.5, d: true, "
-                                "e: null, f: '2:4', g: 1e-3}\n",
-                                "t");
+  const Recipe r = parse_recipe(
+      "s_stage:\n  m_modifiers:\n    X: {a: \"1\", b: 1, c: 1.5, d: true, "
+      "e: null, f: '2:4', g: 1e-3}\n",
+      "t");
   const Value& args = r.stages[0].modifiers[0].args;
   EXPECT_TRUE(args["a"].is_string());
   EXPECT_TRUE(args["b"].is_number_integer());
@@ -100,9 +101,9 @@ first_stage:
 }
 
 TEST(Recipe, SparseMLQuantizationModifierUsesTheQatSchema) {
-  EXPECT_NO_THROW(parse_and_validate(
-      "quantization_modifiers:\n  - !QuantizationModifier\n    start_epoch: 2\n"
-      "    freeze_bn_stats_epoch: 3\n"));
+  EXPECT_NO_THROW(
+      parse_and_validate("quantization_modifiers:\n  - !QuantizationModifier\n    start_epoch: 2\n"
+                         "    freeze_bn_stats_epoch: 3\n"));
   // The same arguments under llm-compressor's syntax are unknown keys there.
   EXPECT_THROW_WITH(parse_and_validate("q_stage:\n  q_modifiers:\n    QuantizationModifier: "
                                        "{scheme: W8A8, freeze_bn_stats_epoch: 3}\n"),
@@ -125,8 +126,9 @@ TEST(Recipe, ErrorsNameFilePathExpectationAndFix) {
 TEST(Recipe, AwqWithoutAQuantizerAfterItIsRefused) {
   EXPECT_THROW_WITH(parse_and_validate("s_stage:\n  m_modifiers:\n    AWQModifier: {n_grid: 20}\n"),
                     RecipeError, "add a QuantizationModifier or GPTQModifier after it");
-  EXPECT_NO_THROW(parse_and_validate("s_stage:\n  m_modifiers:\n    AWQModifier: {n_grid: 20}\n"
-                                     "    QuantizationModifier: {scheme: W4A16_ASYM}\n"));
+  EXPECT_NO_THROW(
+      parse_and_validate("s_stage:\n  m_modifiers:\n    AWQModifier: {n_grid: 20}\n"
+                         "    QuantizationModifier: {scheme: W4A16_ASYM}\n"));
 }
 
 TEST(Recipe, NormalizedFormParsesBackToTheSameRecipe) {
@@ -156,8 +158,9 @@ TEST(Recipe, EveryShippedRecipeIsValidAndRefusedAsNotImplementedYet) {
 
 TEST(Recipe, MarkdownFrontMatterHoldsASparseMLRecipe) {
   test::TempDir dir;
-  test::write_text(dir / "r.md", "<!-- license -->\n---\nn: 2\nmodifiers:\n  - !EpochRangeModifier\n"
-                                 "    start_epoch: 0\n    end_epoch: eval(n)\n---\n# Notes\n");
+  test::write_text(dir / "r.md",
+                   "<!-- license -->\n---\nn: 2\nmodifiers:\n  - !EpochRangeModifier\n"
+                   "    start_epoch: 0\n    end_epoch: eval(n)\n---\n# Notes\n");
   const Recipe r = load_recipe(dir / "r.md");
   EXPECT_EQ(r.stages[0].modifiers[0].args["end_epoch"], 2);
 }
