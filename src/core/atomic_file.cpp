@@ -97,10 +97,14 @@ AtomicDirectory::AtomicDirectory(fs::path target, OutputFolderOptions options)
                    "' already exists and is not empty; pass --overwrite to replace it or "
                    "choose another output path");
   }
-  fs::path parent = target_.parent_path();
-  if (!parent.empty()) {
-    fs::create_directories(parent, ec);
-    STUNT_CHECK_AS(IoError, !ec, "cannot create folder '", parent.string(), "': ", ec.message());
+  // Missing parent folders are created now (the staging folder must sit beside the target,
+  // on the same file system) and removed again if the output is never committed.
+  for (fs::path p = target_.parent_path(); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    created_parents_.push_back(p);
+  }
+  for (auto it = created_parents_.rbegin(); it != created_parents_.rend(); ++it) {
+    fs::create_directory(*it, ec);
+    STUNT_CHECK_AS(IoError, !ec, "cannot create folder '", it->string(), "': ", ec.message());
   }
   staging_ = sibling_temp_name(target_);
   fs::create_directory(staging_, ec);
@@ -111,7 +115,8 @@ AtomicDirectory::AtomicDirectory(fs::path target, OutputFolderOptions options)
 AtomicDirectory::~AtomicDirectory() {
   if (!committed_) {
     std::error_code ignored;
-    fs::remove_all(staging_, ignored);
+    if (!staging_.empty()) fs::remove_all(staging_, ignored);
+    for (const auto& parent : created_parents_) fs::remove(parent, ignored);  // only if empty
   }
 }
 

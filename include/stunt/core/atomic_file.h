@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string_view>
+#include <vector>
 
 namespace stunt {
 
@@ -62,6 +63,8 @@ class AtomicDirectory {
   std::filesystem::path target_;
   std::filesystem::path staging_;
   OutputFolderOptions options_;
+  /// Parent folders this object created, deepest first.
+  std::vector<std::filesystem::path> created_parents_;
   bool committed_ = false;
 };
 

@@ -66,6 +66,20 @@ TEST(AtomicDirectory, InterruptedWorkLeavesTheOldOutputIntact) {
   EXPECT_EQ(entries_in(dir.path()), 1u);
 }
 
+TEST(AtomicDirectory, ParentFoldersItCreatedAreRemovedWhenNotCommitted) {
+  test::TempDir dir;
+  {
+    AtomicDirectory out(dir / "a/b/out");
+    EXPECT_TRUE(fs::exists(dir / "a/b"));
+  }
+  EXPECT_EQ(entries_in(dir.path()), 0u);
+  {
+    AtomicDirectory out(dir / "a/b/out");
+    out.commit();
+  }
+  EXPECT_TRUE(fs::is_directory(dir / "a/b/out"));
+}
+
 TEST(AtomicDirectory, OverwriteReplacesAndRefusesWithoutIt) {
   test::TempDir dir;
   fs::create_directories(dir / "out");
