@@ -17,11 +17,6 @@ namespace fs = std::filesystem;
 namespace stunt::io {
 namespace {
 
-std::string first_line(const c10::Error& e) {
-  std::string message = e.what_without_backtrace();
-  return message.substr(0, message.find('\n'));
-}
-
 TensorEntry entry_for(const std::string& name, const at::Tensor& t, const fs::path& file) {
   std::string dtype;
   try {
@@ -75,8 +70,8 @@ bool is_torchscript_archive(const fs::path& path) {
     }
     return false;
   } catch (const c10::Error& e) {
-    throw FormatError(
-        str(path.string(), ": a zip file that is not a PyTorch archive (", first_line(e), ")"));
+    throw FormatError(str(path.string(), ": a zip file that is not a PyTorch archive (",
+                          detail::first_line(e), ")"));
   }
 }
 
@@ -96,7 +91,7 @@ std::unique_ptr<Checkpoint> open_torchscript(const fs::path& path) {
     module = torch::jit::load(path.string(), c10::Device(c10::kCPU));
   } catch (const c10::Error& e) {
     throw FormatError(
-        str(path.string(), ": cannot load this TorchScript archive (", first_line(e), ")"));
+        str(path.string(), ": cannot load this TorchScript archive (", detail::first_line(e), ")"));
   }
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& p : module.named_parameters(/*recurse=*/true))

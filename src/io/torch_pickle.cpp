@@ -4,6 +4,8 @@
 // torch.save emits for containers of tensors, and refuses everything else.
 #include "detail/torch_pickle.h"
 
+#include "detail/torch_archive.h"
+
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 
@@ -522,9 +524,8 @@ std::vector<std::pair<std::string, at::Tensor>> read_torch_save(const fs::path& 
     auto [data, size] = archive->getRecord("data.pkl");
     pickle.assign(static_cast<const char*>(data.get()), size);
   } catch (const c10::Error& e) {
-    std::string message = e.what_without_backtrace();
-    throw FormatError(str(path.string(), ": not a readable torch.save archive (",
-                          message.substr(0, message.find('\n')), ")"));
+    throw FormatError(
+        str(path.string(), ": not a readable torch.save archive (", first_line(e), ")"));
   }
   Unpickler unpickler(path, *archive, reinterpret_cast<const uint8_t*>(pickle.data()),
                       pickle.size());

@@ -5,17 +5,12 @@
 #include <set>
 
 #include "stunt/core/error.h"
+#include "stunt/core/strings.h"
 
 namespace stunt::quant {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
 
 void reject_unknown_keys(const Json& j, const std::set<std::string>& known, const char* what) {
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -33,7 +28,7 @@ std::string string_field(const Json& value, const char* key) {
 }
 
 QuantStrategy parse_strategy(const std::string& text) {
-  const std::string s = lower(text);
+  const std::string s = to_lower(text);
   if (s == "tensor") return QuantStrategy::Tensor;
   if (s == "channel") return QuantStrategy::Channel;
   if (s == "group") return QuantStrategy::Group;
@@ -49,7 +44,7 @@ QuantStrategy parse_strategy(const std::string& text) {
 std::optional<ActOrder> parse_actorder(const Json& value) {
   if (value.is_null()) return std::nullopt;
   if (value.is_boolean()) return value.get<bool>() ? std::optional(ActOrder::Group) : std::nullopt;
-  const std::string s = lower(string_field(value, "actorder"));
+  const std::string s = to_lower(string_field(value, "actorder"));
   if (s == "group" || s == "dynamic") return ActOrder::Group;
   if (s == "weight" || s == "static") return ActOrder::Weight;
   throw ValueError(str("actorder: '", s,
@@ -121,7 +116,7 @@ QuantArgs QuantArgs::from_json(const Json& j) {
     a.num_bits = j["num_bits"].get<int>();
   }
   if (j.contains("type")) {
-    const std::string t = lower(string_field(j["type"], "type"));
+    const std::string t = to_lower(string_field(j["type"], "type"));
     STUNT_CHECK(t == "int" || t == "float", "type: '", t,
                 "' is not a quantization type; "
                 "expected int or float");
@@ -170,7 +165,7 @@ QuantArgs QuantArgs::from_json(const Json& j) {
     if (d.is_boolean()) {
       a.dynamic = d.get<bool>() ? DynamicKind::Dynamic : DynamicKind::Static;
     } else {
-      STUNT_CHECK(d.is_string() && lower(d.get<std::string>()) == "local",
+      STUNT_CHECK(d.is_string() && to_lower(d.get<std::string>()) == "local",
                   "dynamic: expected true, false or \"local\", found ", d.dump());
       a.dynamic = DynamicKind::Local;
     }

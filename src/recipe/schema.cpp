@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "detail/recipe_parsing.h"
+#include "stunt/core/strings.h"
 
 namespace stunt::recipe {
 namespace {
@@ -12,12 +13,6 @@ namespace {
 std::string shown(const Value& value) {
   std::string text = value.dump(-1, ' ', false, Value::error_handler_t::replace);
   return text.size() > 60 ? text.substr(0, 57) + "..." : text;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -242,7 +237,7 @@ void ArgSchema::validate(const Value& value, const std::string& path,
     case Kind::Enum: {
       const std::string text = value.get<std::string>();
       const bool found = std::any_of(choices_.begin(), choices_.end(), [&](const std::string& c) {
-        return ignore_case_ ? lower(c) == lower(text) : c == text;
+        return ignore_case_ ? to_lower(c) == to_lower(text) : c == text;
       });
       if (!found) {
         const std::string hint = closest_match(text, choices_);

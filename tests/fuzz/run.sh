@@ -12,7 +12,7 @@ flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        -Iinclude -Isrc/recipe)
 launcher=()
 command -v ccache > /dev/null && launcher=(ccache)
-core=(src/core/error.cpp src/io/json_keys.cpp)
+core=(src/core/error.cpp src/core/strings.cpp src/io/json_keys.cpp)
 recipe_sources=(src/recipe/*.cpp src/quant/quant_args.cpp)
 
 build() {

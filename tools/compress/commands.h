@@ -10,11 +10,6 @@ namespace compress {
 
 using Runner = std::function<int()>;
 
-/// Options every subcommand shares.
-struct GlobalOptions {
-  bool json = false;
-};
-
 Runner add_inspect(CLI::App& app);
 Runner add_convert(CLI::App& app);
 Runner add_recipe(CLI::App& app);
