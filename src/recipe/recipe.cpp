@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -78,10 +79,12 @@ struct Converter {
       try {
         return std::stoll(text);
       } catch (const std::exception&) {
-        return std::stod(text);
+        return std::strtod(text.c_str(), nullptr);  // beyond int64: a double
       }
     }
-    if (is_yaml_float(text)) return std::stod(text);
+    // strtod, unlike std::stod, gives +-inf for out-of-range values instead of throwing; the
+    // argument schemas then report them as out of range.
+    if (is_yaml_float(text)) return std::strtod(text.c_str(), nullptr);
     if (text == ".inf" || text == "+.inf" || text == ".Inf") return HUGE_VAL;
     if (text == "-.inf" || text == "-.Inf") return -HUGE_VAL;
     return text;

@@ -59,6 +59,15 @@ TEST(Recipe, QuotedYamlScalarsStayStrings) {
   EXPECT_DOUBLE_EQ(args["g"].get<double>(), 1e-3);  // YAML 1.2: a float, not a string
 }
 
+TEST(Recipe, OutOfRangeNumbersAreRangeErrorsNotCrashes) {
+  EXPECT_THROW_WITH(parse_and_validate("p_stage:\n  p_modifiers:\n    SparseGPTModifier: "
+                                       "{sparsity: 444444e4445}\n"),
+                    RecipeError, "out of range");
+  const Recipe r =
+      parse_recipe("s_stage:\n  m_modifiers:\n    X: {a: " + std::string(400, '9') + "}\n", "t");
+  EXPECT_TRUE(r.stages[0].modifiers[0].args["a"].is_number_float());
+}
+
 TEST(Recipe, SparseMLVariablesAndEvalAreResolved) {
   const Recipe r = parse_and_validate(R"(
 num_epochs: 10
