@@ -31,12 +31,6 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out;
-}
-
 std::string format_number(double x) {
   if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
   if (x == std::floor(x) && std::abs(x) < 1e15) return std::to_string(static_cast<long long>(x));
@@ -160,7 +154,7 @@ std::string ArgSchema::describe() const {
       text = "a string";
       break;
     case Kind::Enum:
-      text = "one of " + join(choices_);
+      text = "one of " + join(choices_, ", ");
       break;
     case Kind::List:
       text = "a list of " + item_->describe();
@@ -168,7 +162,7 @@ std::string ArgSchema::describe() const {
     case Kind::Object: {
       std::vector<std::string> names;
       for (const auto& f : fields_) names.push_back(f.name);
-      text = "a mapping with keys " + join(names);
+      text = "a mapping with keys " + join(names, ", ");
       break;
     }
     case Kind::Map:
@@ -241,7 +235,7 @@ void ArgSchema::validate(const Value& value, const std::string& path,
       });
       if (!found) {
         const std::string hint = closest_match(text, choices_);
-        fail(source, path, "'", text, "' is not allowed; expected one of ", join(choices_),
+        fail(source, path, "'", text, "' is not allowed; expected one of ", join(choices_, ", "),
              hint.empty() ? "" : str(" (did you mean '", hint, "'?)"));
       }
       break;
@@ -266,7 +260,7 @@ void ArgSchema::validate(const Value& value, const std::string& path,
           const std::string hint = closest_match(it.key(), names);
           fail(source, detail::join_path(path, it.key()), "unknown key",
                hint.empty() ? "" : str("; did you mean '", hint, "'?"),
-               " (known keys: ", join(names), ")");
+               " (known keys: ", join(names, ", "), ")");
         }
         f->schema->validate(it.value(), detail::join_path(path, it.key()), source);
       }

@@ -1,0 +1,68 @@
+#pragma once
+/// Hugging Face models implemented natively on LibTorch: BERT-family encoders, Llama-family
+/// decoders (Llama, Mistral, Qwen2, SmolLM), GPT-2 and T5, loaded from a Hugging Face folder
+/// (config.json + safetensors, sharded or not, or pytorch_model.bin).
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stunt/model/hf_config.h"
+#include "stunt/model/model.h"
+
+namespace stunt::model {
+
+struct LoadOptions {
+  /// The dtype weights are converted to for computing. Unset: float32, the only dtype every
+  /// CPU kernel handles well; set it to bfloat16/float16 to keep the checkpoint's precision.
+  std::optional<c10::ScalarType> dtype;
+};
+
+/// A model loaded from a Hugging Face folder.
+class HfModel : public Model {
+ public:
+  const HfConfig& config() const { return config_; }
+  const std::filesystem::path& source() const { return source_; }
+  /// The checkpoint dtype of each tensor, used to save in the same precision.
+  c10::ScalarType stored_dtype(const std::string& tensor) const;
+
+  /// Writes config.json, model.safetensors (sharded above 5 GB as transformers does) and the
+  /// source folder's tokenizer and sentence-transformers files.
+  void save(const std::filesystem::path& folder) const override;
+
+  std::vector<std::pair<std::string, at::Tensor>> state_dict() const override;
+
+ protected:
+  HfModel(HfConfig config, std::filesystem::path source)
+      : config_(std::move(config)), source_(std::move(source)) {}
+  HfConfig config_;
+  std::filesystem::path source_;
+  std::map<std::string, c10::ScalarType> stored_dtypes_;
+};
+
+/// The model_type values load_hf_model accepts.
+std::vector<std::string> supported_model_types();
+
+/// Loads the Hugging Face folder `folder`. An unsupported model_type is an error naming it and
+/// the supported list; missing, extra or misshaped tensors are reported by name with shapes.
+std::unique_ptr<HfModel> load_hf_model(const std::filesystem::path& folder,
+                                       const LoadOptions& options = {});
+
+/// Sentence-transformers pooling, read from the folder's modules.json and 1_Pooling/config.json:
+/// mean (the default when the folder has no pooling config), CLS or max over the tokens the
+/// attention mask keeps, then L2 normalization when the pipeline has a Normalize module.
+struct SentencePooling {
+  enum class Mode { Mean, Cls, Max } mode = Mode::Mean;
+  bool normalize = false;
+
+  static SentencePooling from_folder(const std::filesystem::path& folder);
+  /// hidden: [batch, seq, dim]; attention_mask: [batch, seq] (undefined = all tokens).
+  at::Tensor operator()(const at::Tensor& hidden, const at::Tensor& attention_mask) const;
+};
+
+}  // namespace stunt::model

@@ -1,0 +1,171 @@
+#pragma once
+/// The model interface every algorithm works on (DESIGN.md, "The model interface"): the
+/// compressible layers, target matching as recipes name them, a forward pass run block by block
+/// (so calibration can go one transformer layer at a time), input capture, and layer swapping.
+
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stunt::model {
+
+enum class LayerKind { Linear, Conv, Embedding };
+
+/// "Linear", "Conv", "Embedding".
+const char* layer_kind_name(LayerKind kind);
+
+struct Layer;
+
+/// A replacement forward for a layer (masked, fake-quantized, packed). It receives the layer's
+/// input and the layer itself, and returns what the layer outputs.
+using LayerForward = std::function<at::Tensor(const at::Tensor& input, const Layer& layer)>;
+
+/// A compressible layer. Its tensors belong to the model: algorithms change them in place
+/// (`weight.copy_(...)`) or assign new tensors of the same shape.
+struct Layer {
+  /// Qualified name as the checkpoint spells it, e.g. "model.layers.0.self_attn.q_proj".
+  std::string name;
+  LayerKind kind = LayerKind::Linear;
+  /// The module class a recipe target names: "Linear", "Conv1D" (GPT-2), "Conv2d", "Embedding".
+  std::string class_name;
+  /// Linear: [out_features, in_features], whatever the checkpoint's layout (GPT-2's Conv1D
+  /// stores [in, out] and is transposed on load and back on save). Embedding: [vocab, hidden].
+  at::Tensor weight;
+  /// Undefined when the layer has none.
+  at::Tensor bias;
+  /// The block (transformer layer) that holds it; -1 for layers outside every block
+  /// (embeddings, lm_head).
+  int block = -1;
+  /// When set, the model calls this instead of the plain layer.
+  LayerForward forward;
+  /// Set while an InputCapture covers this layer.
+  bool capture = false;
+  /// Checkpoint details, used when saving.
+  bool stored_transposed = false;
+  /// The layer whose weight this one shares in the checkpoint (lm_head ↔ embed_tokens), if any.
+  std::string tied_to;
+
+  int64_t out_features() const { return weight.size(0); }
+  int64_t in_features() const { return weight.size(1); }
+};
+
+/// One batch of inputs. Token models use input_ids (int64 [batch, seq]) with an optional
+/// attention_mask (1 = token, 0 = padding); encoder-decoder models also take decoder_input_ids.
+struct Batch {
+  at::Tensor input_ids;
+  at::Tensor attention_mask;
+  at::Tensor decoder_input_ids;
+};
+
+struct Output {
+  /// [batch, seq, vocab] for language models; undefined for encoders without a head.
+  at::Tensor logits;
+  /// The last hidden state (after the final norm), [batch, seq, hidden].
+  at::Tensor hidden;
+};
+
+/// What flows from one block to the next during a block-by-block forward: the hidden state and
+/// whatever the architecture needs beside it (masks, rotary tables, position bias, encoder output).
+struct BlockState {
+  at::Tensor hidden;
+  std::map<std::string, at::Tensor> context;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  /// "bert", "llama", "gpt2", "t5", ...
+  virtual std::string architecture() const = 0;
+
+  /// Every compressible layer, in forward order.
+  std::vector<Layer*> layers() const;
+  /// The layer called `name`; throws ValueError naming similar layers when there is none.
+  Layer& layer(const std::string& name) const;
+  /// The layers of block `index`.
+  std::vector<Layer*> block_layers(int index) const;
+
+  /// The layers a recipe's targets select, minus those its ignore list names. A target or ignore
+  /// entry is a class name ("Linear"), an exact layer name, or "re:<regex>" matched from the start
+  /// of the name as Python's re.match does (compressed-tensors' rule). "Linear" also selects
+  /// GPT-2's Conv1D layers, which are linear layers stored transposed.
+  std::vector<Layer*> match(const std::vector<std::string>& targets,
+                            const std::vector<std::string>& ignore = {}) const;
+
+  /// The whole forward pass: embed, every block, head. Runs without autograd.
+  Output forward(const Batch& batch);
+
+  /// Block-by-block forward, for sequential calibration: `embed` prepares the state, then
+  /// `run_block(i)` for i in [0, num_blocks()) in order, then `head`. An algorithm may change the
+  /// weights of block i between capturing its inputs and running it for the next block.
+  virtual int num_blocks() const = 0;
+  virtual BlockState embed(const Batch& batch) = 0;
+  virtual void run_block(int index, BlockState& state) = 0;
+  virtual Output head(BlockState& state) = 0;
+
+  /// Calls a layer: its replacement forward if one is set, the plain layer otherwise, after
+  /// handing the input to the active capture. Architectures call every layer through this.
+  at::Tensor call(const Layer& layer, const at::Tensor& input) const;
+
+  /// Every tensor as the checkpoint names and lays it out (the state dict to save).
+  virtual std::vector<std::pair<std::string, at::Tensor>> state_dict() const;
+
+  /// Writes the model into `folder` (created if needed), each file atomically. Callers that
+  /// replace a whole output folder stage it with AtomicDirectory.
+  virtual void save(const std::filesystem::path& folder) const = 0;
+
+ protected:
+  /// Adds a layer; the reference stays valid for the model's lifetime.
+  Layer& add_layer(Layer layer);
+  /// Adds a non-layer tensor (a norm weight, a buffer) kept under its checkpoint name.
+  at::Tensor& add_tensor(const std::string& name, at::Tensor tensor);
+  const std::map<std::string, at::Tensor>& tensors() const { return tensors_; }
+
+ private:
+  friend class InputCapture;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::map<std::string, Layer*> layers_by_name_;
+  std::map<std::string, at::Tensor> tensors_;
+  std::function<void(const Layer&, const at::Tensor&)> capture_;
+};
+
+/// While alive, hands the input of each chosen layer to `receive` on every forward pass (full or
+/// block by block). One capture at a time per model.
+class InputCapture {
+ public:
+  using Receiver = std::function<void(const Layer& layer, const at::Tensor& input)>;
+  InputCapture(Model& model, const std::vector<Layer*>& layers, Receiver receive);
+  ~InputCapture();
+  InputCapture(const InputCapture&) = delete;
+  InputCapture& operator=(const InputCapture&) = delete;
+
+ private:
+  Model& model_;
+  std::vector<Layer*> layers_;
+};
+
+/// Swaps a layer's forward for the lifetime of the guard (or until release()).
+class LayerSwap {
+ public:
+  LayerSwap(Layer& layer, LayerForward forward);
+  ~LayerSwap();
+  LayerSwap(const LayerSwap&) = delete;
+  LayerSwap& operator=(const LayerSwap&) = delete;
+  /// Keeps the replacement in place after the guard ends.
+  void release() { released_ = true; }
+
+ private:
+  Layer& layer_;
+  LayerForward previous_;
+  bool released_ = false;
+};
+
+}  // namespace stunt::model

@@ -1,0 +1,159 @@
+// Llama-family decoders: Llama (1-3.x), Mistral, Qwen2, SmolLM. Pre-norm blocks with RMSNorm,
+// rotary positions, grouped-query attention and a gated (SwiGLU) MLP.
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "detail/architectures.h"
+#include "detail/nn_ops.h"
+#include "detail/weight_loader.h"
+#include "stunt/core/error.h"
+
+namespace stunt::model::detail {
+namespace {
+
+class Llama final : public HfModel {
+ public:
+  Llama(HfConfig config, const std::filesystem::path& folder, c10::ScalarType dtype)
+      : HfModel(std::move(config), folder), rotary_(config_, head_dim_of(config_)) {
+    const HfConfig& c = config_;
+    type_ = c.model_type();
+    hidden_ = c.integer("hidden_size");
+    heads_ = c.integer("num_attention_heads");
+    kv_heads_ = c.integer("num_key_value_heads", heads_);
+    head_dim_ = head_dim_of(c);
+    const int64_t layers = c.integer("num_hidden_layers");
+    const int64_t intermediate = c.integer("intermediate_size");
+    vocab_ = c.integer("vocab_size");
+    max_positions_ = c.integer("max_position_embeddings", int64_t{1} << 40);
+    eps_ = c.number("rms_norm_eps", 1e-6);
+    activation_ = c.string("hidden_act", "silu");
+    if (!is_known_activation(activation_)) c.fail("hidden_act", "is not a supported activation");
+    if (heads_ % kv_heads_ != 0) {
+      c.fail("num_key_value_heads", str("does not divide num_attention_heads ", heads_));
+    }
+    if (c.integer("pretraining_tp", 1) != 1) c.fail("pretraining_tp", "is not supported; use 1");
+    // Mistral attends within a sliding window; Qwen2 only when use_sliding_window is set.
+    if (type_ == "mistral" || (type_ == "qwen2" && c.boolean("use_sliding_window", false))) {
+      sliding_window_ = c.optional_integer("sliding_window", 1).value_or(0);
+    }
+    const bool qkv_bias = type_ == "qwen2" || c.boolean("attention_bias", false);
+    const bool o_bias = type_ != "qwen2" && c.boolean("attention_bias", false);
+    const bool mlp_bias = c.boolean("mlp_bias", false);
+
+    WeightLoader w(folder, dtype);
+    const std::string p = w.find_prefix({"model.", ""}, "embed_tokens.weight");
+    embed_ = &add_layer(
+        embedding_layer(p + "embed_tokens", w.take(p + "embed_tokens.weight", {vocab_, hidden_})));
+    auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias,
+                      int block) -> Layer* {
+      return &add_layer(linear_layer(name, w.take(name + ".weight", {out, in}),
+                                     bias ? w.take(name + ".bias", {out}) : at::Tensor(), block));
+    };
+    auto norm = [&](const std::string& name) { return add_tensor(name, w.take(name, {hidden_})); };
+    for (int i = 0; i < layers; ++i) {
+      const std::string b = str(p, "layers.", i, ".");
+      Block block;
+      block.input_norm = norm(b + "input_layernorm.weight");
+      block.q = linear(b + "self_attn.q_proj", heads_ * head_dim_, hidden_, qkv_bias, i);
+      block.k = linear(b + "self_attn.k_proj", kv_heads_ * head_dim_, hidden_, qkv_bias, i);
+      block.v = linear(b + "self_attn.v_proj", kv_heads_ * head_dim_, hidden_, qkv_bias, i);
+      block.o = linear(b + "self_attn.o_proj", hidden_, heads_ * head_dim_, o_bias, i);
+      block.post_norm = norm(b + "post_attention_layernorm.weight");
+      block.gate = linear(b + "mlp.gate_proj", intermediate, hidden_, mlp_bias, i);
+      block.up = linear(b + "mlp.up_proj", intermediate, hidden_, mlp_bias, i);
+      block.down = linear(b + "mlp.down_proj", hidden_, intermediate, mlp_bias, i);
+      blocks_.push_back(block);
+    }
+    final_norm_ = norm(p + "norm.weight");
+    // transformers ties lm_head to the embeddings when tie_word_embeddings is set, whatever the
+    // file holds; otherwise lm_head.weight is required.
+    if (c.boolean("tie_word_embeddings", false)) {
+      lm_head_ = &add_layer(tied_head("lm_head", *embed_));
+      w.ignore_unused([](const std::string& name) { return name == "lm_head.weight"; });
+    } else {
+      lm_head_ = linear("lm_head", vocab_, hidden_, false, -1);
+    }
+    // Older checkpoints saved the rotary frequencies as a buffer.
+    w.ignore_unused([](const std::string& name) {
+      return name.size() > 22 && name.compare(name.size() - 22, 22, "rotary_emb.inv_freq") == 0;
+    });
+    w.finish(type_);
+    stored_dtypes_ = w.stored_dtypes();
+  }
+
+  std::string architecture() const override { return type_; }
+  int num_blocks() const override { return static_cast<int>(blocks_.size()); }
+
+  BlockState embed(const Batch& batch) override {
+    check_token_batch(batch.input_ids, batch.attention_mask, vocab_, max_positions_, "llama");
+    const int64_t seq = batch.input_ids.size(1);
+    BlockState state;
+    state.hidden = call(*embed_, batch.input_ids);
+    auto [cos, sin] = rotary_.tables(at::arange(seq).unsqueeze(0), state.hidden.scalar_type());
+    state.context["cos"] = cos;
+    state.context["sin"] = sin;
+    state.context["bias"] = attention_bias(batch.attention_mask, seq, seq, /*causal=*/true,
+                                           state.hidden.scalar_type(), sliding_window_);
+    return state;
+  }
+
+  void run_block(int index, BlockState& state) override {
+    const Block& b = blocks_.at(index);
+    at::Tensor x = state.hidden;
+    at::Tensor h = rms_norm(x, b.input_norm, eps_);
+    at::Tensor q = split_heads(call(*b.q, h), heads_, head_dim_);
+    at::Tensor k = split_heads(call(*b.k, h), kv_heads_, head_dim_);
+    at::Tensor v = split_heads(call(*b.v, h), kv_heads_, head_dim_);
+    const at::Tensor& cos = state.context.at("cos");
+    const at::Tensor& sin = state.context.at("sin");
+    q = Rotary::apply(q, cos, sin);
+    k = Rotary::apply(k, cos, sin);
+    at::Tensor attended = attention(q, k, v, state.context.at("bias"), true,
+                                    1.0 / std::sqrt(static_cast<double>(head_dim_)));
+    x = x + call(*b.o, merge_heads(attended));
+    h = rms_norm(x, b.post_norm, eps_);
+    at::Tensor gated = activation(activation_, call(*b.gate, h)) * call(*b.up, h);
+    state.hidden = x + call(*b.down, gated);
+  }
+
+  Output head(BlockState& state) override {
+    at::Tensor hidden = rms_norm(state.hidden, final_norm_, eps_);
+    return {call(*lm_head_, hidden), hidden};
+  }
+
+ private:
+  static int64_t head_dim_of(const HfConfig& c) {
+    const int64_t hidden = c.integer("hidden_size");
+    const int64_t heads = c.integer("num_attention_heads");
+    if (c.has("head_dim")) return c.integer("head_dim");
+    if (hidden % heads != 0) {
+      c.fail("num_attention_heads", str("does not divide hidden_size ", hidden));
+    }
+    return hidden / heads;
+  }
+
+  struct Block {
+    at::Tensor input_norm, post_norm;
+    Layer *q, *k, *v, *o, *gate, *up, *down;
+  };
+  std::string type_;
+  int64_t hidden_, heads_, kv_heads_, head_dim_, vocab_, max_positions_;
+  int64_t sliding_window_ = 0;
+  double eps_;
+  std::string activation_;
+  Rotary rotary_;
+  Layer* embed_;
+  Layer* lm_head_;
+  at::Tensor final_norm_;
+  std::vector<Block> blocks_;
+};
+
+}  // namespace
+
+std::unique_ptr<HfModel> load_llama(HfConfig config, const std::filesystem::path& folder,
+                                    c10::ScalarType dtype) {
+  return std::make_unique<Llama>(std::move(config), folder, dtype);
+}
+
+}  // namespace stunt::model::detail

@@ -1,0 +1,58 @@
+#pragma once
+// The native architectures, one file each under src/model/arch/.
+
+#include <memory>
+
+#include "stunt/model/hf_model.h"
+
+namespace stunt::model::detail {
+
+using ArchitectureLoader = std::unique_ptr<HfModel> (*)(HfConfig config,
+                                                        const std::filesystem::path& folder,
+                                                        c10::ScalarType dtype);
+
+std::unique_ptr<HfModel> load_bert(HfConfig config, const std::filesystem::path& folder,
+                                   c10::ScalarType dtype);
+std::unique_ptr<HfModel> load_llama(HfConfig config, const std::filesystem::path& folder,
+                                    c10::ScalarType dtype);
+std::unique_ptr<HfModel> load_gpt2(HfConfig config, const std::filesystem::path& folder,
+                                   c10::ScalarType dtype);
+std::unique_ptr<HfModel> load_t5(HfConfig config, const std::filesystem::path& folder,
+                                 c10::ScalarType dtype);
+
+/// A linear layer of block `block` (-1: outside blocks); bias may be undefined.
+inline Layer linear_layer(std::string name, at::Tensor weight, at::Tensor bias, int block,
+                          std::string class_name = "Linear") {
+  Layer layer;
+  layer.name = std::move(name);
+  layer.kind = LayerKind::Linear;
+  layer.class_name = std::move(class_name);
+  layer.weight = std::move(weight);
+  layer.bias = std::move(bias);
+  layer.block = block;
+  return layer;
+}
+
+/// A token embedding outside the blocks.
+inline Layer embedding_layer(std::string name, at::Tensor weight) {
+  Layer layer;
+  layer.name = std::move(name);
+  layer.kind = LayerKind::Embedding;
+  layer.class_name = "Embedding";
+  layer.weight = std::move(weight);
+  return layer;
+}
+
+/// An output head sharing the embedding `partner`'s weight, as tie_word_embeddings makes it.
+inline Layer tied_head(std::string name, const Layer& partner) {
+  Layer layer = linear_layer(std::move(name), partner.weight, {}, -1);
+  layer.tied_to = partner.name;
+  return layer;
+}
+
+/// Checks input_ids (int64, [batch, seq], ids in [0, vocab)) and the optional attention mask
+/// ([batch, seq] of 0/1); throws ValueError naming the problem.
+void check_token_batch(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                       int64_t vocab_size, int64_t max_positions, const char* what);
+
+}  // namespace stunt::model::detail

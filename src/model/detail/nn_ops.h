@@ -1,0 +1,61 @@
+#pragma once
+// The functional pieces the native architectures share: norms, activations, attention with
+// masks, rotary position embeddings.
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <string>
+
+#include "stunt/model/hf_config.h"
+
+namespace stunt::model::detail {
+
+/// RMSNorm as Llama and T5 compute it: in float32, then back to the input's dtype, times weight.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+/// The activation transformers calls `name`; throws FormatError (via config) for unknown names.
+at::Tensor activation(const std::string& name, const at::Tensor& x);
+/// Whether activation() knows `name`.
+bool is_known_activation(const std::string& name);
+
+/// [batch, seq] tokens → [batch, heads, seq, head_dim].
+at::Tensor split_heads(const at::Tensor& x, int64_t heads, int64_t head_dim);
+/// [batch, heads, seq, head_dim] → [batch, seq, heads * head_dim].
+at::Tensor merge_heads(const at::Tensor& x);
+
+/// The value masked attention scores get: the dtype's lowest finite value rather than -inf, so
+/// that a fully masked row (a padding query) gives uniform weights instead of NaN, as
+/// transformers arranges.
+double mask_value(c10::ScalarType dtype);
+
+/// An additive attention mask [batch, 1, q_len, k_len] (or [batch, 1, 1, k_len] when not causal)
+/// from a [batch, k_len] keep-mask, causality and a sliding window (0: none), in `dtype`.
+/// Undefined when only plain causality or nothing is to be masked: attention() then takes its
+/// fast causal path. q_len may be shorter than k_len (cached keys come first).
+at::Tensor attention_bias(const at::Tensor& keep_mask, int64_t q_len, int64_t k_len, bool causal,
+                          c10::ScalarType dtype, int64_t window = 0);
+
+/// Scaled dot-product attention. q: [b, h, q, d]; k, v: [b, kv_h, k, d] (grouped-query when
+/// kv_h < h); bias: additive, broadcastable to [b, h, q, k], or undefined; causal applies only
+/// when bias is undefined.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& bias, bool causal, double scale);
+
+/// Rotary position embedding as transformers computes it (default, linear, llama3 scaling).
+class Rotary {
+ public:
+  /// From config: rope_theta / rope_scaling (transformers 4) or rope_parameters (5).
+  Rotary(const HfConfig& config, int64_t head_dim);
+  /// cos and sin tables, [batch or 1, seq, head_dim], for integer positions [batch or 1, seq].
+  std::pair<at::Tensor, at::Tensor> tables(const at::Tensor& positions,
+                                           c10::ScalarType dtype) const;
+  /// x: [b, h, s, d]; cos/sin from tables().
+  static at::Tensor apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+ private:
+  at::Tensor inv_freq_;
+  double attention_scaling_ = 1.0;
+};
+
+}  // namespace stunt::model::detail

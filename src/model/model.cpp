@@ -1,0 +1,172 @@
+#include "stunt/model/model.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <regex>
+
+#include "stunt/core/error.h"
+#include "stunt/core/strings.h"
+
+namespace stunt::model {
+
+const char* layer_kind_name(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::Linear:
+      return "Linear";
+    case LayerKind::Conv:
+      return "Conv";
+    case LayerKind::Embedding:
+      return "Embedding";
+  }
+  return "?";
+}
+
+std::vector<Layer*> Model::layers() const {
+  std::vector<Layer*> out;
+  out.reserve(layers_.size());
+  for (const auto& layer : layers_) out.push_back(layer.get());
+  return out;
+}
+
+Layer& Model::layer(const std::string& name) const {
+  auto it = layers_by_name_.find(name);
+  if (it != layers_by_name_.end()) return *it->second;
+  // Suggest layers that share the last component, the usual slip being a wrong prefix.
+  const std::string leaf = name.substr(name.rfind('.') + 1);
+  std::vector<std::string> similar;
+  for (const auto& layer : layers_) {
+    if (similar.size() < 3 && layer->name.size() >= leaf.size() &&
+        layer->name.compare(layer->name.size() - leaf.size(), leaf.size(), leaf) == 0) {
+      similar.push_back(layer->name);
+    }
+  }
+  throw ValueError(str("model has no layer \"", name, "\"",
+                       similar.empty() ? "; `compress inspect MODEL` lists the layers"
+                                       : "; similar: " + join(similar, ", ")));
+}
+
+std::vector<Layer*> Model::block_layers(int index) const {
+  std::vector<Layer*> out;
+  for (const auto& layer : layers_) {
+    if (layer->block == index) out.push_back(layer.get());
+  }
+  return out;
+}
+
+namespace {
+
+bool matches(const Layer& layer, const std::string& target,
+             std::map<std::string, std::regex>& compiled) {
+  if (target.rfind("re:", 0) == 0) {
+    auto it = compiled.find(target);
+    if (it == compiled.end()) {
+      try {
+        it = compiled.emplace(target, std::regex(target.substr(3), std::regex::ECMAScript)).first;
+      } catch (const std::regex_error& e) {
+        throw ValueError(
+            str("target \"", target, "\" is not a valid regular expression (", e.what(), ")"));
+      }
+    }
+    // Python's re.match: anchored at the start, not at the end.
+    return std::regex_search(layer.name, it->second, std::regex_constants::match_continuous);
+  }
+  if (target == layer.name || target == layer.class_name) return true;
+  return target == "Linear" && layer.class_name == "Conv1D";
+}
+
+}  // namespace
+
+std::vector<Layer*> Model::match(const std::vector<std::string>& targets,
+                                 const std::vector<std::string>& ignore) const {
+  std::map<std::string, std::regex> compiled;
+  std::vector<Layer*> out;
+  for (const auto& layer : layers_) {
+    bool selected = std::any_of(targets.begin(), targets.end(),
+                                [&](const std::string& t) { return matches(*layer, t, compiled); });
+    if (!selected) continue;
+    bool ignored = std::any_of(ignore.begin(), ignore.end(),
+                               [&](const std::string& t) { return matches(*layer, t, compiled); });
+    if (!ignored) out.push_back(layer.get());
+  }
+  return out;
+}
+
+Output Model::forward(const Batch& batch) {
+  c10::NoGradGuard no_grad;
+  BlockState state = embed(batch);
+  for (int i = 0; i < num_blocks(); ++i) run_block(i, state);
+  return head(state);
+}
+
+at::Tensor Model::call(const Layer& layer, const at::Tensor& input) const {
+  if (layer.capture && capture_) capture_(layer, input);
+  if (layer.forward) return layer.forward(input, layer);
+  switch (layer.kind) {
+    case LayerKind::Linear:
+      return at::linear(input, layer.weight, layer.bias);
+    case LayerKind::Embedding:
+      return at::embedding(layer.weight, input);
+    case LayerKind::Conv:
+      break;
+  }
+  throw InternalError(str("layer ", layer.name, " of kind ", layer_kind_name(layer.kind),
+                          " has no plain forward in a native model"));
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::state_dict() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& [name, tensor] : tensors_) out.emplace_back(name, tensor);
+  std::map<std::string, const Layer*> by_name;
+  for (const auto& layer : layers_) by_name[layer->name] = layer.get();
+  for (const auto& layer : layers_) {
+    if (!layer->tied_to.empty()) {
+      // A tied layer is written only once it no longer shares its partner's weight.
+      auto partner = by_name.find(layer->tied_to);
+      if (partner != by_name.end() && partner->second->weight.is_same(layer->weight)) continue;
+    }
+    at::Tensor weight = layer->stored_transposed ? layer->weight.t() : layer->weight;
+    out.emplace_back(layer->name + ".weight", weight.contiguous());
+    if (layer->bias.defined()) out.emplace_back(layer->name + ".bias", layer->bias);
+  }
+  return out;
+}
+
+Layer& Model::add_layer(Layer layer) {
+  STUNT_ASSERT(!layers_by_name_.count(layer.name), "duplicate layer ", layer.name);
+  layers_.push_back(std::make_unique<Layer>(std::move(layer)));
+  Layer& added = *layers_.back();
+  layers_by_name_[added.name] = &added;
+  return added;
+}
+
+at::Tensor& Model::add_tensor(const std::string& name, at::Tensor tensor) {
+  auto [it, inserted] = tensors_.emplace(name, std::move(tensor));
+  STUNT_ASSERT(inserted, "duplicate tensor ", name);
+  return it->second;
+}
+
+InputCapture::InputCapture(Model& model, const std::vector<Layer*>& layers, Receiver receive)
+    : model_(model), layers_(layers) {
+  STUNT_CHECK_AS(LifecycleError, !model.capture_,
+                 "an input capture is already active on this model; end it first");
+  model_.capture_ = std::move(receive);
+  for (Layer* layer : layers_) layer->capture = true;
+}
+
+InputCapture::~InputCapture() {
+  for (Layer* layer : layers_) layer->capture = false;
+  model_.capture_ = nullptr;
+}
+
+LayerSwap::LayerSwap(Layer& layer, LayerForward forward)
+    : layer_(layer), previous_(std::move(layer.forward)) {
+  layer_.forward = std::move(forward);
+}
+
+LayerSwap::~LayerSwap() {
+  if (!released_) layer_.forward = std::move(previous_);
+}
+
+}  // namespace stunt::model

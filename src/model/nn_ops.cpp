@@ -1,0 +1,180 @@
+#include "detail/nn_ops.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <limits>
+
+#include "stunt/core/error.h"
+
+namespace stunt::model::detail {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  at::Tensor x32 = x.to(at::kFloat);
+  at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+bool is_known_activation(const std::string& name) {
+  return name == "gelu" || name == "gelu_new" || name == "gelu_pytorch_tanh" ||
+         name == "gelu_fast" || name == "relu" || name == "silu" || name == "swish" ||
+         name == "tanh" || name == "quick_gelu";
+}
+
+at::Tensor activation(const std::string& name, const at::Tensor& x) {
+  if (name == "gelu") return at::gelu(x);
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") {
+    return at::gelu(x, "tanh");
+  }
+  if (name == "relu") return at::relu(x);
+  if (name == "silu" || name == "swish") return at::silu(x);
+  if (name == "tanh") return at::tanh(x);
+  if (name == "quick_gelu") return x * at::sigmoid(1.702 * x);
+  throw InternalError("activation " + name + " was not validated when loading");
+}
+
+at::Tensor split_heads(const at::Tensor& x, int64_t heads, int64_t head_dim) {
+  return x.view({x.size(0), x.size(1), heads, head_dim}).transpose(1, 2);
+}
+
+at::Tensor merge_heads(const at::Tensor& x) {
+  return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
+}
+
+double mask_value(c10::ScalarType dtype) {
+  switch (dtype) {
+    case at::kDouble:
+      return std::numeric_limits<double>::lowest();
+    case at::kFloat:
+      return std::numeric_limits<float>::lowest();
+    case at::kBFloat16:
+      return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    case at::kHalf:
+      return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
+    default:
+      throw InternalError(str("no attention mask value for dtype ", c10::toString(dtype)));
+  }
+}
+
+at::Tensor attention_bias(const at::Tensor& keep_mask, int64_t q_len, int64_t k_len, bool causal,
+                          c10::ScalarType dtype, int64_t window) {
+  const bool padded = keep_mask.defined() && !keep_mask.all().item<bool>();
+  const bool windowed = causal && window > 0 && k_len > window;
+  if (!padded && !windowed) return {};
+  at::Tensor keep;  // bool [b or 1, 1, q or 1, k]
+  if (padded) keep = keep_mask.to(at::kBool).view({keep_mask.size(0), 1, 1, k_len});
+  if (causal) {
+    // Query i (at absolute position k_len - q_len + i) sees keys up to its own position.
+    at::Tensor rows = at::arange(q_len).view({q_len, 1}) + (k_len - q_len);
+    at::Tensor cols = at::arange(k_len).view({1, k_len});
+    at::Tensor causal_keep = cols <= rows;
+    if (windowed) causal_keep = causal_keep.logical_and(rows - cols < window);
+    causal_keep = causal_keep.view({1, 1, q_len, k_len});
+    keep = keep.defined() ? keep.logical_and(causal_keep) : causal_keep;
+  }
+  return at::zeros(keep.sizes(), at::TensorOptions().dtype(dtype))
+      .masked_fill(keep.logical_not(), mask_value(dtype));
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& bias, bool causal, double scale) {
+  at::Tensor key = k;
+  at::Tensor value = v;
+  if (k.size(1) != q.size(1)) {
+    const int64_t groups = q.size(1) / k.size(1);
+    key = k.repeat_interleave(groups, 1);
+    value = v.repeat_interleave(groups, 1);
+  }
+  std::optional<at::Tensor> mask;
+  if (bias.defined()) mask = bias;
+  return at::scaled_dot_product_attention(q, key, value, mask, 0.0,
+                                          /*is_causal=*/causal && !bias.defined(), scale);
+}
+
+namespace {
+
+// rope_parameters (transformers 5) or rope_theta + rope_scaling (4.x).
+struct RopeSettings {
+  double theta = 10000.0;
+  std::string type = "default";
+  nlohmann::json params = nlohmann::json::object();
+};
+
+RopeSettings read_rope(const HfConfig& config) {
+  RopeSettings rope;
+  if (config.has("rope_parameters")) {
+    const nlohmann::json& p = config.json().at("rope_parameters");
+    if (!p.is_object()) config.fail("rope_parameters", "is not an object");
+    rope.params = p;
+  } else if (config.has("rope_scaling")) {
+    const nlohmann::json& p = config.json().at("rope_scaling");
+    if (!p.is_object()) config.fail("rope_scaling", "is not an object");
+    rope.params = p;
+  }
+  if (rope.params.contains("rope_theta")) {
+    HfConfig sub(rope.params, config.source() + " rope_parameters");
+    rope.theta = sub.number("rope_theta");
+  } else {
+    rope.theta = config.number("rope_theta", 10000.0);
+  }
+  for (const char* key : {"rope_type", "type"}) {
+    if (rope.params.contains(key) && rope.params[key].is_string()) {
+      rope.type = rope.params[key].get<std::string>();
+      break;
+    }
+  }
+  return rope;
+}
+
+}  // namespace
+
+Rotary::Rotary(const HfConfig& config, int64_t head_dim) {
+  const RopeSettings rope = read_rope(config);
+  const std::string where = config.source() + " rope parameters";
+  HfConfig params(rope.params, where);
+  const double partial = config.number("partial_rotary_factor", 1.0);
+  const int64_t dim = static_cast<int64_t>(head_dim * partial);
+  STUNT_CHECK_AS(FormatError, dim == head_dim, config.source(),
+                 ": partial_rotary_factor other than 1 is not supported");
+  at::Tensor exponents = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(dim);
+  inv_freq_ = 1.0 / at::pow(rope.theta, exponents);
+  if (rope.type == "default") return;
+  if (rope.type == "linear") {
+    inv_freq_ = inv_freq_ / params.number("factor");
+    return;
+  }
+  if (rope.type == "llama3") {
+    const double factor = params.number("factor");
+    const double low = params.number("low_freq_factor");
+    const double high = params.number("high_freq_factor");
+    const double old_len = static_cast<double>(params.integer("original_max_position_embeddings"));
+    STUNT_CHECK_AS(FormatError, high > low, where,
+                   ": high_freq_factor must exceed low_freq_factor");
+    const double low_wavelen = old_len / low;
+    const double high_wavelen = old_len / high;
+    at::Tensor wavelen = 2 * M_PI / inv_freq_;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq_ / factor, inv_freq_);
+    at::Tensor smooth = (old_len / wavelen - low) / (high - low);
+    at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+    at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv_freq_ = at::where(medium, smoothed, scaled);
+    return;
+  }
+  throw FormatError(str(where, ": rope type \"", rope.type,
+                        "\" is not supported; supported: default, linear, llama3"));
+}
+
+std::pair<at::Tensor, at::Tensor> Rotary::tables(const at::Tensor& positions,
+                                                 c10::ScalarType dtype) const {
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [b, s, d/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {(emb.cos() * attention_scaling_).to(dtype), (emb.sin() * attention_scaling_).to(dtype)};
+}
+
+at::Tensor Rotary::apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+}
+
+}  // namespace stunt::model::detail

@@ -1,0 +1,57 @@
+// Test driver for the parity tests (tests/python/test_model_parity.py): loads a Hugging Face
+// folder with Stunt, runs one batch read from a safetensors file, and writes the outputs.
+//
+//   stunt_forward MODEL_DIR INPUTS.safetensors OUTPUT.safetensors [--blockwise]
+//
+// INPUTS holds input_ids and optionally attention_mask and decoder_input_ids (int64).
+// OUTPUT gets logits (if the model has a head), hidden, and embeddings (sentence pooling) for
+// encoders. --blockwise runs embed / run_block / head by hand instead of forward().
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "stunt/core/error.h"
+#include "stunt/io/safetensors.h"
+#include "stunt/model/hf_model.h"
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::cerr << "usage: stunt_forward MODEL_DIR INPUTS OUTPUT [--blockwise]\n";
+    return 2;
+  }
+  try {
+    const bool blockwise = argc > 4 && std::strcmp(argv[4], "--blockwise") == 0;
+    auto model = stunt::model::load_hf_model(argv[1]);
+    auto inputs = stunt::io::SafetensorsFile::open(argv[2]);
+    stunt::model::Batch batch;
+    batch.input_ids = inputs->tensor("input_ids").clone();
+    if (inputs->contains("attention_mask"))
+      batch.attention_mask = inputs->tensor("attention_mask").clone();
+    if (inputs->contains("decoder_input_ids")) {
+      batch.decoder_input_ids = inputs->tensor("decoder_input_ids").clone();
+    }
+    stunt::model::Output output;
+    if (blockwise) {
+      c10::NoGradGuard no_grad;
+      stunt::model::BlockState state = model->embed(batch);
+      for (int i = 0; i < model->num_blocks(); ++i) model->run_block(i, state);
+      output = model->head(state);
+    } else {
+      output = model->forward(batch);
+    }
+    std::vector<stunt::io::NamedTensor> out;
+    if (output.logits.defined()) out.emplace_back("logits", output.logits);
+    out.emplace_back("hidden", output.hidden);
+    if (model->architecture() == "bert") {
+      auto pooling = stunt::model::SentencePooling::from_folder(argv[1]);
+      out.emplace_back("embeddings", pooling(output.hidden, batch.attention_mask));
+    }
+    stunt::io::save_safetensors(argv[3], out);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
