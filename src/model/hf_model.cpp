@@ -42,15 +42,27 @@ std::unique_ptr<HfModel> load_hf_model(const std::filesystem::path& folder,
                  " is not a folder; a Hugging Face model is a folder with config.json and weights");
   HfConfig config = HfConfig::from_folder(folder);
   const std::string type = config.model_type();
-  for (const Architecture& a : kArchitectures) {
-    if (type == a.model_type)
-      return a.load(std::move(config), folder, options.dtype.value_or(at::kFloat));
+  detail::ArchitectureLoader load = detail::find_architecture(type);
+  if (load != nullptr) {
+    return load(std::move(config), folder, io::Checkpoint::open(folder),
+                options.dtype.value_or(at::kFloat));
   }
   throw NotImplementedError(
       str(config.source(), ": model_type \"", printable(type),
           "\" is not supported natively; supported: ", join(supported_model_types(), ", "),
           ". Other models can be compressed as TorchScript (model.pt)"));
 }
+
+namespace detail {
+
+ArchitectureLoader find_architecture(const std::string& model_type) {
+  for (const Architecture& a : kArchitectures) {
+    if (model_type == a.model_type) return a.load;
+  }
+  return nullptr;
+}
+
+}  // namespace detail
 
 c10::ScalarType HfModel::stored_dtype(const std::string& tensor) const {
   auto it = stored_dtypes_.find(tensor);
@@ -75,7 +87,8 @@ void HfModel::save(const std::filesystem::path& folder) const {
       config["tie_word_embeddings"] = false;
     }
   }
-  io::copy_hf_passthrough_files(source_, folder);
+  if (std::filesystem::is_directory(source_)) io::copy_hf_passthrough_files(source_, folder);
+  for (const auto& [name, content] : extra_files_) write_file_atomic(folder / name, content);
   io::save_safetensors_sharded(folder, tensors);
   write_file_atomic(folder / "config.json", config.dump(2) + "\n");
 }

@@ -100,8 +100,12 @@ Output Model::forward(const Batch& batch) {
   return head(state);
 }
 
-at::Tensor Model::call(const Layer& layer, const at::Tensor& input) const {
+void Model::deliver_capture(const Layer& layer, const at::Tensor& input) const {
   if (layer.capture && capture_) capture_(layer, input);
+}
+
+at::Tensor Model::call(const Layer& layer, const at::Tensor& input) const {
+  deliver_capture(layer, input);
   if (layer.forward) return layer.forward(input, layer);
   switch (layer.kind) {
     case LayerKind::Linear:

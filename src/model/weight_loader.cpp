@@ -24,8 +24,8 @@ std::string listed(const std::vector<std::string>& items, size_t limit = 8) {
 
 }  // namespace
 
-WeightLoader::WeightLoader(const std::filesystem::path& folder, c10::ScalarType dtype)
-    : checkpoint_(io::Checkpoint::open(folder)), dtype_(dtype) {
+WeightLoader::WeightLoader(std::unique_ptr<io::Checkpoint> checkpoint, c10::ScalarType dtype)
+    : checkpoint_(std::move(checkpoint)), dtype_(dtype) {
   for (const io::TensorEntry& entry : checkpoint_->entries()) entries_[entry.name] = &entry;
 }
 

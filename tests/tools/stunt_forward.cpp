@@ -1,7 +1,7 @@
 // Test driver for the parity tests (tests/python/test_model_parity.py): loads a Hugging Face
 // folder with Stunt, runs one batch read from a safetensors file, and writes the outputs.
 //
-//   stunt_forward MODEL_DIR INPUTS.safetensors OUTPUT.safetensors [--blockwise]
+//   stunt_forward MODEL_DIR|MODEL.gguf INPUTS.safetensors OUTPUT.safetensors [--blockwise]
 //
 // INPUTS holds input_ids and optionally attention_mask and decoder_input_ids (int64).
 // OUTPUT gets logits (if the model has a head), hidden, and embeddings (sentence pooling) for
@@ -23,7 +23,10 @@ int main(int argc, char** argv) {
   }
   try {
     const bool blockwise = argc > 4 && std::strcmp(argv[4], "--blockwise") == 0;
-    auto model = stunt::model::load_hf_model(argv[1]);
+    const std::filesystem::path source = argv[1];
+    std::unique_ptr<stunt::model::HfModel> model = source.extension() == ".gguf"
+                                                       ? stunt::model::load_gguf_model(source)
+                                                       : stunt::model::load_hf_model(source);
     auto inputs = stunt::io::SafetensorsFile::open(argv[2]);
     stunt::model::Batch batch;
     batch.input_ids = inputs->tensor("input_ids").clone();

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add(compress::add_convert);
   add(compress::add_recipe);
   add(compress::add_list);
+  add(compress::add_eval);
   add(compress::add_tokenize);
 
   try {

@@ -24,13 +24,16 @@ struct TokenizerImpl;
 /// (as SentencePieceProcessor.encode), whatever add_special_tokens says.
 class Tokenizer {
  public:
-  /// Reads a tokenizer.json, or a SentencePiece .model (a protobuf; only Unigram models).
+  /// Reads a tokenizer.json, a SentencePiece .model (a protobuf; only Unigram models), or the
+  /// vocabulary of a GGUF model file (see gguf_tokenizer.h).
   /// Throws stunt::IoError when unreadable, stunt::FormatError naming the file and JSON path
   /// when malformed or unsupported.
   static Tokenizer from_file(const std::filesystem::path& path);
   /// A Hugging Face folder: tokenizer.json, else spiece.model / tokenizer.model; pad, bos and
   /// eos tokens named in tokenizer_config.json or special_tokens_map.json take precedence.
   static Tokenizer from_folder(const std::filesystem::path& hf_folder);
+  /// A tokenizer.json given as text; `source` names it in error messages.
+  static Tokenizer from_json(const std::string& json_text, const std::string& source);
   /// from_folder for a folder, else from_file.
   static Tokenizer from_path(const std::filesystem::path& path);
 

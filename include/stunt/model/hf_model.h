@@ -43,10 +43,27 @@ class HfModel : public Model {
   HfConfig config_;
   std::filesystem::path source_;
   std::map<std::string, c10::ScalarType> stored_dtypes_;
+
+ public:
+  /// Files save() writes beside the weights, by name (a tokenizer.json built for a model whose
+  /// source is not a Hugging Face folder).
+  void set_extra_file(const std::string& name, std::string content) {
+    extra_files_[name] = std::move(content);
+  }
+
+ private:
+  std::map<std::string, std::string> extra_files_;
 };
 
 /// The model_type values load_hf_model accepts.
 std::vector<std::string> supported_model_types();
+
+/// Loads a GGUF file (llama.cpp) of a Llama-family model: the metadata becomes a config.json,
+/// tensors are dequantized (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), and the query/key
+/// rows llama.cpp permutes for its rotary layout are put back in transformers' order. save()
+/// writes a Hugging Face folder with a tokenizer.json built from the GGUF vocabulary.
+std::unique_ptr<HfModel> load_gguf_model(const std::filesystem::path& file,
+                                         const LoadOptions& options = {});
 
 /// Loads the Hugging Face folder `folder`. An unsupported model_type is an error naming it and
 /// the supported list; missing, extra or misshaped tensors are reported by name with shapes.

@@ -1,6 +1,9 @@
 // stunt::io::Tokenizer: added-token splitting, the pipeline run, post-processing, decoding.
 #include "stunt/io/tokenizer.h"
 
+#include "stunt/io/gguf.h"
+#include "stunt/io/gguf_tokenizer.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -217,6 +220,15 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
   while (in.get(first) && (first == ' ' || first == '\n' || first == '\r' || first == '\t')) {
   }
   if (first == '{') return Tokenizer(tokenizer_detail::load_tokenizer_json(path));
+  if (first == 'G') {
+    char magic[4] = {};
+    std::ifstream head(path, std::ios::binary);
+    head.read(magic, 4);
+    if (std::string_view(magic, 4) == "GGUF") {
+      return from_json(gguf_tokenizer_json(*GgufFile::open(path)),
+                       path.string() + " (GGUF vocabulary)");
+    }
+  }
   STUNT_CHECK_AS(FormatError, path.extension() == ".model" || first == 0x0a, path.string(),
                  ": neither a tokenizer.json (a JSON object) nor a SentencePiece .model");
   return Tokenizer(tokenizer_detail::load_sentencepiece_model(path));
@@ -262,6 +274,10 @@ Tokenizer Tokenizer::from_folder(const std::filesystem::path& folder) {
     if (auto id = token_id("eos_token")) impl->eos_id = id;
   }
   return Tokenizer(impl);
+}
+
+Tokenizer Tokenizer::from_json(const std::string& json_text, const std::string& source) {
+  return Tokenizer(tokenizer_detail::parse_tokenizer_json(json_text, source));
 }
 
 Tokenizer Tokenizer::from_path(const std::filesystem::path& path) {

@@ -60,8 +60,11 @@ std::string model_type(const JsonNode& model) {
 }  // namespace
 
 std::shared_ptr<TokenizerImpl> load_tokenizer_json(const std::filesystem::path& path) {
-  const std::string bytes = read_file_bytes(path);
-  const std::string file = path.string();
+  return parse_tokenizer_json(read_file_bytes(path), path.string());
+}
+
+std::shared_ptr<TokenizerImpl> parse_tokenizer_json(const std::string& bytes,
+                                                    const std::string& file) {
   json root;
   try {
     root = json::parse(bytes);

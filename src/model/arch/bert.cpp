@@ -14,8 +14,9 @@ namespace {
 
 class Bert final : public HfModel {
  public:
-  Bert(HfConfig config, const std::filesystem::path& folder, c10::ScalarType dtype)
-      : HfModel(std::move(config), folder) {
+  Bert(HfConfig config, const std::filesystem::path& source,
+       std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype)
+      : HfModel(std::move(config), source) {
     const HfConfig& c = config_;
     hidden_ = c.integer("hidden_size");
     heads_ = c.integer("num_attention_heads");
@@ -35,7 +36,7 @@ class Bert final : public HfModel {
       c.fail("position_embedding_type", "is not supported; supported: \"absolute\"");
     }
 
-    WeightLoader w(folder, dtype);
+    WeightLoader w(std::move(weights), dtype);
     const std::string p = w.find_prefix({"", "bert."}, "embeddings.word_embeddings.weight");
     word_ = &add_layer(
         embedding_layer(p + "embeddings.word_embeddings",
@@ -69,15 +70,26 @@ class Bert final : public HfModel {
                            tensor(b + "output.LayerNorm.bias", {hidden_})};
       blocks_.push_back(block);
     }
-    // The pooler (dense + tanh on [CLS]) is kept and saved but not run: sentence embeddings
-    // pool the last hidden state instead.
-    for (const char* part : {"weight", "bias"}) {
-      const std::string name = p + "pooler.dense." + part;
-      std::vector<int64_t> shape = std::string(part) == "weight"
-                                       ? std::vector<int64_t>{hidden_, hidden_}
-                                       : std::vector<int64_t>{hidden_};
-      at::Tensor t = w.take_optional(name, shape);
-      if (t.defined()) add_tensor(name, t);
+    // BertForSequenceClassification: pooler (dense + tanh on [CLS]) and classifier give class
+    // logits. Otherwise the pooler is kept and saved but not run: sentence embeddings pool the
+    // last hidden state instead.
+    if (w.contains("classifier.weight") && w.contains(p + "pooler.dense.weight")) {
+      const int64_t labels =
+          c.integer("num_labels",
+                    static_cast<int64_t>(c.has("id2label") && c.json().at("id2label").is_object()
+                                             ? c.json().at("id2label").size()
+                                             : 2));
+      pooler_ = linear(p + "pooler.dense", hidden_, hidden_, -1);
+      classifier_ = linear("classifier", labels, hidden_, -1);
+    } else {
+      for (const char* part : {"weight", "bias"}) {
+        const std::string name = p + "pooler.dense." + part;
+        std::vector<int64_t> shape = std::string(part) == "weight"
+                                         ? std::vector<int64_t>{hidden_, hidden_}
+                                         : std::vector<int64_t>{hidden_};
+        at::Tensor t = w.take_optional(name, shape);
+        if (t.defined()) add_tensor(name, t);
+      }
     }
     // Heads of BertFor* classes are not part of the encoder.
     w.ignore_unused([](const std::string& name) { return name.rfind("cls.", 0) == 0; });
@@ -117,7 +129,11 @@ class Bert final : public HfModel {
         at::layer_norm(h + x, {hidden_}, b.output_norm.first, b.output_norm.second, eps_);
   }
 
-  Output head(BlockState& state) override { return {at::Tensor(), state.hidden}; }
+  Output head(BlockState& state) override {
+    if (classifier_ == nullptr) return {at::Tensor(), state.hidden};
+    at::Tensor pooled = at::tanh(call(*pooler_, state.hidden.select(1, 0)));
+    return {call(*classifier_, pooled), state.hidden};
+  }
 
  private:
   using Norm = std::pair<at::Tensor, at::Tensor>;
@@ -129,6 +145,8 @@ class Bert final : public HfModel {
   double eps_;
   std::string activation_;
   Layer* word_;
+  Layer* pooler_ = nullptr;
+  Layer* classifier_ = nullptr;
   at::Tensor positions_, token_types_;
   Norm embed_norm_;
   std::vector<Block> blocks_;
@@ -136,9 +154,9 @@ class Bert final : public HfModel {
 
 }  // namespace
 
-std::unique_ptr<HfModel> load_bert(HfConfig config, const std::filesystem::path& folder,
-                                   c10::ScalarType dtype) {
-  return std::make_unique<Bert>(std::move(config), folder, dtype);
+std::unique_ptr<HfModel> load_bert(HfConfig config, const std::filesystem::path& source,
+                                   std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype) {
+  return std::make_unique<Bert>(std::move(config), source, std::move(weights), dtype);
 }
 
 }  // namespace stunt::model::detail

@@ -20,8 +20,9 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 
 class Gpt2 final : public HfModel {
  public:
-  Gpt2(HfConfig config, const std::filesystem::path& folder, c10::ScalarType dtype)
-      : HfModel(std::move(config), folder) {
+  Gpt2(HfConfig config, const std::filesystem::path& source,
+       std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype)
+      : HfModel(std::move(config), source) {
     const HfConfig& c = config_;
     hidden_ = c.integer("n_embd");
     heads_ = c.integer("n_head");
@@ -40,7 +41,7 @@ class Gpt2 final : public HfModel {
                  : 1.0;
     scale_by_layer_ = c.boolean("scale_attn_by_inverse_layer_idx", false);
 
-    WeightLoader w(folder, dtype);
+    WeightLoader w(std::move(weights), dtype);
     const std::string p = w.find_prefix({"transformer.", ""}, "wte.weight");
     wte_ = &add_layer(embedding_layer(p + "wte", w.take(p + "wte.weight", {vocab_, hidden_})));
     wpe_ = add_tensor(p + "wpe.weight", w.take(p + "wpe.weight", {max_positions_, hidden_}));
@@ -130,9 +131,9 @@ class Gpt2 final : public HfModel {
 
 }  // namespace
 
-std::unique_ptr<HfModel> load_gpt2(HfConfig config, const std::filesystem::path& folder,
-                                   c10::ScalarType dtype) {
-  return std::make_unique<Gpt2>(std::move(config), folder, dtype);
+std::unique_ptr<HfModel> load_gpt2(HfConfig config, const std::filesystem::path& source,
+                                   std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype) {
+  return std::make_unique<Gpt2>(std::move(config), source, std::move(weights), dtype);
 }
 
 }  // namespace stunt::model::detail

@@ -14,8 +14,9 @@ namespace {
 
 class Llama final : public HfModel {
  public:
-  Llama(HfConfig config, const std::filesystem::path& folder, c10::ScalarType dtype)
-      : HfModel(std::move(config), folder), rotary_(config_, head_dim_of(config_)) {
+  Llama(HfConfig config, const std::filesystem::path& source,
+        std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype)
+      : HfModel(std::move(config), source), rotary_(config_, head_dim_of(config_)) {
     const HfConfig& c = config_;
     type_ = c.model_type();
     hidden_ = c.integer("hidden_size");
@@ -41,7 +42,7 @@ class Llama final : public HfModel {
     const bool o_bias = type_ != "qwen2" && c.boolean("attention_bias", false);
     const bool mlp_bias = c.boolean("mlp_bias", false);
 
-    WeightLoader w(folder, dtype);
+    WeightLoader w(std::move(weights), dtype);
     const std::string p = w.find_prefix({"model.", ""}, "embed_tokens.weight");
     embed_ = &add_layer(
         embedding_layer(p + "embed_tokens", w.take(p + "embed_tokens.weight", {vocab_, hidden_})));
@@ -151,9 +152,10 @@ class Llama final : public HfModel {
 
 }  // namespace
 
-std::unique_ptr<HfModel> load_llama(HfConfig config, const std::filesystem::path& folder,
+std::unique_ptr<HfModel> load_llama(HfConfig config, const std::filesystem::path& source,
+                                    std::unique_ptr<io::Checkpoint> weights,
                                     c10::ScalarType dtype) {
-  return std::make_unique<Llama>(std::move(config), folder, dtype);
+  return std::make_unique<Llama>(std::move(config), source, std::move(weights), dtype);
 }
 
 }  // namespace stunt::model::detail

@@ -40,8 +40,9 @@ at::Tensor relative_position_buckets(const at::Tensor& relative, bool bidirectio
 
 class T5 final : public HfModel {
  public:
-  T5(HfConfig config, const std::filesystem::path& folder, c10::ScalarType dtype)
-      : HfModel(std::move(config), folder) {
+  T5(HfConfig config, const std::filesystem::path& source, std::unique_ptr<io::Checkpoint> weights,
+     c10::ScalarType dtype)
+      : HfModel(std::move(config), source) {
     const HfConfig& c = config_;
     d_model_ = c.integer("d_model");
     heads_ = c.integer("num_heads");
@@ -66,7 +67,7 @@ class T5 final : public HfModel {
                                                     : c.boolean("tie_word_embeddings", true);
     const int64_t inner = heads_ * d_kv_;
 
-    WeightLoader w(folder, dtype);
+    WeightLoader w(std::move(weights), dtype);
     shared_ = &add_layer(embedding_layer("shared", w.take("shared.weight", {vocab_, d_model_})));
     auto linear = [&](const std::string& name, int64_t out, int64_t in, int block) -> Layer* {
       return &add_layer(linear_layer(name, w.take(name + ".weight", {out, in}), {}, block));
@@ -253,9 +254,9 @@ class T5 final : public HfModel {
 
 }  // namespace
 
-std::unique_ptr<HfModel> load_t5(HfConfig config, const std::filesystem::path& folder,
-                                 c10::ScalarType dtype) {
-  return std::make_unique<T5>(std::move(config), folder, dtype);
+std::unique_ptr<HfModel> load_t5(HfConfig config, const std::filesystem::path& source,
+                                 std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype) {
+  return std::make_unique<T5>(std::move(config), source, std::move(weights), dtype);
 }
 
 }  // namespace stunt::model::detail

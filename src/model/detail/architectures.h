@@ -3,22 +3,29 @@
 
 #include <memory>
 
+#include "stunt/io/checkpoint.h"
 #include "stunt/model/hf_model.h"
 
 namespace stunt::model::detail {
 
+// Each builds its model from `config` and the tensors of `weights` (named as transformers
+// names them), converted to `dtype`. `source` is the folder or file the model came from.
 using ArchitectureLoader = std::unique_ptr<HfModel> (*)(HfConfig config,
-                                                        const std::filesystem::path& folder,
+                                                        const std::filesystem::path& source,
+                                                        std::unique_ptr<io::Checkpoint> weights,
                                                         c10::ScalarType dtype);
 
-std::unique_ptr<HfModel> load_bert(HfConfig config, const std::filesystem::path& folder,
-                                   c10::ScalarType dtype);
-std::unique_ptr<HfModel> load_llama(HfConfig config, const std::filesystem::path& folder,
-                                    c10::ScalarType dtype);
-std::unique_ptr<HfModel> load_gpt2(HfConfig config, const std::filesystem::path& folder,
-                                   c10::ScalarType dtype);
-std::unique_ptr<HfModel> load_t5(HfConfig config, const std::filesystem::path& folder,
-                                 c10::ScalarType dtype);
+std::unique_ptr<HfModel> load_bert(HfConfig config, const std::filesystem::path& source,
+                                   std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype);
+std::unique_ptr<HfModel> load_llama(HfConfig config, const std::filesystem::path& source,
+                                    std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype);
+std::unique_ptr<HfModel> load_gpt2(HfConfig config, const std::filesystem::path& source,
+                                   std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype);
+std::unique_ptr<HfModel> load_t5(HfConfig config, const std::filesystem::path& source,
+                                 std::unique_ptr<io::Checkpoint> weights, c10::ScalarType dtype);
+
+/// The loader for `model_type`, or nullptr.
+ArchitectureLoader find_architecture(const std::string& model_type);
 
 /// A linear layer of block `block` (-1: outside blocks); bias may be undefined.
 inline Layer linear_layer(std::string name, at::Tensor weight, at::Tensor bias, int block,

@@ -18,7 +18,7 @@ namespace stunt::model::detail {
 
 class WeightLoader {
  public:
-  WeightLoader(const std::filesystem::path& folder, c10::ScalarType dtype);
+  WeightLoader(std::unique_ptr<io::Checkpoint> checkpoint, c10::ScalarType dtype);
 
   bool contains(const std::string& name) const { return entries_.count(name) > 0; }
   /// The first of `prefixes` ("" allowed) under which `probe` exists, e.g. "model." or "".

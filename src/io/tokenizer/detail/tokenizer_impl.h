@@ -56,6 +56,9 @@ struct TokenizerImpl {
 };
 
 std::shared_ptr<TokenizerImpl> load_tokenizer_json(const std::filesystem::path& path);
+/// The same from tokenizer.json text; `source` names it in errors.
+std::shared_ptr<TokenizerImpl> parse_tokenizer_json(const std::string& bytes,
+                                                    const std::string& source);
 std::shared_ptr<TokenizerImpl> load_sentencepiece_model(const std::filesystem::path& path);
 /// The whole file; stunt::IoError when it cannot be read.
 std::string read_file_bytes(const std::filesystem::path& path);
