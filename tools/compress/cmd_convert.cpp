@@ -6,13 +6,15 @@
 #include "stunt/io/checkpoint.h"
 #include "stunt/io/hf_folder.h"
 #include "stunt/io/safetensors.h"
+#include "stunt/model/hf_model.h"
 
 namespace compress {
 
 Runner add_convert(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "convert",
-      "Rewrite any checkpoint Stunt reads as safetensors (one file or a sharded folder)");
+      "Rewrite any checkpoint Stunt reads as safetensors (one file or a sharded folder); a "
+      "GGUF model becomes a Hugging Face folder");
   struct Options {
     std::string input;
     std::string output;
@@ -30,6 +32,18 @@ Runner add_convert(CLI::App& app) {
   cmd->add_flag("--overwrite", options->overwrite, "Replace an existing output");
   return [options] {
     namespace fs = std::filesystem;
+    if (fs::path(options->input).extension() == ".gguf") {
+      // A GGUF model becomes a Hugging Face folder: config, dequantized weights, tokenizer.
+      const fs::path out(options->output);
+      STUNT_CHECK(out.extension() != ".safetensors",
+                  "a GGUF model converts to a Hugging Face folder; give -o a folder name");
+      auto model = stunt::model::load_gguf_model(options->input);
+      stunt::AtomicDirectory folder(out, {.overwrite = options->overwrite});
+      model->save(folder.staging());
+      folder.commit();
+      stunt::log::info("wrote ", model->architecture(), " model to ", out.string());
+      return 0;
+    }
     const auto checkpoint = stunt::io::Checkpoint::open(options->input);
     std::vector<stunt::io::NamedTensor> tensors;
     for (const auto& entry : checkpoint->entries()) {

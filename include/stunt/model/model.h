@@ -60,6 +60,9 @@ struct Batch {
   at::Tensor input_ids;
   at::Tensor attention_mask;
   at::Tensor decoder_input_ids;
+  /// TorchScript models (ScriptModel): the positional arguments of the module's forward, in
+  /// order. When empty, ScriptModel passes input_ids (and attention_mask, if set) instead.
+  std::vector<at::Tensor> inputs;
 };
 
 struct Output {
@@ -128,6 +131,9 @@ class Model {
   /// Adds a non-layer tensor (a norm weight, a buffer) kept under its checkpoint name.
   at::Tensor& add_tensor(const std::string& name, at::Tensor tensor);
   const std::map<std::string, at::Tensor>& tensors() const { return tensors_; }
+  /// Hands `input` to the active capture when it covers `layer`. For adapters that cannot call
+  /// their layers through call() (ScriptModel's instrumented graph).
+  void deliver_capture(const Layer& layer, const at::Tensor& input) const;
 
  private:
   friend class InputCapture;
