@@ -196,12 +196,46 @@ bool RowReader::next(std::string& row) {
 
 using dataset_detail::LineReader;
 
+std::pair<std::vector<int64_t>, std::vector<int64_t>> special_token_affixes(
+    const Tokenizer& tokenizer) {
+  // The public Tokenizer tells the post-processor's tokens apart only through a probe.
+  const auto around = tokenizer.encode("", true);
+  const auto body = tokenizer.encode("a", false);
+  const auto full = tokenizer.encode("a", true);
+  size_t split = around.size();
+  for (size_t p = 0; p <= around.size(); ++p) {
+    std::vector<int64_t> candidate(around.begin(), around.begin() + static_cast<ptrdiff_t>(p));
+    candidate.insert(candidate.end(), body.begin(), body.end());
+    candidate.insert(candidate.end(), around.begin() + static_cast<ptrdiff_t>(p), around.end());
+    if (candidate == full) {
+      split = p;
+      break;
+    }
+  }
+  return {std::vector<int64_t>(around.begin(), around.begin() + static_cast<ptrdiff_t>(split)),
+          std::vector<int64_t>(around.begin() + static_cast<ptrdiff_t>(split), around.end())};
+}
+
 struct TextDataset::State {
   LineReader lines;
   Tokenizer tokenizer;
   DatasetOptions options;
   DatasetFormat format;
   std::string line;
+
+  // encode(), truncated to options.max_length as transformers' truncation=True does.
+  std::vector<int64_t> encode(const std::string& text) const {
+    if (options.max_length <= 0) return tokenizer.encode(text, options.add_special_tokens);
+    std::vector<int64_t> prefix, suffix;
+    if (options.add_special_tokens) std::tie(prefix, suffix) = special_token_affixes(tokenizer);
+    std::vector<int64_t> body = tokenizer.encode(text, false);
+    const int64_t room = options.max_length - static_cast<int64_t>(prefix.size() + suffix.size());
+    if (static_cast<int64_t>(body.size()) > room)
+      body.resize(static_cast<size_t>(std::max<int64_t>(room, 0)));
+    prefix.insert(prefix.end(), body.begin(), body.end());
+    prefix.insert(prefix.end(), suffix.begin(), suffix.end());
+    return prefix;
+  }
 };
 
 TextDataset::TextDataset(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -227,13 +261,16 @@ std::optional<Sample> TextDataset::next() {
     Sample sample;
     sample.line = s.lines.line_number();
     if (s.format == DatasetFormat::Lines) {
-      sample.input_ids = s.tokenizer.encode(s.line, s.options.add_special_tokens);
+      sample.input_ids = s.encode(s.line);
       return sample;
     }
     auto record = dataset_detail::parse_jsonl_record(s.line, s.lines.name(), sample.line,
                                                      s.tokenizer.vocab_size());
-    sample.input_ids = record.text ? s.tokenizer.encode(*record.text, s.options.add_special_tokens)
-                                   : std::move(*record.input_ids);
+    sample.input_ids = record.text ? s.encode(*record.text) : std::move(*record.input_ids);
+    if (s.options.max_length > 0 &&
+        static_cast<int64_t>(sample.input_ids.size()) > s.options.max_length) {
+      sample.input_ids.resize(static_cast<size_t>(s.options.max_length));
+    }
     sample.label = record.label;
     return sample;
   }

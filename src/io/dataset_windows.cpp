@@ -1,5 +1,6 @@
 // The streaming encoder of "\n\n"-joined rows, and token windows over it.
 #include <algorithm>
+#include <tuple>
 
 #include "detail/dataset_reader.h"
 #include "stunt/core/error.h"
@@ -21,25 +22,7 @@ bool is_ascii_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == 
 
 JoinedTextEncoder::JoinedTextEncoder(Tokenizer tokenizer, JoinedTextOptions options)
     : tokenizer_(std::move(tokenizer)), options_(options) {
-  if (options_.add_special_tokens) {
-    // The post-processor's tokens: encode(text, true) is prefix + encode(text, false) + suffix.
-    // The public Tokenizer tells them apart only through a probe.
-    const auto around = tokenizer_.encode("", true);
-    const auto body = tokenizer_.encode("a", false);
-    const auto full = tokenizer_.encode("a", true);
-    size_t split = around.size();
-    for (size_t p = 0; p <= around.size(); ++p) {
-      std::vector<int64_t> candidate(around.begin(), around.begin() + static_cast<ptrdiff_t>(p));
-      candidate.insert(candidate.end(), body.begin(), body.end());
-      candidate.insert(candidate.end(), around.begin() + static_cast<ptrdiff_t>(p), around.end());
-      if (candidate == full) {
-        split = p;
-        break;
-      }
-    }
-    prefix_.assign(around.begin(), around.begin() + static_cast<ptrdiff_t>(split));
-    suffix_.assign(around.begin() + static_cast<ptrdiff_t>(split), around.end());
-  }
+  if (options_.add_special_tokens) std::tie(prefix_, suffix_) = special_token_affixes(tokenizer_);
   ready_ = prefix_;
 }
 

@@ -20,7 +20,6 @@ from test_tokenizers_reference import LLAMA3_PATTERN, TEST_TXT, train_gpt2, trai
 DATASET = os.environ.get("STUNT_DATASET", str(SOURCE_DIR / "build/dev/tests/stunt_dataset"))
 SEQ_LEN = 128
 
-pytestmark = pytest.mark.skipif(not TEST_TXT.exists(), reason="wikitext-2 not found")
 
 
 def wikitext_rows(path):

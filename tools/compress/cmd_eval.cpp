@@ -80,15 +80,13 @@ int run_eval(const EvalCommand& c) {
                    {"windows", result.windows},
                    {"seq_len", c.seq_len}});
   } else {
+    data_options.max_length = c.seq_len;
     auto dataset = stunt::io::TextDataset::open(c.data, tokenizer, data_options);
     std::vector<stunt::io::Sample> samples = dataset.read(c.max_samples);
     STUNT_CHECK(!samples.empty(), c.data, " holds no samples");
     std::vector<std::vector<int64_t>> ids;
     std::vector<int64_t> labels;
     for (auto& sample : samples) {
-      if (static_cast<int64_t>(sample.input_ids.size()) > c.seq_len) {
-        sample.input_ids.resize(c.seq_len);  // truncate as transformers' truncation=True
-      }
       ids.push_back(std::move(sample.input_ids));
       if (c.metric == "accuracy") {
         STUNT_CHECK(sample.label.has_value(), c.data, ":", sample.line,

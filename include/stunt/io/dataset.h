@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "stunt/io/tokenizer.h"
@@ -44,7 +45,16 @@ struct DatasetOptions {
   /// Windows and calibration samples tokenize the text in chunks of about this many bytes
   /// (see JoinedTextEncoder); the ids do not depend on it.
   size_t chunk_bytes = size_t{1} << 20;
+  /// TextDataset: cut each text sample to at most this many ids (0: no limit) as transformers'
+  /// truncation=True does: the text's tokens are cut, the special tokens around them kept.
+  /// Samples given as input_ids are cut at the end.
+  int64_t max_length = 0;
 };
+
+/// The post-processor's tokens around a single text: encode(text, true) is
+/// prefix + encode(text, false) + suffix.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> special_token_affixes(
+    const Tokenizer& tokenizer);
 
 /// One sample of a TextDataset.
 struct Sample {
