@@ -1,0 +1,242 @@
+// The model interface on a tiny Llama written by the test: layers and target matching, input
+// capture, layer swaps, block-by-block runs, saving, and the errors for bad folders.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "stunt/core/error.h"
+#include "stunt/io/gguf.h"
+#include "stunt/io/safetensors.h"
+#include "stunt/model/hf_model.h"
+#include "stunt/model/load.h"
+#include "test_util.h"
+
+namespace stunt::model {
+namespace {
+
+constexpr int64_t kVocab = 40, kHidden = 16, kInter = 24, kLayers = 2, kHeads = 4, kKv = 2;
+
+nlohmann::json tiny_config() {
+  return {{"model_type", "llama"},         {"hidden_size", kHidden},
+          {"intermediate_size", kInter},   {"num_hidden_layers", kLayers},
+          {"num_attention_heads", kHeads}, {"num_key_value_heads", kKv},
+          {"vocab_size", kVocab},          {"rms_norm_eps", 1e-6},
+          {"tie_word_embeddings", true},   {"max_position_embeddings", 64}};
+}
+
+std::vector<io::NamedTensor> tiny_weights() {
+  at::manual_seed(0);
+  const int64_t kv_dim = kKv * kHidden / kHeads;
+  std::vector<io::NamedTensor> t;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    t.emplace_back(name, at::randn(shape) * 0.2);
+  };
+  add("model.embed_tokens.weight", {kVocab, kHidden});
+  for (int i = 0; i < kLayers; ++i) {
+    const std::string b = "model.layers." + std::to_string(i) + ".";
+    add(b + "input_layernorm.weight", {kHidden});
+    add(b + "self_attn.q_proj.weight", {kHidden, kHidden});
+    add(b + "self_attn.k_proj.weight", {kv_dim, kHidden});
+    add(b + "self_attn.v_proj.weight", {kv_dim, kHidden});
+    add(b + "self_attn.o_proj.weight", {kHidden, kHidden});
+    add(b + "post_attention_layernorm.weight", {kHidden});
+    add(b + "mlp.gate_proj.weight", {kInter, kHidden});
+    add(b + "mlp.up_proj.weight", {kInter, kHidden});
+    add(b + "mlp.down_proj.weight", {kHidden, kInter});
+  }
+  add("model.norm.weight", {kHidden});
+  return t;
+}
+
+void write_model(const std::filesystem::path& folder, const nlohmann::json& config,
+                 const std::vector<io::NamedTensor>& weights) {
+  std::filesystem::create_directories(folder);
+  test::write_text(folder / "config.json", config.dump());
+  io::save_safetensors(folder / "model.safetensors", weights);
+}
+
+Batch tiny_batch() {
+  Batch batch;
+  batch.input_ids = at::arange(14, at::kLong).remainder(kVocab).view({2, 7});
+  return batch;
+}
+
+class HfModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override { write_model(dir_.path() / "tiny", tiny_config(), tiny_weights()); }
+  std::filesystem::path folder() const { return dir_.path() / "tiny"; }
+  test::TempDir dir_;
+};
+
+TEST_F(HfModelTest, ListsLayersAndMatchesTargetsAsRecipesNameThem) {
+  auto model = load_hf_model(folder());
+  EXPECT_EQ(model->architecture(), "llama");
+  EXPECT_EQ(model->layers().size(), static_cast<size_t>(2 + 7 * kLayers));  // + embed, lm_head
+  EXPECT_EQ(model->match({"Linear"}, {"lm_head"}).size(), static_cast<size_t>(7 * kLayers));
+  EXPECT_EQ(model->match({"re:.*mlp.*"}).size(), static_cast<size_t>(3 * kLayers));
+  // re: anchors at the start like Python's re.match, not anywhere.
+  EXPECT_TRUE(model->match({"re:mlp"}).empty());
+  auto one = model->match({"model.layers.1.self_attn.k_proj"});
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0]->block, 1);
+  EXPECT_EQ(one[0]->out_features(), kKv * kHidden / kHeads);
+  EXPECT_EQ(model->block_layers(0).size(), 7u);
+  EXPECT_THROW_WITH(model->layer("layers.0.self_attn.q_proj"), ValueError,
+                    "similar: model.layers.0.self_attn.q_proj");
+  EXPECT_THROW_WITH(model->match({"re:("}), ValueError, "not a valid regular expression");
+}
+
+TEST_F(HfModelTest, CaptureSeesEachChosenLayerInputOncePerForward) {
+  auto model = load_hf_model(folder());
+  std::map<std::string, at::Tensor> seen;
+  int calls = 0;
+  {
+    InputCapture capture(*model, model->match({"re:.*down_proj"}),
+                         [&](const Layer& layer, const at::Tensor& input) {
+                           seen[layer.name] = input.clone();
+                           ++calls;
+                         });
+    model->forward(tiny_batch());
+  }
+  EXPECT_EQ(calls, kLayers);
+  ASSERT_TRUE(seen.count("model.layers.0.mlp.down_proj"));
+  EXPECT_EQ(seen["model.layers.0.mlp.down_proj"].sizes(), (at::IntArrayRef{2, 7, kInter}));
+  // The captured input is what the layer really receives: re-applying the layer to it and
+  // swapping in that result changes nothing.
+  Layer& down = model->layer("model.layers.0.mlp.down_proj");
+  const at::Tensor expected = model->forward(tiny_batch()).logits;
+  at::Tensor recorded;
+  LayerSwap swap(down, [&](const at::Tensor& input, const Layer& layer) {
+    recorded = input;
+    return at::linear(input, layer.weight);
+  });
+  EXPECT_TRUE(at::equal(model->forward(tiny_batch()).logits, expected));
+  EXPECT_TRUE(at::equal(recorded, seen["model.layers.0.mlp.down_proj"]));
+  // Only one capture at a time.
+  InputCapture first(*model, {&down}, [](const Layer&, const at::Tensor&) {});
+  EXPECT_THROW(InputCapture(*model, {&down}, [](const Layer&, const at::Tensor&) {}),
+               LifecycleError);
+}
+
+TEST_F(HfModelTest, SwapChangesTheOutputUntilTheGuardEnds) {
+  auto model = load_hf_model(folder());
+  const at::Tensor before = model->forward(tiny_batch()).logits;
+  {
+    LayerSwap swap(model->layer("model.layers.1.mlp.down_proj"),
+                   [](const at::Tensor& input, const Layer& layer) {
+                     return at::zeros({input.size(0), input.size(1), layer.out_features()});
+                   });
+    EXPECT_FALSE(at::allclose(model->forward(tiny_batch()).logits, before));
+  }
+  EXPECT_TRUE(at::equal(model->forward(tiny_batch()).logits, before));
+}
+
+TEST_F(HfModelTest, BlockByBlockEqualsForwardAndSeesWeightChangesBetweenBlocks) {
+  auto model = load_hf_model(folder());
+  const at::Tensor full = model->forward(tiny_batch()).logits;
+  c10::NoGradGuard no_grad;
+  BlockState state = model->embed(tiny_batch());
+  model->run_block(0, state);
+  // Sequential calibration changes block 1 after block 0 ran: the next block sees it.
+  model->layer("model.layers.1.mlp.up_proj").weight.mul_(0.5);
+  model->run_block(1, state);
+  const at::Tensor changed = model->head(state).logits;
+  EXPECT_FALSE(at::allclose(changed, full));
+  EXPECT_TRUE(at::equal(changed, model->forward(tiny_batch()).logits));
+}
+
+TEST_F(HfModelTest, SavedFolderReloadsWithTheEditedWeights) {
+  auto model = load_hf_model(folder());
+  model->layer("model.layers.0.self_attn.q_proj").weight.mul_(-1.5);
+  const at::Tensor expected = model->forward(tiny_batch()).logits;
+  model->save(dir_.path() / "saved");
+  auto reloaded = load_model(dir_.path() / "saved");
+  EXPECT_TRUE(at::equal(reloaded->forward(tiny_batch()).logits, expected));
+  // The tied head is not written while it still shares the embedding.
+  auto file = io::SafetensorsFile::open(dir_.path() / "saved" / "model.safetensors");
+  EXPECT_FALSE(file->contains("lm_head.weight"));
+  EXPECT_EQ(file->header().tensors.size(), tiny_weights().size());
+}
+
+TEST_F(HfModelTest, BadWeightsAreReportedByNameWithShapes) {
+  auto weights = tiny_weights();
+  weights.erase(weights.begin() + 2);     // model.layers.0.self_attn.q_proj.weight
+  weights[4].second = at::zeros({3, 3});  // model.layers.0.self_attn.o_proj.weight
+  weights.emplace_back("model.layers.0.self_attn.extra.weight", at::zeros({2}));
+  write_model(dir_.path() / "bad", tiny_config(), weights);
+  try {
+    load_hf_model(dir_.path() / "bad");
+    FAIL() << "expected FormatError";
+  } catch (const FormatError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("missing tensors: model.layers.0.self_attn.q_proj.weight [16, 16]"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("model.layers.0.self_attn.o_proj.weight is [3, 3], expected [16, 16]"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("does not have: model.layers.0.self_attn.extra.weight [2]"),
+              std::string::npos)
+        << message;
+  }
+}
+
+TEST_F(HfModelTest, BadConfigsNameTheKey) {
+  auto config = tiny_config();
+  config["num_attention_heads"] = 0;
+  write_model(dir_.path() / "zero_heads", config, tiny_weights());
+  EXPECT_THROW_WITH(load_hf_model(dir_.path() / "zero_heads"), FormatError,
+                    "num_attention_heads = 0 is out of range");
+  config = tiny_config();
+  config["num_key_value_heads"] = 3;
+  write_model(dir_.path() / "gqa", config, tiny_weights());
+  EXPECT_THROW_WITH(load_hf_model(dir_.path() / "gqa"), FormatError,
+                    "num_key_value_heads = 3 does not divide num_attention_heads 4");
+  config = tiny_config();
+  config["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  write_model(dir_.path() / "yarn", config, tiny_weights());
+  EXPECT_THROW_WITH(load_hf_model(dir_.path() / "yarn"), FormatError,
+                    "rope type \"yarn\" is not supported; supported: default, linear, llama3");
+  config = tiny_config();
+  config["model_type"] = "mamba";
+  write_model(dir_.path() / "mamba", config, tiny_weights());
+  EXPECT_THROW_WITH(load_hf_model(dir_.path() / "mamba"), NotImplementedError,
+                    "model_type \"mamba\" is not supported natively; supported: bert, llama, "
+                    "mistral, qwen2, gpt2, t5");
+  EXPECT_THROW_WITH(load_model(dir_.path() / "missing"), IoError, "does not exist");
+}
+
+TEST_F(HfModelTest, BatchesAreChecked) {
+  auto model = load_hf_model(folder());
+  Batch batch = tiny_batch();
+  batch.input_ids[0][0] = kVocab;
+  EXPECT_THROW_WITH(model->forward(batch), ValueError, "token ids must lie in [0, 40), found 40");
+  batch.input_ids = at::zeros({1, 65}, at::kLong);
+  EXPECT_THROW_WITH(model->forward(batch), ValueError,
+                    "sequence length 65 exceeds the model's max_position_embeddings 64");
+}
+
+TEST(GgufFileTest, RejectsWrongMagicAndTruncation) {
+  test::TempDir dir;
+  test::write_text(dir.path() / "a.gguf", "GGML not really");
+  EXPECT_THROW_WITH(io::GgufFile::open(dir.path() / "a.gguf"), FormatError, "not a GGUF file");
+  // Valid header claiming one metadata entry whose string key runs past the end.
+  std::string bytes = "GGUF";
+  auto put = [&](uint64_t value, int size) {
+    for (int i = 0; i < size; ++i) bytes.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+  };
+  put(3, 4);    // version
+  put(0, 8);    // tensors
+  put(1, 8);    // metadata entries
+  put(100, 8);  // key length, but only 3 bytes follow
+  bytes += "abc";
+  test::write_text(dir.path() / "b.gguf", bytes);
+  EXPECT_THROW_WITH(io::GgufFile::open(dir.path() / "b.gguf"), FormatError,
+                    "truncated at byte 32 while reading a metadata key");
+}
+
+}  // namespace
+}  // namespace stunt::model
