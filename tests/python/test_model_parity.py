@@ -141,3 +141,21 @@ def test_minilm_sentence_embeddings_match_sentence_transformers(tmp_path):
                                "attention_mask": tokens["attention_mask"]}, tmp_path)
     cosine = torch.nn.functional.cosine_similarity(got["embeddings"], expected, dim=-1)
     assert cosine.min().item() >= 0.99999, cosine.min().item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_precision_sharded_checkpoint_loads_as_transformers_does(dtype, tmp_path):
+    """A fp16/bf16 checkpoint split into shards: Stunt computes in float32 from the stored
+    values, as transformers does when asked for float32."""
+    config_class, model_class, kwargs = TINY["llama3"]
+    torch.manual_seed(0)
+    model = model_class(config_class(**kwargs)).to(dtype)
+    folder = tmp_path / "model"
+    model.save_pretrained(folder, max_shard_size="20KB")
+    assert (folder / "model.safetensors.index.json").exists()
+    reference = model_class.from_pretrained(folder, dtype=torch.float32).eval()
+    inputs = make_inputs("llama3", padded=True)
+    expected = reference(**inputs).logits.detach()
+    got = run_forward(folder, inputs, tmp_path)["logits"]
+    keep = inputs["attention_mask"].bool()
+    assert (got[keep] - expected[keep]).abs().max().item() < TOLERANCE
