@@ -74,9 +74,15 @@ void Progress::render(bool final_line) {
     std::fflush(stderr);
   } else if (mode_ == ProgressOptions::Mode::Log) {
     if (final_line && elapsed < options_.log_interval_s) return;  // short loops stay quiet
-    log::info(label_, ": ", counts, " ", options_.unit, final_line ? " done" : "", " (",
-              static_cast<int64_t>(rate), " ", options_.unit, "/s, ", static_cast<int64_t>(elapsed),
-              "s)");
+    // Slow loops (a few items a minute) show seconds per item rather than "0 items/s".
+    char speed[64];
+    if (rate >= 1.0 || rate == 0.0) {
+      std::snprintf(speed, sizeof speed, "%.0f %s/s", rate, options_.unit.c_str());
+    } else {
+      std::snprintf(speed, sizeof speed, "%.1f s each", 1.0 / rate);
+    }
+    log::info(label_, ": ", counts, " ", options_.unit, final_line ? " done" : "", " (", speed,
+              ", ", static_cast<int64_t>(elapsed), "s)");
   }
 }
 
