@@ -64,6 +64,19 @@ ArchitectureLoader find_architecture(const std::string& model_type) {
 
 }  // namespace detail
 
+int64_t HfModel::decoder_start_token_id() const {
+  throw NotImplementedError(str(architecture(), " is not an encoder-decoder model"));
+}
+
+void HfModel::start_decoding(const at::Tensor&, const at::Tensor&, KvCache&) {
+  throw NotImplementedError(str(architecture(), " is not an encoder-decoder model"));
+}
+
+at::Tensor HfModel::decode_step(const at::Tensor&, const at::Tensor&, KvCache&) {
+  throw NotImplementedError(str("incremental decoding (generation) is not implemented for ",
+                                architecture(), "; supported: llama, mistral, qwen2, gpt2, t5"));
+}
+
 c10::ScalarType HfModel::stored_dtype(const std::string& tensor) const {
   auto it = stored_dtypes_.find(tensor);
   return it == stored_dtypes_.end() ? at::kFloat : it->second;

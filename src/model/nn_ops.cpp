@@ -76,19 +76,68 @@ at::Tensor attention_bias(const at::Tensor& keep_mask, int64_t q_len, int64_t k_
       .masked_fill(keep.logical_not(), mask_value(dtype));
 }
 
+at::Tensor cached_attention_bias(const at::Tensor& keep_mask, int64_t q_len, int64_t k_len,
+                                 c10::ScalarType dtype, int64_t window) {
+  at::Tensor bias = attention_bias(keep_mask, q_len, k_len, /*causal=*/true, dtype, window);
+  if (bias.defined() || q_len == k_len || q_len == 1) return bias;
+  at::Tensor rows = at::arange(q_len).view({q_len, 1}) + (k_len - q_len);
+  at::Tensor cols = at::arange(k_len).view({1, k_len});
+  return at::zeros({1, 1, q_len, k_len}, at::TensorOptions().dtype(dtype))
+      .masked_fill((cols <= rows).logical_not().view({1, 1, q_len, k_len}), mask_value(dtype));
+}
+
+at::Tensor positions_from_mask(const at::Tensor& keep_mask) {
+  at::Tensor positions = keep_mask.to(at::kLong).cumsum(-1) - 1;
+  return positions.masked_fill(keep_mask == 0, 0);
+}
+
+at::Tensor extend_cache_mask(KvCache& cache, const at::Tensor& new_mask, int64_t rows,
+                             int64_t new_len) {
+  at::Tensor added =
+      new_mask.defined() ? new_mask.to(at::kLong) : at::ones({rows, new_len}, at::kLong);
+  STUNT_CHECK(added.dim() == 2 && added.size(0) == rows && added.size(1) == new_len,
+              "the attention mask of a decoding step has shape ", added.sizes(), "; expected [",
+              rows, ", ", new_len, "] like the new ids");
+  if (cache.attention_mask.defined()) {
+    STUNT_CHECK(cache.attention_mask.size(0) == rows, "the decoding step has ", rows,
+                " rows but the cache holds ", cache.attention_mask.size(0),
+                "; reorder the cache to the rows being decoded");
+    cache.attention_mask = at::cat({cache.attention_mask, added}, 1);
+  } else {
+    cache.attention_mask = added;
+  }
+  return cache.attention_mask;
+}
+
+std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& cached_v,
+                                            const at::Tensor& k, const at::Tensor& v) {
+  if (cached_k.defined()) {
+    cached_k = at::cat({cached_k, k}, 2);
+    cached_v = at::cat({cached_v, v}, 2);
+  } else {
+    cached_k = k;
+    cached_v = v;
+  }
+  return {cached_k, cached_v};
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale) {
+  const bool grouped = k.size(1) != q.size(1);
+  if (!bias.defined()) {
+    // Without a mask SDPA's fused CPU kernel reads shared key/value heads itself
+    // (enable_gqa), as transformers arranges: no copies.
+    return at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, causal, scale,
+                                            /*enable_gqa=*/grouped);
+  }
   at::Tensor key = k;
   at::Tensor value = v;
-  if (k.size(1) != q.size(1)) {
+  if (grouped) {
     const int64_t groups = q.size(1) / k.size(1);
     key = k.repeat_interleave(groups, 1);
     value = v.repeat_interleave(groups, 1);
   }
-  std::optional<at::Tensor> mask;
-  if (bias.defined()) mask = bias;
-  return at::scaled_dot_product_attention(q, key, value, mask, 0.0,
-                                          /*is_causal=*/causal && !bias.defined(), scale);
+  return at::scaled_dot_product_attention(q, key, value, bias, 0.0, /*is_causal=*/false, scale);
 }
 
 namespace {

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from conftest_common import MINILM, SOURCE_DIR
 
-tokenizers = pytest.importorskip("tokenizers")
+import tokenizers
 from test_tokenizers_reference import LLAMA3_PATTERN, TEST_TXT, train_gpt2, train_llama  # noqa: E402
 
 DATASET = os.environ.get("STUNT_DATASET", str(SOURCE_DIR / "build/dev/tests/stunt_dataset"))
@@ -106,7 +106,7 @@ def test_minilm_windows_equal_gptq(minilm_ids, chunk_bytes):
 
 def test_minilm_equals_transformers(minilm_ids):
     """GPTQ's own call: tokenizer("\\n\\n".join(testdata["text"])) with transformers."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     tok = transformers.AutoTokenizer.from_pretrained(str(MINILM))
     ids = tok("\n\n".join(wikitext_rows(TEST_TXT)), verbose=False)["input_ids"]
     assert ids == minilm_ids

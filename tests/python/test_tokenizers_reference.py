@@ -13,7 +13,7 @@ import struct
 import pytest
 from conftest_common import MINILM, SOURCE_DIR, run
 
-tokenizers = pytest.importorskip("tokenizers")
+import tokenizers
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers  # noqa: E402
 from tokenizers import pre_tokenizers, processors, trainers  # noqa: E402
 
@@ -28,7 +28,6 @@ LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
                   r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_PATTERN = LLAMA3_PATTERN.replace(r"\p{N}{1,3}", r"\p{N}")
 
-pytestmark = pytest.mark.skipif(not TEST_TXT.exists(), reason="wikitext-2 not found")
 
 
 def lines_of(path):
@@ -115,7 +114,7 @@ def read_charsmap(model_path):
 
 
 def train_sentencepiece(model_prefix):
-    spm = pytest.importorskip("sentencepiece")
+    import sentencepiece as spm
     spm.SentencePieceTrainer.train(
         input=str(VALID_TXT), model_prefix=str(model_prefix), vocab_size=VOCAB_SIZE,
         model_type="unigram", character_coverage=0.9995, byte_fallback=True,
@@ -125,7 +124,7 @@ def train_sentencepiece(model_prefix):
 
 def unigram_json_from_spm(model_path, path):
     """A T5-style tokenizer.json from a .model, as transformers' converter builds it."""
-    spm = pytest.importorskip("sentencepiece")
+    import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
     vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     tok = Tokenizer(models.Unigram(vocab, unk_id=sp.unk_id(), byte_fallback=True))
@@ -193,7 +192,7 @@ def test_folder_is_accepted():
 
 
 def test_sentencepiece_unigram(tmp_path):
-    spm = pytest.importorskip("sentencepiece")
+    import sentencepiece as spm
     model = train_sentencepiece(tmp_path / "spm")
     lines = lines_of(TEST_TXT)
     sp = spm.SentencePieceProcessor(model_file=str(model))

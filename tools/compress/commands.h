@@ -15,6 +15,8 @@ Runner add_convert(CLI::App& app);
 Runner add_recipe(CLI::App& app);
 Runner add_list(CLI::App& app);
 Runner add_eval(CLI::App& app);
+/// compress generate MODEL --prompt TEXT: continue prompts (greedy, sampling, beam search).
+Runner add_generate(CLI::App& app);
 /// compress tokenize TOKENIZER [FILE]: ids of each line, as JSON Lines.
 Runner add_tokenize(CLI::App& app);
 /// The main form: compress --recipe R MODEL -o OUT.

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   add(compress::add_recipe);
   add(compress::add_list);
   add(compress::add_eval);
+  add(compress::add_generate);
   add(compress::add_tokenize);
 
   try {

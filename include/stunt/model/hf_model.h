@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "stunt/model/hf_config.h"
+#include "stunt/model/kv_cache.h"
 #include "stunt/model/model.h"
 
 namespace stunt::model {
@@ -36,6 +37,25 @@ class HfModel : public Model {
   void save(const std::filesystem::path& folder) const override;
 
   std::vector<std::pair<std::string, at::Tensor>> state_dict() const override;
+
+  /// Incremental decoding (generate.h). Whether this model implements decode_step.
+  virtual bool supports_decoding() const { return false; }
+  /// Whether decoding needs start_decoding first (T5).
+  virtual bool is_encoder_decoder() const { return false; }
+  /// Encoder-decoder models: the first decoder token.
+  virtual int64_t decoder_start_token_id() const;
+  /// Encoder-decoder models: runs the encoder on input_ids [rows, seq] (attention_mask
+  /// [rows, seq] or undefined) and fills `cache` with each decoder block's cross-attention
+  /// keys and values. Resets the cache.
+  virtual void start_decoding(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                              KvCache& cache);
+  /// Runs the (decoder) blocks on new_ids [rows, new] after the positions held in `cache`, with
+  /// the same layer calls (Model::call) and math as forward(), appends their keys and values,
+  /// and returns the logits of the new positions, [rows, new, vocab]. new_mask [rows, new]
+  /// (1 = token, 0 = padding; undefined = all tokens) extends the cached mask; causal LMs count
+  /// positions from the mask, as transformers' generate does for left-padded prompts.
+  virtual at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
+                                 KvCache& cache);
 
  protected:
   HfModel(HfConfig config, std::filesystem::path source)

@@ -2,8 +2,10 @@
 // are Conv1D modules that store weights as [in, out]; Stunt transposes them to [out, in] on load
 // (the layout every algorithm expects) and back on save.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "detail/architectures.h"
 #include "detail/nn_ops.h"
@@ -92,19 +94,34 @@ class Gpt2 final : public HfModel {
   }
 
   void run_block(int index, BlockState& state) override {
-    const Block& b = blocks_.at(index);
-    const int64_t head_dim = hidden_ / heads_;
-    at::Tensor x = state.hidden;
-    at::Tensor h = at::layer_norm(x, {hidden_}, b.ln_1.first, b.ln_1.second, eps_);
-    std::vector<at::Tensor> qkv = call(*b.c_attn, h).split(hidden_, -1);
-    at::Tensor q = split_heads(qkv[0], heads_, head_dim);
-    at::Tensor k = split_heads(qkv[1], heads_, head_dim);
-    at::Tensor v = split_heads(qkv[2], heads_, head_dim);
-    const double scale = scale_by_layer_ ? scale_ / (index + 1) : scale_;
-    at::Tensor attended = attention(q, k, v, state.context.at("bias"), true, scale);
-    x = x + call(*b.attn_proj, merge_heads(attended));
-    h = at::layer_norm(x, {hidden_}, b.ln_2.first, b.ln_2.second, eps_);
-    state.hidden = x + call(*b.mlp_proj, activation(activation_, call(*b.c_fc, h)));
+    state.hidden = block_forward(index, state.hidden, state.context.at("bias"), nullptr, nullptr);
+  }
+
+  bool supports_decoding() const override { return true; }
+
+  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
+                         KvCache& cache) override {
+    c10::NoGradGuard no_grad;
+    check_token_batch(new_ids, new_mask, vocab_, max_positions_, "gpt2");
+    const int64_t rows = new_ids.size(0);
+    const int64_t q_len = new_ids.size(1);
+    const int64_t k_len = cache.length + q_len;
+    STUNT_CHECK(k_len <= max_positions_, "gpt2: decoding position ", k_len - 1,
+                " is past n_positions = ", max_positions_, "; generate fewer tokens");
+    if (cache.keys.empty()) {
+      cache.keys.resize(blocks_.size());
+      cache.values.resize(blocks_.size());
+    }
+    const at::Tensor keep = extend_cache_mask(cache, new_mask, rows, q_len);
+    at::Tensor positions = positions_from_mask(keep).narrow(1, cache.length, q_len);
+    at::Tensor x = call(*wte_, new_ids) +
+                   wpe_.index_select(0, positions.reshape({-1})).view({rows, q_len, hidden_});
+    at::Tensor bias = cached_attention_bias(keep, q_len, k_len, x.scalar_type());
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      x = block_forward(static_cast<int>(i), x, bias, &cache.keys[i], &cache.values[i]);
+    }
+    cache.length = k_len;
+    return call(*lm_head_, at::layer_norm(x, {hidden_}, ln_f_.first, ln_f_.second, eps_));
   }
 
   Output head(BlockState& state) override {
@@ -118,6 +135,26 @@ class Gpt2 final : public HfModel {
     Norm ln_1, ln_2;
     Layer *c_attn, *attn_proj, *c_fc, *mlp_proj;
   };
+  // One block; with a cache (cached_k / cached_v non-null), the new keys and values are
+  // appended to the cached ones and the queries attend to all of them.
+  at::Tensor block_forward(int index, at::Tensor x, const at::Tensor& bias, at::Tensor* cached_k,
+                           at::Tensor* cached_v) const {
+    const Block& b = blocks_.at(index);
+    const int64_t head_dim = hidden_ / heads_;
+    at::Tensor h = at::layer_norm(x, {hidden_}, b.ln_1.first, b.ln_1.second, eps_);
+    std::vector<at::Tensor> qkv = call(*b.c_attn, h).split(hidden_, -1);
+    at::Tensor q = split_heads(qkv[0], heads_, head_dim);
+    at::Tensor k = split_heads(qkv[1], heads_, head_dim);
+    at::Tensor v = split_heads(qkv[2], heads_, head_dim);
+    if (cached_k != nullptr) std::tie(k, v) = append_kv(*cached_k, *cached_v, k, v);
+    const double scale = scale_by_layer_ ? scale_ / (index + 1) : scale_;
+    const bool causal = q.size(2) > 1;
+    at::Tensor attended = attention(q, k, v, bias, causal, scale);
+    x = x + call(*b.attn_proj, merge_heads(attended));
+    h = at::layer_norm(x, {hidden_}, b.ln_2.first, b.ln_2.second, eps_);
+    return x + call(*b.mlp_proj, activation(activation_, call(*b.c_fc, h)));
+  }
+
   int64_t hidden_, heads_, vocab_, max_positions_;
   double eps_, scale_;
   bool scale_by_layer_;

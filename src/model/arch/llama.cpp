@@ -1,8 +1,10 @@
 // Llama-family decoders: Llama (1-3.x), Mistral, Qwen2, SmolLM. Pre-norm blocks with RMSNorm,
 // rotary positions, grouped-query attention and a gated (SwiGLU) MLP.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "detail/architectures.h"
 #include "detail/nn_ops.h"
@@ -100,22 +102,35 @@ class Llama final : public HfModel {
   }
 
   void run_block(int index, BlockState& state) override {
-    const Block& b = blocks_.at(index);
-    at::Tensor x = state.hidden;
-    at::Tensor h = rms_norm(x, b.input_norm, eps_);
-    at::Tensor q = split_heads(call(*b.q, h), heads_, head_dim_);
-    at::Tensor k = split_heads(call(*b.k, h), kv_heads_, head_dim_);
-    at::Tensor v = split_heads(call(*b.v, h), kv_heads_, head_dim_);
-    const at::Tensor& cos = state.context.at("cos");
-    const at::Tensor& sin = state.context.at("sin");
-    q = Rotary::apply(q, cos, sin);
-    k = Rotary::apply(k, cos, sin);
-    at::Tensor attended = attention(q, k, v, state.context.at("bias"), true,
-                                    1.0 / std::sqrt(static_cast<double>(head_dim_)));
-    x = x + call(*b.o, merge_heads(attended));
-    h = rms_norm(x, b.post_norm, eps_);
-    at::Tensor gated = activation(activation_, call(*b.gate, h)) * call(*b.up, h);
-    state.hidden = x + call(*b.down, gated);
+    state.hidden = block_forward(blocks_.at(index), state.hidden, state.context.at("cos"),
+                                 state.context.at("sin"), state.context.at("bias"), nullptr);
+  }
+
+  bool supports_decoding() const override { return true; }
+
+  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
+                         KvCache& cache) override {
+    c10::NoGradGuard no_grad;
+    check_token_batch(new_ids, new_mask, vocab_, max_positions_, "llama");
+    const int64_t rows = new_ids.size(0);
+    const int64_t q_len = new_ids.size(1);
+    const int64_t k_len = cache.length + q_len;
+    if (cache.keys.empty()) {
+      cache.keys.resize(blocks_.size());
+      cache.values.resize(blocks_.size());
+    }
+    const at::Tensor keep = extend_cache_mask(cache, new_mask, rows, q_len);
+    at::Tensor x = call(*embed_, new_ids);
+    const auto dtype = x.scalar_type();
+    at::Tensor positions = positions_from_mask(keep).narrow(1, cache.length, q_len);
+    auto [cos, sin] = rotary_.tables(positions, dtype);
+    at::Tensor bias = cached_attention_bias(keep, q_len, k_len, dtype, sliding_window_);
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      KvSlot slot{&cache.keys[i], &cache.values[i]};
+      x = block_forward(blocks_[i], x, cos, sin, bias, &slot);
+    }
+    cache.length = k_len;
+    return call(*lm_head_, rms_norm(x, final_norm_, eps_));
   }
 
   Output head(BlockState& state) override {
@@ -138,6 +153,30 @@ class Llama final : public HfModel {
     at::Tensor input_norm, post_norm;
     Layer *q, *k, *v, *o, *gate, *up, *down;
   };
+  struct KvSlot {
+    at::Tensor* keys;
+    at::Tensor* values;
+  };
+
+  // One decoder layer; with `slot`, the new keys and values are appended to the cached ones
+  // and the queries attend to all of them (causal only among several new queries).
+  at::Tensor block_forward(const Block& b, at::Tensor x, const at::Tensor& cos,
+                           const at::Tensor& sin, const at::Tensor& bias, KvSlot* slot) const {
+    at::Tensor h = rms_norm(x, b.input_norm, eps_);
+    at::Tensor q = split_heads(call(*b.q, h), heads_, head_dim_);
+    at::Tensor k = split_heads(call(*b.k, h), kv_heads_, head_dim_);
+    at::Tensor v = split_heads(call(*b.v, h), kv_heads_, head_dim_);
+    q = Rotary::apply(q, cos, sin);
+    k = Rotary::apply(k, cos, sin);
+    if (slot != nullptr) std::tie(k, v) = append_kv(*slot->keys, *slot->values, k, v);
+    const bool causal = q.size(2) > 1;
+    at::Tensor attended =
+        attention(q, k, v, bias, causal, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
+    x = x + call(*b.o, merge_heads(attended));
+    h = rms_norm(x, b.post_norm, eps_);
+    at::Tensor gated = activation(activation_, call(*b.gate, h)) * call(*b.up, h);
+    return x + call(*b.down, gated);
+  }
   std::string type_;
   int64_t hidden_, heads_, kv_heads_, head_dim_, vocab_, max_positions_;
   int64_t sliding_window_ = 0;

@@ -5,8 +5,10 @@
 // Blocks for block-by-block runs: the encoder's blocks come first, then the decoder's; the
 // first decoder block also applies the encoder's final norm and embeds the decoder input.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "detail/architectures.h"
 #include "detail/nn_ops.h"
@@ -154,12 +156,7 @@ class T5 final : public HfModel {
     STUNT_CHECK(decoder_ids.size(0) == batch.input_ids.size(0), "decoder_input_ids has batch size ",
                 decoder_ids.size(0), " but input_ids has ", batch.input_ids.size(0));
     BlockState state;
-    state.hidden = call(*shared_, batch.input_ids);
-    const auto dtype = state.hidden.scalar_type();
-    at::Tensor position = position_bias(encoder_bias_, seq, seq, /*bidirectional=*/true, dtype);
-    at::Tensor padding = attention_bias(batch.attention_mask, seq, seq, false, dtype);
-    state.context["encoder_bias"] = padding.defined() ? position + padding : position;
-    state.context["cross_bias"] = padding;
+    encoder_inputs(batch.input_ids, batch.attention_mask, state);
     state.context["decoder_input_ids"] = decoder_ids;
     return state;
   }
@@ -182,12 +179,78 @@ class T5 final : public HfModel {
     state.hidden = x + feed_forward(b.ff, rms_norm(x, b.ff_norm, eps_));
   }
 
+  bool supports_decoding() const override { return true; }
+  bool is_encoder_decoder() const override { return true; }
+  int64_t decoder_start_token_id() const override { return decoder_start_; }
+
+  void start_decoding(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                      KvCache& cache) override {
+    c10::NoGradGuard no_grad;
+    STUNT_CHECK(num_blocks() > encoder_blocks_, "t5: the model has no decoder blocks to decode");
+    check_token_batch(input_ids, attention_mask, vocab_, int64_t{1} << 40, "t5");
+    cache = KvCache{};
+    BlockState state;
+    encoder_inputs(input_ids, attention_mask, state);
+    for (int i = 0; i < encoder_blocks_; ++i) run_block(i, state);
+    const at::Tensor memory = rms_norm(state.hidden, encoder_norm_, eps_);
+    for (int i = encoder_blocks_; i < num_blocks(); ++i) {
+      const Attention& a = blocks_[i].cross_attention;
+      cache.cross_keys.push_back(split_heads(call(*a.k, memory), heads_, d_kv_));
+      cache.cross_values.push_back(split_heads(call(*a.v, memory), heads_, d_kv_));
+    }
+    cache.cross_bias = state.context.at("cross_bias");
+    cache.keys.resize(num_blocks() - encoder_blocks_);
+    cache.values.resize(num_blocks() - encoder_blocks_);
+  }
+
+  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
+                         KvCache& cache) override {
+    c10::NoGradGuard no_grad;
+    STUNT_CHECK(!cache.cross_keys.empty(), "t5: call start_decoding before decode_step");
+    check_token_batch(new_ids, new_mask, vocab_, int64_t{1} << 40, "t5 decoder");
+    const int64_t rows = new_ids.size(0);
+    const int64_t q_len = new_ids.size(1);
+    const int64_t past = cache.length;
+    const int64_t k_len = past + q_len;
+    const at::Tensor keep = extend_cache_mask(cache, new_mask, rows, q_len);
+    at::Tensor x = call(*shared_, new_ids);
+    const auto dtype = x.scalar_type();
+    at::Tensor bias = decoder_bias_.defined()
+                          ? position_bias(decoder_bias_, q_len, k_len, false, dtype, past)
+                          : at::zeros({1, heads_, q_len, k_len}, dtype);
+    if (q_len > 1) {
+      at::Tensor rows_at = at::arange(q_len).view({q_len, 1}) + past;
+      at::Tensor future = at::arange(k_len).view({1, k_len}) > rows_at;
+      bias = bias.masked_fill(future.view({1, 1, q_len, k_len}), mask_value(dtype));
+    }
+    at::Tensor padding = attention_bias(keep, q_len, k_len, false, dtype);
+    if (padding.defined()) bias = bias + padding;
+    for (int i = encoder_blocks_; i < num_blocks(); ++i) {
+      const Block& b = blocks_[i];
+      const size_t slot = static_cast<size_t>(i - encoder_blocks_);
+      const Attention& self = b.self_attention;
+      at::Tensor h = rms_norm(x, b.self_norm, eps_);
+      at::Tensor q = split_heads(call(*self.q, h), heads_, d_kv_);
+      at::Tensor k = split_heads(call(*self.k, h), heads_, d_kv_);
+      at::Tensor v = split_heads(call(*self.v, h), heads_, d_kv_);
+      std::tie(k, v) = append_kv(cache.keys[slot], cache.values[slot], k, v);
+      x = x + call(*self.o, merge_heads(attention(q, k, v, bias, false, 1.0)));
+      const Attention& cross = b.cross_attention;
+      h = rms_norm(x, b.cross_norm, eps_);
+      q = split_heads(call(*cross.q, h), heads_, d_kv_);
+      x = x +
+          call(*cross.o, merge_heads(attention(q, cache.cross_keys[slot], cache.cross_values[slot],
+                                               cache.cross_bias, false, 1.0)));
+      x = x + feed_forward(b.ff, rms_norm(x, b.ff_norm, eps_));
+    }
+    cache.length = k_len;
+    return logits_of(rms_norm(x, decoder_norm_, eps_));
+  }
+
   Output head(BlockState& state) override {
     if (encoder_blocks_ == num_blocks()) start_decoder(state);  // no decoder blocks
     at::Tensor hidden = rms_norm(state.hidden, decoder_norm_, eps_);
-    at::Tensor scaled =
-        scale_outputs_ ? hidden * std::pow(static_cast<double>(d_model_), -0.5) : hidden;
-    return {call(*lm_head_, scaled), hidden};
+    return {logits_of(hidden), hidden};
   }
 
  private:
@@ -205,9 +268,29 @@ class T5 final : public HfModel {
     FeedForward ff;
   };
 
+  at::Tensor logits_of(const at::Tensor& hidden) const {
+    at::Tensor scaled =
+        scale_outputs_ ? hidden * std::pow(static_cast<double>(d_model_), -0.5) : hidden;
+    return call(*lm_head_, scaled);
+  }
+
+  // Sets the embedded encoder input and the encoder's masks in `state`.
+  void encoder_inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                      BlockState& state) const {
+    const int64_t seq = input_ids.size(1);
+    state.hidden = call(*shared_, input_ids);
+    const auto dtype = state.hidden.scalar_type();
+    at::Tensor position = position_bias(encoder_bias_, seq, seq, /*bidirectional=*/true, dtype);
+    at::Tensor padding = attention_bias(attention_mask, seq, seq, false, dtype);
+    state.context["encoder_bias"] = padding.defined() ? position + padding : position;
+    state.context["cross_bias"] = padding;
+  }
+
+  // Relative-position bias [1, heads, q_len, k_len] for queries at q_offset + [0, q_len).
   at::Tensor position_bias(const at::Tensor& table, int64_t q_len, int64_t k_len,
-                           bool bidirectional, c10::ScalarType dtype) const {
-    at::Tensor relative = at::arange(k_len).view({1, k_len}) - at::arange(q_len).view({q_len, 1});
+                           bool bidirectional, c10::ScalarType dtype, int64_t q_offset = 0) const {
+    at::Tensor relative =
+        at::arange(k_len).view({1, k_len}) - (at::arange(q_len).view({q_len, 1}) + q_offset);
     at::Tensor buckets =
         relative_position_buckets(relative, bidirectional, buckets_, max_distance_);
     return at::embedding(table, buckets).permute({2, 0, 1}).unsqueeze(0).to(dtype);

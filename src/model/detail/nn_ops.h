@@ -8,6 +8,7 @@
 #include <string>
 
 #include "stunt/model/hf_config.h"
+#include "stunt/model/kv_cache.h"
 
 namespace stunt::model::detail {
 
@@ -35,6 +36,27 @@ double mask_value(c10::ScalarType dtype);
 /// fast causal path. q_len may be shorter than k_len (cached keys come first).
 at::Tensor attention_bias(const at::Tensor& keep_mask, int64_t q_len, int64_t k_len, bool causal,
                           c10::ScalarType dtype, int64_t window = 0);
+
+/// attention_bias for a step of cached decoding: q_len new queries after k_len - q_len cached
+/// keys, keep_mask [batch, k_len]. Undefined only when attention(..., causal = q_len > 1) is
+/// then right: nothing is masked and either q_len == k_len (the fast causal path) or q_len == 1
+/// (the new token sees every key). SDPA's is_causal aligns its mask top-left, which is wrong
+/// after cached keys, so other cases get the causal mask spelled out.
+at::Tensor cached_attention_bias(const at::Tensor& keep_mask, int64_t q_len, int64_t k_len,
+                                 c10::ScalarType dtype, int64_t window = 0);
+
+/// Position ids of a left-padded batch as transformers' generate computes them: the running
+/// count of kept tokens minus one (padding gets 0). keep_mask: [batch, len] → int64 [batch, len].
+at::Tensor positions_from_mask(const at::Tensor& keep_mask);
+
+/// Appends new_mask [rows, new] (undefined: all ones) to the cache's keep-mask and returns it.
+at::Tensor extend_cache_mask(KvCache& cache, const at::Tensor& new_mask, int64_t rows,
+                             int64_t new_len);
+
+/// Appends k, v [rows, heads, new, dim] to the cached keys/values of a block (undefined before
+/// the first step) and returns the whole keys and values.
+std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& cached_v,
+                                            const at::Tensor& k, const at::Tensor& v);
 
 /// Scaled dot-product attention. q: [b, h, q, d]; k, v: [b, kv_h, k, d] (grouped-query when
 /// kv_h < h); bias: additive, broadcastable to [b, h, q, k], or undefined; causal applies only

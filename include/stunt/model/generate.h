@@ -1,0 +1,59 @@
+#pragma once
+/// Text generation with a KV cache for Stunt's native causal LMs (Llama family, GPT-2) and T5:
+/// greedy decoding, sampling (temperature, top-k, top-p, seeded), and beam search, with the
+/// same choices as transformers' `generate` for the same arguments.
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "stunt/model/hf_model.h"
+
+namespace stunt::model {
+
+/// How generate() picks tokens and when it stops.
+struct GenerationOptions {
+  /// Tokens to generate per prompt at most (eos included).
+  int64_t max_new_tokens = 32;
+  /// Sample from the (tempered, top-k / top-p filtered) distribution instead of taking the most
+  /// likely token. Ignored by beam search (num_beams > 1).
+  bool do_sample = false;
+  /// Logits are divided by it before sampling; > 0.
+  double temperature = 1.0;
+  /// Sample among the k most likely tokens only (ties at the k-th kept); 0: all tokens. Note
+  /// transformers' generation_config defaults to 50; Stunt's default is off.
+  int64_t top_k = 0;
+  /// Sample among the smallest set of most likely tokens whose probability reaches top_p
+  /// (nucleus sampling, as transformers' TopPLogitsWarper); 1: all tokens.
+  double top_p = 1.0;
+  /// Seed of the sampler: a std::mt19937_64 (fully specified by the C++ standard), one draw per
+  /// sequence and step turned into a double in [0, 1) from its top 53 bits, so the same seed
+  /// gives the same tokens on every machine (given the same logits).
+  uint64_t seed = 0;
+  /// > 1: beam search as transformers' `_beam_search` (score = sum of log-probabilities /
+  /// generated_length ^ length_penalty; eos ends a beam).
+  int64_t num_beams = 1;
+  double length_penalty = 1.0;
+  /// Beam search ends for a prompt once num_beams beams have finished (transformers'
+  /// early_stopping=True); false: transformers' default heuristic.
+  bool early_stopping = false;
+  /// The token that ends a sequence. Unset: eos_token_id of the model's generation_config.json,
+  /// else config.json (every id when it is a list); none when neither names one.
+  std::optional<int64_t> eos_token_id;
+};
+
+/// Generates a continuation of each prompt (token ids; prompts may differ in length) and returns
+/// the new tokens only, per prompt: up to max_new_tokens, ending with eos when it was produced.
+/// Causal LMs pad prompts on the left with an attention mask and positions counted from the
+/// mask, as transformers' generate does; T5 encodes the prompts once and decodes from
+/// decoder_start_token_id. Throws NotImplementedError for models without incremental decoding
+/// (BERT, TorchScript) and ValueError for bad options, naming the fix.
+std::vector<std::vector<int64_t>> generate(HfModel& model,
+                                           const std::vector<std::vector<int64_t>>& prompts,
+                                           const GenerationOptions& options = {});
+
+/// The eos ids generate() stops at when options.eos_token_id is unset: generation_config.json
+/// beside the model (a folder), else config.json's eos_token_id; empty when none.
+std::vector<int64_t> default_eos_token_ids(const HfModel& model);
+
+}  // namespace stunt::model
