@@ -24,6 +24,8 @@ const char* format_name(CheckpointFormat format) {
       return "torch-save";
     case CheckpointFormat::TorchScript:
       return "torchscript";
+    case CheckpointFormat::Gguf:
+      return "gguf";
   }
   return "unknown";
 }
@@ -106,6 +108,13 @@ bool starts_with_zip_magic(const fs::path& path) {
   return in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4;
 }
 
+bool starts_with_gguf_magic(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::string_view(magic, 4) == "GGUF";
+}
+
 bool starts_with_legacy_pickle(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   unsigned char first[2] = {};
@@ -134,6 +143,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& path) {
   if (name.size() > 11 && name.rfind(".index.json") == name.size() - 11) {
     return std::make_unique<ShardedCheckpoint>(path);
   }
+  if (starts_with_gguf_magic(path)) return open_gguf(path);
   if (starts_with_zip_magic(path)) {
     return detail::is_torchscript_archive(path) ? open_torchscript(path) : open_torch_save(path);
   }

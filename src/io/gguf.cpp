@@ -1,5 +1,7 @@
 #include "stunt/io/gguf.h"
 
+#include "stunt/io/checkpoint.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
@@ -416,6 +418,40 @@ at::Tensor GgufFile::dequantize(const std::string& name) const {
                                 ggml_type_name(info->type),
                                 ", which Stunt cannot dequantize yet; supported: F32, F16, BF16, "
                                 "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0"));
+}
+
+namespace {
+
+// A GGUF file as a checkpoint under llama.cpp's own tensor names.
+class GgufFileCheckpoint final : public Checkpoint {
+ public:
+  explicit GgufFileCheckpoint(std::shared_ptr<GgufFile> file)
+      : Checkpoint(file->path()), file_(std::move(file)) {
+    for (const GgufTensorInfo& info : file_->tensors()) {
+      TensorEntry entry;
+      entry.name = info.name;
+      entry.dtype = ggml_type_name(info.type);
+      entry.shape = info.shape;
+      entry.numel = 1;
+      for (int64_t d : info.shape) entry.numel *= static_cast<uint64_t>(d);
+      entry.nbytes = info.nbytes;
+      entry.file = file_->path();
+      entries_.push_back(std::move(entry));
+    }
+  }
+  CheckpointFormat format() const override { return CheckpointFormat::Gguf; }
+  const std::vector<TensorEntry>& entries() const override { return entries_; }
+  at::Tensor load(const std::string& name) const override { return file_->dequantize(name); }
+
+ private:
+  std::shared_ptr<GgufFile> file_;
+  std::vector<TensorEntry> entries_;
+};
+
+}  // namespace
+
+std::unique_ptr<Checkpoint> open_gguf(const std::filesystem::path& path) {
+  return std::make_unique<GgufFileCheckpoint>(GgufFile::open(path));
 }
 
 }  // namespace stunt::io

@@ -64,7 +64,7 @@ class GgufCheckpoint final : public io::Checkpoint {
     }
   }
 
-  io::CheckpointFormat format() const override { return io::CheckpointFormat::Safetensors; }
+  io::CheckpointFormat format() const override { return io::CheckpointFormat::Gguf; }
   const std::vector<io::TensorEntry>& entries() const override { return entries_; }
 
   at::Tensor load(const std::string& name) const override {

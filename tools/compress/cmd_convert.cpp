@@ -32,11 +32,11 @@ Runner add_convert(CLI::App& app) {
   cmd->add_flag("--overwrite", options->overwrite, "Replace an existing output");
   return [options] {
     namespace fs = std::filesystem;
-    if (fs::path(options->input).extension() == ".gguf") {
+    if (fs::path(options->input).extension() == ".gguf" &&
+        fs::path(options->output).extension() != ".safetensors") {
       // A GGUF model becomes a Hugging Face folder: config, dequantized weights, tokenizer.
+      // (To a .safetensors file, its tensors are written dequantized under llama.cpp's names.)
       const fs::path out(options->output);
-      STUNT_CHECK(out.extension() != ".safetensors",
-                  "a GGUF model converts to a Hugging Face folder; give -o a folder name");
       auto model = stunt::model::load_gguf_model(options->input);
       stunt::AtomicDirectory folder(out, {.overwrite = options->overwrite});
       model->save(folder.staging());

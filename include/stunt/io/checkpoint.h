@@ -1,7 +1,8 @@
 #pragma once
 /// Opens any checkpoint Stunt reads and lists or loads its tensors by qualified name:
 /// a safetensors file, a Hugging Face folder (single or sharded safetensors, or
-/// pytorch_model.bin), a Python torch.save file (zip format), or a TorchScript archive.
+/// pytorch_model.bin), a Python torch.save file (zip format), a TorchScript archive, or a
+/// GGUF file.
 
 #include <ATen/core/Tensor.h>
 
@@ -14,9 +15,9 @@
 
 namespace stunt::io {
 
-enum class CheckpointFormat { Safetensors, SafetensorsSharded, TorchSave, TorchScript };
+enum class CheckpointFormat { Safetensors, SafetensorsSharded, TorchSave, TorchScript, Gguf };
 
-/// "safetensors", "safetensors-sharded", "torch-save", "torchscript".
+/// "safetensors", "safetensors-sharded", "torch-save", "torchscript", "gguf".
 const char* format_name(CheckpointFormat format);
 
 /// What is known about a tensor without reading its data.
@@ -57,6 +58,9 @@ class Checkpoint {
 /// A torch.save file (zip format) whose nested dicts/lists of tensors are flattened to
 /// dotted names; non-tensor leaves are skipped.
 std::unique_ptr<Checkpoint> open_torch_save(const std::filesystem::path& path);
+/// A GGUF file: tensors under llama.cpp's names, dtype the ggml type ("Q4_1"), loaded
+/// dequantized to float32.
+std::unique_ptr<Checkpoint> open_gguf(const std::filesystem::path& path);
 /// A TorchScript archive: every parameter and buffer under its qualified name.
 std::unique_ptr<Checkpoint> open_torchscript(const std::filesystem::path& path);
 
