@@ -1,7 +1,6 @@
 """Stunt's native architectures against Hugging Face transformers: tiny random models built
 offline from configs, and the real all-MiniLM-L6-v2 against sentence-transformers."""
 import os
-import pathlib
 import subprocess
 
 import pytest
@@ -9,12 +8,9 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-from conftest_common import MINILM, SOURCE_DIR
+from conftest_common import MINILM, SOURCE_DIR, WIKITEXT
 
 FORWARD = os.environ.get("STUNT_FORWARD", str(SOURCE_DIR / "build/dev/tests/stunt_forward"))
-WIKITEXT = SOURCE_DIR.parent / "shared/data/wikitext-2/test.txt"
-if not WIKITEXT.exists():
-    WIKITEXT = pathlib.Path("/work/shared/data/wikitext-2/test.txt")
 TOLERANCE = 1e-4
 VOCAB = 96
 

@@ -11,15 +11,13 @@ import pathlib
 import struct
 
 import pytest
-from conftest_common import MINILM, SOURCE_DIR, run
+from conftest_common import MINILM, SOURCE_DIR, run, WIKITEXT_DIR
 
 import tokenizers
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers  # noqa: E402
 from tokenizers import pre_tokenizers, processors, trainers  # noqa: E402
 
-DATA = SOURCE_DIR.parent / "shared" / "data" / "wikitext-2"
-if not DATA.exists():
-    DATA = pathlib.Path("/work/shared/data/wikitext-2")
+DATA = WIKITEXT_DIR
 TEST_TXT = DATA / "test.txt"
 VALID_TXT = DATA / "valid.txt"
 VOCAB_SIZE = 4000
