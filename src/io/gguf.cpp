@@ -103,6 +103,32 @@ class Reader {
   std::string source_;
 };
 
+// The fewest bytes a metadata value of `type` takes (strings and arrays: their length fields).
+uint64_t encoded_size(uint32_t type) {
+  switch (type) {
+    case 0:
+    case 1:
+    case 7:
+      return 1;
+    case 2:
+    case 3:
+      return 2;
+    case 4:
+    case 5:
+    case 6:
+      return 4;
+    case 8:
+    case 10:
+    case 11:
+    case 12:
+      return 8;
+    case 9:
+      return 12;
+    default:
+      return 1;  // an unknown type fails when its first item is read
+  }
+}
+
 GgufValue read_value(Reader& r, uint32_t type, const std::string& key, int depth) {
   GgufValue v;
   switch (type) {
@@ -142,11 +168,13 @@ GgufValue read_value(Reader& r, uint32_t type, const std::string& key, int depth
                      " nests arrays deeper than ", kMaxArrayDepth);
       const uint32_t item_type = r.read<uint32_t>("an array type");
       const uint64_t count = r.read<uint64_t>("an array length");
-      // Every item takes at least one byte: a count beyond the bytes left is corrupt.
-      STUNT_CHECK_AS(FormatError, count <= r.remaining(), r.source(), ": metadata ", key,
+      // A count beyond what the bytes left can encode is corrupt; it is refused before any
+      // allocation, and the reservation is capped besides.
+      const uint64_t min_size = encoded_size(item_type);
+      STUNT_CHECK_AS(FormatError, count <= r.remaining() / min_size, r.source(), ": metadata ", key,
                      " claims ", count, " array items but only ", r.remaining(), " bytes remain");
       auto items = std::make_shared<GgufValue::Array>();
-      items->reserve(count);
+      items->reserve(std::min<uint64_t>(count, uint64_t{1} << 16));
       for (uint64_t i = 0; i < count; ++i)
         items->push_back(read_value(r, item_type, key, depth + 1));
       v.value = std::move(items);
@@ -261,6 +289,22 @@ std::string ggml_type_name(uint32_t type) {
   return "type " + std::to_string(type);
 }
 
+std::string GgufValue::kind() const {
+  switch (value.index()) {
+    case 0:
+    case 1:
+      return "integer";
+    case 2:
+      return "float";
+    case 3:
+      return "bool";
+    case 4:
+      return "string";
+    default:
+      return "array";
+  }
+}
+
 bool GgufValue::is_integer() const {
   return std::holds_alternative<uint64_t>(value) || std::holds_alternative<int64_t>(value);
 }
@@ -272,7 +316,7 @@ int64_t GgufValue::integer() const {
     return static_cast<int64_t>(*u);
   }
   if (const auto* i = std::get_if<int64_t>(&value)) return *i;
-  throw FormatError("GGUF metadata value is not an integer");
+  throw FormatError("GGUF metadata value is not an integer (a " + kind() + ")");
 }
 
 double GgufValue::number() const {
@@ -282,12 +326,12 @@ double GgufValue::number() const {
 
 const std::string& GgufValue::string() const {
   if (const auto* s = std::get_if<std::string>(&value)) return *s;
-  throw FormatError("GGUF metadata value is not a string");
+  throw FormatError("GGUF metadata value is not a string (a " + kind() + ")");
 }
 
 const GgufValue::Array& GgufValue::array() const {
   if (const auto* a = std::get_if<std::shared_ptr<Array>>(&value)) return **a;
-  throw FormatError("GGUF metadata value is not an array");
+  throw FormatError("GGUF metadata value is not an array (a " + kind() + ")");
 }
 
 std::shared_ptr<GgufFile> GgufFile::open(const std::filesystem::path& path) {
@@ -367,6 +411,22 @@ std::shared_ptr<GgufFile> GgufFile::open(const std::filesystem::path& path) {
 const GgufValue* GgufFile::find(const std::string& key) const {
   auto it = metadata_.find(key);
   return it == metadata_.end() ? nullptr : &it->second;
+}
+
+int64_t GgufFile::integer(const std::string& key) const {
+  const GgufValue* value = find(key);
+  STUNT_CHECK_AS(FormatError, value != nullptr, path_.string(), ": metadata ", key, " is missing");
+  STUNT_CHECK_AS(FormatError, value->is_integer(), path_.string(), ": metadata ", key, " holds a ",
+                 value->kind(), "; expected an integer");
+  return value->integer();
+}
+
+std::string GgufFile::string(const std::string& key) const {
+  const GgufValue* value = find(key);
+  STUNT_CHECK_AS(FormatError, value != nullptr, path_.string(), ": metadata ", key, " is missing");
+  STUNT_CHECK_AS(FormatError, std::holds_alternative<std::string>(value->value), path_.string(),
+                 ": metadata ", key, " holds a ", value->kind(), "; expected a string");
+  return value->string();
 }
 
 const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {

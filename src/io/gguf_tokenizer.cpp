@@ -16,7 +16,7 @@ constexpr int64_t kUserDefinedToken = 4;
 
 std::string text_of(const GgufFile& file, const std::string& key, const std::string& fallback) {
   const GgufValue* value = file.find(key);
-  return value == nullptr ? fallback : value->string();
+  return value == nullptr ? fallback : file.string(key);
 }
 
 json byte_level(bool use_regex) {
@@ -28,21 +28,35 @@ json byte_level(bool use_regex) {
 
 // The pre-tokenizer that reproduces llama.cpp's pre-tokenizer type `pre`.
 json pre_tokenizer(const std::string& pre, const std::string& source) {
-  if (pre == "default" || pre == "gpt-2") return byte_level(true);
+  // llama.cpp's "default" is its own four-expression split, not GPT-2's: refused rather than
+  // approximated.
+  if (pre == "gpt-2") return byte_level(true);
   if (pre == "smollm") {
     // Digits one by one, then GPT-2's expression.
     return {{"type", "Sequence"},
             {"pretokenizers",
              json::array({{{"type", "Digits"}, {"individual_digits", true}}, byte_level(true)})}};
   }
-  throw NotImplementedError(str(source, ": tokenizer.ggml.pre \"", pre,
-                                "\" is not supported; supported: default, gpt-2, smollm"));
+  throw NotImplementedError(
+      str(source, ": tokenizer.ggml.pre \"", pre, "\" is not supported; supported: gpt-2, smollm"));
+}
+
+// Item `index` of the array `key`, which must be a string.
+std::string item_string(const GgufFile& file, const char* key, const GgufValue::Array& items,
+                        size_t index) {
+  const GgufValue& item = items[index];
+  STUNT_CHECK_AS(FormatError, std::holds_alternative<std::string>(item.value), file.path().string(),
+                 ": metadata ", key, "[", index, "] holds a ", item.kind(), "; expected a string");
+  return item.string();
 }
 
 const GgufValue::Array& required_array(const GgufFile& file, const std::string& key) {
   const GgufValue* value = file.find(key);
   STUNT_CHECK_AS(FormatError, value != nullptr, file.path().string(), ": metadata ", key,
                  " is missing; the file carries no tokenizer");
+  STUNT_CHECK_AS(
+      FormatError, std::holds_alternative<std::shared_ptr<GgufValue::Array>>(value->value),
+      file.path().string(), ": metadata ", key, " holds a ", value->kind(), "; expected an array");
   return value->array();
 }
 
@@ -50,7 +64,7 @@ std::string token_at(const GgufFile& file, int64_t id) {
   const auto& tokens = required_array(file, "tokenizer.ggml.tokens");
   STUNT_CHECK_AS(FormatError, id >= 0 && id < static_cast<int64_t>(tokens.size()),
                  file.path().string(), ": special token id ", id, " is outside the vocabulary");
-  return tokens[id].string();
+  return item_string(file, "tokenizer.ggml.tokens", tokens, id);
 }
 
 }  // namespace
@@ -58,22 +72,24 @@ std::string token_at(const GgufFile& file, int64_t id) {
 std::string gguf_tokenizer_json(const GgufFile& file) {
   const std::string source = file.path().string();
   const std::string model = text_of(file, "tokenizer.ggml.model", "");
-  const std::string pre = text_of(file, "tokenizer.ggml.pre", "default");
+  const std::string pre = text_of(file, "tokenizer.ggml.pre", "(none)");
   STUNT_CHECK_AS(NotImplementedError, model == "gpt2", source, ": tokenizer.ggml.model \"", model,
                  "\" is not supported; supported: gpt2 (byte-level BPE)");
   const auto& tokens = required_array(file, "tokenizer.ggml.tokens");
   const auto& merges = required_array(file, "tokenizer.ggml.merges");
-  const GgufValue* types = file.find("tokenizer.ggml.token_type");
-  STUNT_CHECK_AS(FormatError, types == nullptr || types->array().size() == tokens.size(), source,
-                 ": tokenizer.ggml.token_type has ", types ? types->array().size() : 0,
-                 " entries for ", tokens.size(), " tokens");
+  const GgufValue::Array* types = file.find("tokenizer.ggml.token_type") != nullptr
+                                      ? &required_array(file, "tokenizer.ggml.token_type")
+                                      : nullptr;
+  STUNT_CHECK_AS(FormatError, types == nullptr || types->size() == tokens.size(), source,
+                 ": tokenizer.ggml.token_type has ", types ? types->size() : 0, " entries for ",
+                 tokens.size(), " tokens");
 
   json vocab = json::object();
   json added = json::array();
   for (size_t id = 0; id < tokens.size(); ++id) {
-    const std::string& token = tokens[id].string();
+    const std::string token = item_string(file, "tokenizer.ggml.tokens", tokens, id);
     vocab[token] = id;
-    const int64_t type = types ? (*types).array()[id].integer() : 1;
+    const int64_t type = types && (*types)[id].is_integer() ? (*types)[id].integer() : 1;
     if (type == kControlToken || type == kUserDefinedToken) {
       added.push_back({{"id", id},
                        {"content", token},
@@ -85,7 +101,9 @@ std::string gguf_tokenizer_json(const GgufFile& file) {
     }
   }
   json merge_list = json::array();
-  for (const GgufValue& merge : merges) merge_list.push_back(merge.string());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    merge_list.push_back(item_string(file, "tokenizer.ggml.merges", merges, i));
+  }
 
   json tokenizer = {{"version", "1.0"},
                     {"truncation", nullptr},
@@ -110,7 +128,8 @@ std::string gguf_tokenizer_json(const GgufFile& file) {
   const GgufValue* bos = file.find("tokenizer.ggml.bos_token_id");
   if (add_bos != nullptr && std::get_if<bool>(&add_bos->value) && std::get<bool>(add_bos->value) &&
       bos != nullptr) {
-    const std::string bos_token = token_at(file, bos->integer());
+    const int64_t bos_id = file.integer("tokenizer.ggml.bos_token_id");
+    const std::string bos_token = token_at(file, bos_id);
     tokenizer["post_processor"] = {
         {"type", "TemplateProcessing"},
         {"single", json::array({{{"SpecialToken", {{"id", bos_token}, {"type_id", 0}}}},
@@ -121,7 +140,7 @@ std::string gguf_tokenizer_json(const GgufFile& file) {
         {"special_tokens",
          {{bos_token,
            {{"id", bos_token},
-            {"ids", json::array({bos->integer()})},
+            {"ids", json::array({bos_id})},
             {"tokens", json::array({bos_token})}}}}}};
   }
   return tokenizer.dump();
@@ -129,16 +148,19 @@ std::string gguf_tokenizer_json(const GgufFile& file) {
 
 std::string gguf_tokenizer_config_json(const GgufFile& file) {
   json config = {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"model_max_length", 1 << 30}};
-  for (const char* role : {"bos", "eos", "pad", "unk"}) {
-    if (const GgufValue* id = file.find(str("tokenizer.ggml.", role, "_token_id"))) {
-      config[str(role, "_token")] = token_at(file, id->integer());
-    }
+  // llama.cpp's key names: bos, eos, unknown, padding.
+  for (const auto& [role, gguf_role] : {std::pair<const char*, const char*>{"bos", "bos"},
+                                        {"eos", "eos"},
+                                        {"pad", "padding"},
+                                        {"unk", "unknown"}}) {
+    const std::string key = str("tokenizer.ggml.", gguf_role, "_token_id");
+    if (file.find(key) != nullptr) config[str(role, "_token")] = token_at(file, file.integer(key));
   }
   if (const GgufValue* add_bos = file.find("tokenizer.ggml.add_bos_token")) {
     if (const bool* flag = std::get_if<bool>(&add_bos->value)) config["add_bos_token"] = *flag;
   }
-  if (const GgufValue* chat = file.find("tokenizer.chat_template")) {
-    config["chat_template"] = chat->string();
+  if (file.find("tokenizer.chat_template") != nullptr) {
+    config["chat_template"] = file.string("tokenizer.chat_template");
   }
   return config.dump(2) + "\n";
 }

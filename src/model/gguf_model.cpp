@@ -6,6 +6,7 @@
 
 #include "detail/architectures.h"
 #include "stunt/core/error.h"
+#include "stunt/core/logging.h"
 #include "stunt/io/gguf.h"
 #include "stunt/io/gguf_tokenizer.h"
 #include "stunt/io/tensor_dtype.h"
@@ -59,7 +60,9 @@ class GgufCheckpoint final : public io::Checkpoint {
       for (int64_t d : info.shape) entry.numel *= d;
       entry.nbytes = info.nbytes;
       entry.file = file_->path();
-      gguf_names_[entry.name] = info.name;
+      STUNT_CHECK_AS(FormatError, gguf_names_.emplace(entry.name, info.name).second,
+                     path().string(), ": tensors ", gguf_names_[entry.name], " and ", info.name,
+                     " both map to ", entry.name);
       entries_.push_back(std::move(entry));
     }
   }
@@ -106,15 +109,16 @@ nlohmann::json llama_config(const io::GgufFile& file) {
     const io::GgufValue* value = file.find(key);
     STUNT_CHECK_AS(FormatError, value != nullptr, source, ": metadata ", key,
                    " is missing; a llama GGUF needs it");
-    return value->integer();
+    return file.integer(key);
   };
   auto number = [&](const std::string& key, double fallback) {
     const io::GgufValue* value = file.find(key);
     return value == nullptr ? fallback : value->number();
   };
   const io::GgufValue* scaling = file.find("llama.rope.scaling.type");
-  STUNT_CHECK_AS(NotImplementedError, scaling == nullptr || scaling->string() == "none", source,
-                 ": llama.rope.scaling.type \"", scaling ? scaling->string() : "",
+  const std::string scaling_type = scaling ? file.string("llama.rope.scaling.type") : "none";
+  STUNT_CHECK_AS(NotImplementedError, scaling_type == "none", source,
+                 ": llama.rope.scaling.type \"", scaling_type,
                  "\" is not supported for GGUF models yet");
   STUNT_CHECK_AS(NotImplementedError, file.find_tensor("rope_freqs.weight") == nullptr, source,
                  ": rope_freqs.weight (Llama 3.1 frequency factors) is not supported for GGUF "
@@ -123,7 +127,7 @@ nlohmann::json llama_config(const io::GgufFile& file) {
   const io::GgufValue* kv = file.find("llama.attention.head_count_kv");
   const io::GgufValue* tokens = file.find("tokenizer.ggml.tokens");
   int64_t vocab = tokens != nullptr ? static_cast<int64_t>(tokens->array().size()) : 0;
-  if (const io::GgufValue* v = file.find("llama.vocab_size")) vocab = v->integer();
+  if (file.find("llama.vocab_size") != nullptr) vocab = file.integer("llama.vocab_size");
   nlohmann::json config = {
       {"architectures", {"LlamaForCausalLM"}},
       {"model_type", "llama"},
@@ -131,7 +135,8 @@ nlohmann::json llama_config(const io::GgufFile& file) {
       {"intermediate_size", integer("llama.feed_forward_length")},
       {"num_hidden_layers", integer("llama.block_count")},
       {"num_attention_heads", heads},
-      {"num_key_value_heads", kv != nullptr ? kv->integer() : heads},
+      {"num_key_value_heads",
+       kv != nullptr ? file.integer("llama.attention.head_count_kv") : heads},
       {"max_position_embeddings", integer("llama.context_length")},
       {"rms_norm_eps", number("llama.attention.layer_norm_rms_epsilon", 1e-5)},
       {"rope_theta", number("llama.rope.freq_base", 10000.0)},
@@ -140,10 +145,10 @@ nlohmann::json llama_config(const io::GgufFile& file) {
       {"tie_word_embeddings", file.find_tensor("output.weight") == nullptr},
       {"torch_dtype", "float32"},
   };
-  for (const char* role : {"bos", "eos", "pad"}) {
-    if (const io::GgufValue* id = file.find(str("tokenizer.ggml.", role, "_token_id"))) {
-      config[str(role, "_token_id")] = id->integer();
-    }
+  for (const auto& [role, gguf_role] :
+       {std::pair<const char*, const char*>{"bos", "bos"}, {"eos", "eos"}, {"pad", "padding"}}) {
+    const std::string key = str("tokenizer.ggml.", gguf_role, "_token_id");
+    if (file.find(key) != nullptr) config[str(role, "_token_id")] = file.integer(key);
   }
   return config;
 }
@@ -154,7 +159,7 @@ std::unique_ptr<HfModel> load_gguf_model(const std::filesystem::path& path,
                                          const LoadOptions& options) {
   auto file = io::GgufFile::open(path);
   const io::GgufValue* arch = file->find("general.architecture");
-  const std::string architecture = arch != nullptr ? arch->string() : "";
+  const std::string architecture = arch != nullptr ? file->string("general.architecture") : "";
   STUNT_CHECK_AS(NotImplementedError, architecture == "llama", path.string(),
                  ": GGUF general.architecture \"", printable(architecture),
                  "\" is not supported; supported: llama (Llama, Mistral-style, SmolLM)");
@@ -164,9 +169,15 @@ std::unique_ptr<HfModel> load_gguf_model(const std::filesystem::path& path,
   auto weights = std::make_unique<GgufCheckpoint>(file, heads, kv_heads);
   std::unique_ptr<HfModel> model = detail::find_architecture("llama")(
       std::move(config), path, std::move(weights), options.dtype.value_or(at::kFloat));
+  // The weights do not depend on the vocabulary: a model whose tokenizer Stunt cannot rebuild
+  // still loads, runs on token ids and converts (without tokenizer files).
   if (file->find("tokenizer.ggml.model") != nullptr) {
-    model->set_extra_file("tokenizer.json", io::gguf_tokenizer_json(*file));
-    model->set_extra_file("tokenizer_config.json", io::gguf_tokenizer_config_json(*file));
+    try {
+      model->set_extra_file("tokenizer.json", io::gguf_tokenizer_json(*file));
+      model->set_extra_file("tokenizer_config.json", io::gguf_tokenizer_config_json(*file));
+    } catch (const NotImplementedError& e) {
+      log::warn(e.what(), "; the model loads without a tokenizer (pass --tokenizer)");
+    }
   }
   return model;
 }

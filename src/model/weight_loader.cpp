@@ -40,11 +40,16 @@ std::string WeightLoader::find_prefix(const std::vector<std::string>& prefixes,
                         "; the weights do not belong to the model type that config.json names"));
 }
 
+at::Tensor WeightLoader::placeholder(const std::vector<int64_t>& shape) const {
+  // On the meta device: no memory, whatever a wrong config.json claims; finish() then reports.
+  return at::empty(shape, at::TensorOptions().dtype(dtype_).device(at::kMeta));
+}
+
 at::Tensor WeightLoader::take(const std::string& name, const std::vector<int64_t>& shape) {
   at::Tensor tensor = take_optional(name, shape);
   if (!tensor.defined()) {
     missing_.push_back(name + " " + shape_text(shape));
-    return at::zeros(shape, at::TensorOptions().dtype(dtype_));
+    return placeholder(shape);
   }
   return tensor;
 }
@@ -56,7 +61,7 @@ at::Tensor WeightLoader::take_optional(const std::string& name, const std::vecto
   if (it->second->shape != shape) {
     misshaped_.push_back(
         str(name, " is ", shape_text(it->second->shape), ", expected ", shape_text(shape)));
-    return at::zeros(shape, at::TensorOptions().dtype(dtype_));
+    return placeholder(shape);
   }
   at::Tensor tensor = checkpoint_->load(name);
   stored_dtypes_[name] = tensor.scalar_type();

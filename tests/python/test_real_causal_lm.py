@@ -91,6 +91,15 @@ def test_gguf_tokenizer_matches_hf_tokenizers_on_wikitext():
         assert a == b, (number, lines[number][:120], a[:20], b[:20])
 
 
+def test_gguf_special_tokens_come_from_its_metadata(tmp_path):
+    text = tmp_path / "one.txt"
+    text.write_text("hello world\n", encoding="utf-8")
+    info = json.loads(run("tokenize", GGUF, text, "--json", check=0).stdout)
+    # tokenizer.ggml.bos/eos/padding_token_id: <|im_start|>, <|im_end|>, <|im_end|>.
+    assert (info["bos_id"], info["eos_id"], info["pad_id"]) == (1, 2, 2)
+    assert info["vocab_size"] == 49152
+
+
 def test_convert_gguf_gives_a_folder_transformers_loads(reference, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

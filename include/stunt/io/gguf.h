@@ -45,6 +45,8 @@ struct GgufValue {
   using Array = std::vector<GgufValue>;
   std::variant<uint64_t, int64_t, double, bool, std::string, std::shared_ptr<Array>> value;
 
+  /// "integer", "float", "bool", "string" or "array".
+  std::string kind() const;
   bool is_integer() const;
   int64_t integer() const;  // any integer type; throws FormatError otherwise
   double number() const;    // integer or float
@@ -72,6 +74,10 @@ class GgufFile {
   const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
   /// The metadata value `key`, or nullptr.
   const GgufValue* find(const std::string& key) const;
+  /// The value `key` as an integer / a string; FormatError naming the file, the key and what
+  /// it holds when it is missing or of another type.
+  int64_t integer(const std::string& key) const;
+  std::string string(const std::string& key) const;
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find_tensor(const std::string& name) const;
 

@@ -9,7 +9,7 @@
 namespace stunt::io {
 
 /// tokenizer.json text for `file`'s vocabulary. Supported: byte-level BPE vocabularies
-/// (tokenizer.ggml.model "gpt2") with the pre-tokenizers "default", "gpt-2" and "smollm".
+/// (tokenizer.ggml.model "gpt2") with the pre-tokenizers "gpt-2" and "smollm".
 /// Others throw NotImplementedError naming the model and pre-tokenizer.
 std::string gguf_tokenizer_json(const GgufFile& file);
 

@@ -30,7 +30,8 @@ struct PerplexityResult {
 
 /// GPTQ-style perplexity: each window is scored on its own (no context carried over), token t
 /// predicting t + 1, and the perplexity is exp of the mean loss over every predicted token.
-/// Windows may differ in length (each is scored alone; no padding).
+/// Windows may differ in length: runs of equal-length windows share a forward pass; there is no
+/// padding and no context shared between windows.
 PerplexityResult perplexity(Model& model, const std::vector<std::vector<int64_t>>& windows,
                             const EvalOptions& options = {});
 

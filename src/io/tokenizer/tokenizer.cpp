@@ -225,8 +225,23 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
     std::ifstream head(path, std::ios::binary);
     head.read(magic, 4);
     if (std::string_view(magic, 4) == "GGUF") {
-      return from_json(gguf_tokenizer_json(*GgufFile::open(path)),
-                       path.string() + " (GGUF vocabulary)");
+      const auto file = GgufFile::open(path);
+      auto impl = tokenizer_detail::parse_tokenizer_json(gguf_tokenizer_json(*file),
+                                                         path.string() + " (GGUF vocabulary)");
+      // The file names its special tokens by id; no guessing from token names.
+      const int64_t vocab = impl->model->vocab_size();
+      auto special = [&](const char* role) -> std::optional<int64_t> {
+        const std::string key = str("tokenizer.ggml.", role, "_token_id");
+        if (file->find(key) == nullptr) return std::nullopt;
+        const int64_t id = file->integer(key);
+        STUNT_CHECK_AS(FormatError, id >= 0 && id < vocab, path.string(), ": metadata ", key, " = ",
+                       id, " is outside the vocabulary of ", vocab, " tokens");
+        return id;
+      };
+      if (auto id = special("bos")) impl->bos_id = id;
+      if (auto id = special("eos")) impl->eos_id = id;
+      if (auto id = special("padding")) impl->pad_id = id;
+      return Tokenizer(impl);
     }
   }
   STUNT_CHECK_AS(FormatError, path.extension() == ".model" || first == 0x0a, path.string(),
@@ -289,7 +304,9 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_special_t
 }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
-  return impl_->decode(ids, skip_special_tokens);
+  // Decoders that join raw pieces (WordPiece, Metaspace, none) can yield ill-formed UTF-8 from
+  // a malformed vocabulary; callers get well-formed text (U+FFFD) whatever the vocabulary.
+  return tokenizer_detail::sanitize_utf8(impl_->decode(ids, skip_special_tokens));
 }
 
 int64_t Tokenizer::vocab_size() const {

@@ -36,8 +36,13 @@ class Llama final : public HfModel {
       c.fail("num_key_value_heads", str("does not divide num_attention_heads ", heads_));
     }
     if (c.integer("pretraining_tp", 1) != 1) c.fail("pretraining_tp", "is not supported; use 1");
-    // Mistral attends within a sliding window; Qwen2 only when use_sliding_window is set.
-    if (type_ == "mistral" || (type_ == "qwen2" && c.boolean("use_sliding_window", false))) {
+    // Mistral attends within a sliding window in every layer. Qwen2's use_sliding_window
+    // windows only the layers from max_window_layers on, which Stunt does not implement.
+    if (type_ == "qwen2" && c.boolean("use_sliding_window", false)) {
+      c.fail("use_sliding_window",
+             "is not supported for qwen2 (per-layer windows); set it to false");
+    }
+    if (type_ == "mistral") {
       sliding_window_ = c.optional_integer("sliding_window", 1).value_or(0);
     }
     const bool qkv_bias = type_ == "qwen2" || c.boolean("attention_bias", false);

@@ -53,8 +53,13 @@ class T5 final : public HfModel {
     vocab_ = c.integer("vocab_size");
     const int64_t encoder_layers = c.integer("num_layers");
     const int64_t decoder_layers = c.integer("num_decoder_layers", encoder_layers);
-    buckets_ = c.integer("relative_attention_num_buckets", 32, 2);
-    max_distance_ = c.integer("relative_attention_max_distance", 128, 2);
+    // Bucketing divides by log(max_distance / max_exact), max_exact = buckets / 4 (encoder).
+    buckets_ = c.integer("relative_attention_num_buckets", 32, 4);
+    max_distance_ = c.integer("relative_attention_max_distance", 128, 1);
+    if (max_distance_ <= buckets_ / 2) {
+      c.fail("relative_attention_max_distance",
+             str("must exceed relative_attention_num_buckets / 2 = ", buckets_ / 2));
+    }
     eps_ = c.number("layer_norm_epsilon", 1e-6);
     decoder_start_ = c.integer("decoder_start_token_id", c.integer("pad_token_id", 0, 0), 0);
     const std::string ff = c.string("feed_forward_proj", "relu");

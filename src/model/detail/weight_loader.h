@@ -43,6 +43,9 @@ class WeightLoader {
   const std::map<std::string, c10::ScalarType>& stored_dtypes() const { return stored_dtypes_; }
 
  private:
+  /// Stands in for a missing or misshaped tensor until finish() reports it.
+  at::Tensor placeholder(const std::vector<int64_t>& shape) const;
+
   std::unique_ptr<io::Checkpoint> checkpoint_;
   std::map<std::string, const io::TensorEntry*> entries_;
   c10::ScalarType dtype_;

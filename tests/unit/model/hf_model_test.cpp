@@ -10,6 +10,7 @@
 #include "stunt/core/error.h"
 #include "stunt/io/gguf.h"
 #include "stunt/io/safetensors.h"
+#include "stunt/io/tokenizer.h"
 #include "stunt/model/hf_model.h"
 #include "stunt/model/load.h"
 #include "test_util.h"
@@ -201,6 +202,12 @@ TEST_F(HfModelTest, BadConfigsNameTheKey) {
   EXPECT_THROW_WITH(load_hf_model(dir_.path() / "yarn"), FormatError,
                     "rope type \"yarn\" is not supported; supported: default, linear, llama3");
   config = tiny_config();
+  config["model_type"] = "qwen2";
+  config["use_sliding_window"] = true;
+  write_model(dir_.path() / "qwen2", config, tiny_weights());
+  EXPECT_THROW_WITH(load_hf_model(dir_.path() / "qwen2"), FormatError,
+                    "use_sliding_window = true is not supported for qwen2");
+  config = tiny_config();
   config["model_type"] = "mamba";
   write_model(dir_.path() / "mamba", config, tiny_weights());
   EXPECT_THROW_WITH(load_hf_model(dir_.path() / "mamba"), NotImplementedError,
@@ -236,6 +243,81 @@ TEST(GgufFileTest, RejectsWrongMagicAndTruncation) {
   test::write_text(dir.path() / "b.gguf", bytes);
   EXPECT_THROW_WITH(io::GgufFile::open(dir.path() / "b.gguf"), FormatError,
                     "truncated at byte 32 while reading a metadata key");
+}
+
+// A minimal GGUF writer for metadata-only files.
+class GgufBytes {
+ public:
+  GgufBytes(uint64_t kv_count) {
+    bytes_ = "GGUF";
+    put(3, 4);
+    put(0, 8);
+    put(kv_count, 8);
+  }
+  void put(uint64_t value, int size) {
+    for (int i = 0; i < size; ++i) bytes_.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+  }
+  void text(const std::string& s) {
+    put(s.size(), 8);
+    bytes_ += s;
+  }
+  void string_kv(const std::string& key, const std::string& value) {
+    text(key);
+    put(8, 4);
+    text(value);
+  }
+  void string_array_kv(const std::string& key, const std::vector<std::string>& values) {
+    text(key);
+    put(9, 4);
+    put(8, 4);
+    put(values.size(), 8);
+    for (const auto& v : values) text(v);
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+TEST(GgufFileTest, ArrayCountsBeyondTheFileAreRefusedBeforeAllocating) {
+  test::TempDir dir;
+  GgufBytes g(1);
+  g.text("tokenizer.ggml.tokens");
+  g.put(9, 4);                  // array
+  g.put(8, 4);                  // of strings: 8 bytes each at least
+  g.put(uint64_t{1} << 40, 8);  // a trillion items
+  g.text("a");
+  test::write_text(dir.path() / "big.gguf", g.bytes());
+  EXPECT_THROW_WITH(io::GgufFile::open(dir.path() / "big.gguf"), FormatError,
+                    "claims 1099511627776 array items");
+}
+
+TEST(GgufFileTest, VocabulariesStuntCannotReproduceAreRefusedNotApproximated) {
+  test::TempDir dir;
+  auto write = [&](const std::string& name, const std::string& pre) {
+    GgufBytes g(pre.empty() ? 3 : 4);
+    g.string_kv("tokenizer.ggml.model", "gpt2");
+    if (!pre.empty()) g.string_kv("tokenizer.ggml.pre", pre);
+    g.string_array_kv("tokenizer.ggml.tokens", {"a", "b", "ab"});
+    g.string_array_kv("tokenizer.ggml.merges", {"a b"});
+    test::write_text(dir.path() / name, g.bytes());
+    return dir.path() / name;
+  };
+  EXPECT_EQ(io::Tokenizer::from_file(write("gpt2.gguf", "gpt-2")).encode("ab", false),
+            (std::vector<int64_t>{2}));
+  // llama.cpp's "default" pre-tokenizer is not GPT-2's expression.
+  EXPECT_THROW_WITH(io::Tokenizer::from_file(write("default.gguf", "default")), NotImplementedError,
+                    "tokenizer.ggml.pre \"default\" is not supported");
+  EXPECT_THROW_WITH(io::Tokenizer::from_file(write("none.gguf", "")), NotImplementedError,
+                    "tokenizer.ggml.pre \"(none)\" is not supported");
+}
+
+TEST_F(HfModelTest, AWrongConfigIsReportedWithoutAllocatingItsClaims) {
+  auto config = tiny_config();
+  config["vocab_size"] = int64_t{1} << 36;  // 2^36 x 16 floats would be 4 TiB
+  write_model(dir_.path() / "huge", config, tiny_weights());
+  EXPECT_THROW_WITH(load_hf_model(dir_.path() / "huge"), FormatError,
+                    "model.embed_tokens.weight is [40, 16], expected [68719476736, 16]");
 }
 
 }  // namespace
