@@ -1,23 +1,25 @@
 #include "stunt/core/error.h"
 
 namespace stunt {
-namespace {
-
-// Length of the well-formed UTF-8 sequence starting at text[i] (0 when ill-formed).
 size_t utf8_sequence_length(std::string_view text, size_t i) {
   const auto c = static_cast<unsigned char>(text[i]);
   if (c < 0x80) return 1;
-  size_t length = c >= 0xc2 && c <= 0xdf   ? 2
-                  : c >= 0xe0 && c <= 0xef ? 3
-                  : c >= 0xf0 && c <= 0xf4 ? 4
-                                           : 0;
+  const size_t length = c >= 0xc2 && c <= 0xdf   ? 2
+                        : c >= 0xe0 && c <= 0xef ? 3
+                        : c >= 0xf0 && c <= 0xf4 ? 4
+                                                 : 0;
+  if (length == 0 || i + length > text.size()) return 0;
+  const auto c1 = static_cast<unsigned char>(text[i + 1]);
+  // Overlong forms, surrogates and code points above U+10FFFF (RFC 3629 table).
+  if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+      (c == 0xf4 && c1 > 0x8f)) {
+    return 0;
+  }
   for (size_t k = 1; k < length; ++k) {
-    if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
+    if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
   }
   return length;
 }
-
-}  // namespace
 
 bool is_valid_utf8(std::string_view text) {
   for (size_t i = 0; i < text.size();) {

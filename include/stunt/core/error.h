@@ -69,6 +69,9 @@ std::string str(const Args&... args) {
 /// `text` with control characters and bytes that are not valid UTF-8 written as \xNN, so that
 /// messages quoting hostile input stay one printable line.
 std::string printable(std::string_view text);
+/// Length of the well-formed UTF-8 sequence starting at text[i], 0 when ill-formed (overlong
+/// forms, surrogates and code points above U+10FFFF included, per RFC 3629).
+size_t utf8_sequence_length(std::string_view text, size_t i);
 /// True when `text` is well-formed UTF-8.
 bool is_valid_utf8(std::string_view text);
 

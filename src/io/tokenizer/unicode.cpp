@@ -1,5 +1,7 @@
 #include "detail/unicode.h"
 
+#include "stunt/core/error.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -44,25 +46,7 @@ bool append_mapping(std::string& out, const MappingEntry (&entries)[N], const ui
 
 }  // namespace
 
-size_t utf8_length_at(std::string_view text, size_t i) {
-  const auto c = static_cast<unsigned char>(text[i]);
-  if (c < 0x80) return 1;
-  size_t length = c >= 0xc2 && c <= 0xdf   ? 2
-                  : c >= 0xe0 && c <= 0xef ? 3
-                  : c >= 0xf0 && c <= 0xf4 ? 4
-                                           : 0;
-  if (length == 0 || i + length > text.size()) return 0;
-  const auto c1 = static_cast<unsigned char>(text[i + 1]);
-  // Overlong forms, surrogates and code points above U+10FFFF (RFC 3629 table).
-  if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
-      (c == 0xf4 && c1 > 0x8f)) {
-    return 0;
-  }
-  for (size_t k = 1; k < length; ++k) {
-    if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
-  }
-  return length;
-}
+size_t utf8_length_at(std::string_view text, size_t i) { return utf8_sequence_length(text, i); }
 
 uint32_t next_code_point(std::string_view text, size_t& i) {
   const auto c = static_cast<unsigned char>(text[i]);
