@@ -37,6 +37,7 @@ std::vector<std::string> supported_model_types() {
 }
 
 std::unique_ptr<HfModel> load_hf_model(const std::filesystem::path& folder,
+                                       std::unique_ptr<io::Checkpoint> weights,
                                        const LoadOptions& options) {
   STUNT_CHECK_AS(IoError, std::filesystem::is_directory(folder), folder.string(),
                  " is not a folder; a Hugging Face model is a folder with config.json and weights");
@@ -44,13 +45,26 @@ std::unique_ptr<HfModel> load_hf_model(const std::filesystem::path& folder,
   const std::string type = config.model_type();
   detail::ArchitectureLoader load = detail::find_architecture(type);
   if (load != nullptr) {
-    return load(std::move(config), folder, io::Checkpoint::open(folder),
-                options.dtype.value_or(at::kFloat));
+    if (!weights) {
+      const nlohmann::json& q = config.json().value("quantization_config", nlohmann::json());
+      STUNT_CHECK_AS(NotImplementedError, !q.is_object(), config.source(),
+                     ": the checkpoint is quantized (quantization_config, quant_method ",
+                     q.value("quant_method", std::string("?")),
+                     "); open it with stunt::quant::load_model, which decompresses it and "
+                     "quantizes activations as the checkpoint says (the CLI does)");
+      weights = io::Checkpoint::open(folder);
+    }
+    return load(std::move(config), folder, std::move(weights), options.dtype.value_or(at::kFloat));
   }
   throw NotImplementedError(
       str(config.source(), ": model_type \"", printable(type),
           "\" is not supported natively; supported: ", join(supported_model_types(), ", "),
           ". Other models can be compressed as TorchScript (model.pt)"));
+}
+
+std::unique_ptr<HfModel> load_hf_model(const std::filesystem::path& folder,
+                                       const LoadOptions& options) {
+  return load_hf_model(folder, nullptr, options);
 }
 
 namespace detail {
@@ -91,9 +105,20 @@ std::vector<std::pair<std::string, at::Tensor>> HfModel::state_dict() const {
 }
 
 void HfModel::save(const std::filesystem::path& folder) const {
+  save_as(folder, state_dict(), nlohmann::json::object());
+}
+
+void HfModel::save_as(const std::filesystem::path& folder,
+                      const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                      const nlohmann::json& config_entries) const {
   std::filesystem::create_directories(folder);
-  std::vector<std::pair<std::string, at::Tensor>> tensors = state_dict();
   nlohmann::json config = config_.json();
+  // A model loaded from a quantized checkpoint holds dense weights now: only the caller's
+  // quantization_config may describe what is written.
+  config.erase("quantization_config");
+  for (auto it = config_entries.begin(); it != config_entries.end(); ++it) {
+    config[it.key()] = it.value();
+  }
   // A head that was tied but now differs from the embedding is saved and untied.
   for (const Layer* layer : layers()) {
     if (!layer->tied_to.empty() && !this->layer(layer->tied_to).weight.is_same(layer->weight)) {

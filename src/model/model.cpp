@@ -145,6 +145,23 @@ Layer& Model::add_layer(Layer layer) {
   return added;
 }
 
+at::Tensor* Model::find_tensor(const std::string& name) {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+at::Tensor Model::run_submodule(int index, const std::string& name, const at::Tensor& input,
+                                const BlockState& state) {
+  throw NotImplementedError(str(architecture(), " does not run parts of its blocks (asked for '",
+                                name, "' of block ", index, "); supported: llama, mistral, qwen2"));
+}
+
+std::vector<std::string> Model::tensor_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, tensor] : tensors_) out.push_back(name);
+  return out;
+}
+
 at::Tensor& Model::add_tensor(const std::string& name, at::Tensor tensor) {
   auto [it, inserted] = tensors_.emplace(name, std::move(tensor));
   STUNT_ASSERT(inserted, "duplicate tensor ", name);

@@ -43,13 +43,22 @@ QuantStrategy parse_strategy(const std::string& text) {
 
 std::optional<ActOrder> parse_actorder(const Json& value) {
   if (value.is_null()) return std::nullopt;
-  if (value.is_boolean()) return value.get<bool>() ? std::optional(ActOrder::Group) : std::nullopt;
+  // compressed-tensors 0.19 removed act-order 'group' (per-column group indices, slower kernels);
+  // checkpoints that carry it no longer load, so it is refused here too.
+  constexpr const char* kGroupRemoved =
+      "' (act-order by group with a g_idx) was removed from compressed-tensors, so its "
+      "checkpoints no longer load in vLLM; use actorder: weight (alias static) or null";
+  if (value.is_boolean()) {
+    if (!value.get<bool>()) return std::nullopt;
+    throw ValueError(str("actorder: 'true", kGroupRemoved));
+  }
   const std::string s = to_lower(string_field(value, "actorder"));
-  if (s == "group" || s == "dynamic") return ActOrder::Group;
-  if (s == "weight" || s == "static") return ActOrder::Weight;
+  if (s == "weight") return ActOrder::Weight;
+  if (s == "static") return ActOrder::Static;
+  if (s == "group" || s == "dynamic") throw ValueError(str("actorder: '", s, kGroupRemoved));
   throw ValueError(str("actorder: '", s,
-                       "' is not an activation ordering; expected group, weight "
-                       "(aliases dynamic, static), true, false or null"));
+                       "' is not an activation ordering; expected weight (alias static), false "
+                       "or null"));
 }
 
 QuantArgs make_args(int bits, QuantType type, QuantStrategy strategy,
@@ -89,7 +98,7 @@ const char* to_string(QuantStrategy strategy) {
   return "?";
 }
 
-const char* to_string(ActOrder order) { return order == ActOrder::Group ? "group" : "weight"; }
+const char* to_string(ActOrder order) { return order == ActOrder::Static ? "static" : "weight"; }
 
 QuantStrategy QuantArgs::resolved_strategy() const {
   if (strategy) return *strategy;
@@ -217,8 +226,6 @@ void QuantArgs::validate() const {
   STUNT_CHECK(s != QuantStrategy::Token || dynamic != DynamicKind::Static,
               "strategy 'token' cannot be static: per-token scales exist only at run time; set "
               "dynamic: true, or use strategy 'tensor' for static activation scales");
-  STUNT_CHECK(actorder != ActOrder::Group || grouped, "actorder 'group' needs strategy 'group' (",
-              "strategy is '", to_string(s), "'); use actorder: weight or remove it");
   if (dynamic == DynamicKind::Dynamic) {
     STUNT_CHECK(s == QuantStrategy::Token || s == QuantStrategy::Tensor || grouped,
                 "dynamic quantization needs strategy token, tensor, group or tensor_group (found '",

@@ -1,5 +1,6 @@
 // Quantization modifiers, in llm-compressor's vocabulary (and SparseML's QAT modifier).
 #include "detail/common_args.h"
+#include "detail/quantization_modifiers.h"
 #include "stunt/core/error.h"
 #include "stunt/quant/quant_args.h"
 #include "stunt/recipe/registry.h"
@@ -119,7 +120,8 @@ void register_quantization_modifiers(ModifierRegistry& r) {
          "quantization",
          "round-to-nearest weights and calibrated activation scales (post-training)",
          ArgSchema::object(concat({base, quantization_mixin_fields()})),
-         {needs_one_scheme, observers_not_mixed}});
+         {needs_one_scheme, observers_not_mixed},
+         detail::make_quantization_modifier});
   r.add({"GPTQModifier",
          "quantization",
          "GPTQ: second-order weight quantization with sequential calibration",
@@ -134,7 +136,8 @@ void register_quantization_modifiers(ModifierRegistry& r) {
                           ArgSchema::enumeration({"group", "weight", "dynamic", "static"}, true)})
                          .nullable()),
                field("offload_hessians", ArgSchema::boolean())}})),
-         {needs_one_scheme, observers_not_mixed}});
+         {needs_one_scheme, observers_not_mixed},
+         detail::make_gptq_modifier});
   r.add({"AutoRoundModifier",
          "quantization",
          "AutoRound: sign-gradient rounding optimization",
@@ -162,23 +165,29 @@ void register_quantization_modifiers(ModifierRegistry& r) {
       field("smoothing_strength", ArgSchema::number().range(0, 1), "migration strength alpha"),
       field("mappings", ArgSchema(smooth_mappings).nullable()), detail::ignore_field(),
       field("num_calibration_steps", ArgSchema::integer().range(1, 1e12).nullable())};
-  r.add(
-      {"SmoothQuantModifier", "quantization",
-       "SmoothQuant: migrate activation outliers into weights before W8A8",
-       ArgSchema::object(concat(
-           {base,
-            smooth_fields,
-            {field("algorithm", ArgSchema::enumeration({"smoothquant", "log_equalization"}))}}))});
-  r.add({"LogarithmicEqualizationModifier", "quantization",
+  r.add({"SmoothQuantModifier",
+         "quantization",
+         "SmoothQuant: migrate activation outliers into weights before W8A8",
+         ArgSchema::object(concat(
+             {base,
+              smooth_fields,
+              {field("algorithm", ArgSchema::enumeration({"smoothquant", "log_equalization"}))}})),
+         {},
+         detail::make_smoothquant_modifier});
+  r.add({"LogarithmicEqualizationModifier",
+         "quantization",
          "logarithmic activation equalization (SmoothQuant variant)",
-         ArgSchema::object(concat({base, smooth_fields}))});
+         ArgSchema::object(concat({base, smooth_fields})),
+         {},
+         detail::make_smoothquant_modifier});
   // AWQ: current llm-compressor takes only the transform's arguments and needs a quantization
   // modifier after it; older releases also took the scheme fields, which stay accepted.
   const ArgSchema awq_mapping =
       ArgSchema::object({required_field("smooth_layer", ArgSchema::string()),
                          required_field("balance_layers", ArgSchema::list_of(ArgSchema::string())),
                          field("activation_hook_target", ArgSchema::string().nullable())});
-  r.add({"AWQModifier", "quantization",
+  r.add({"AWQModifier",
+         "quantization",
          "AWQ: activation-aware per-channel scale search for weight-only quantization",
          ArgSchema::object(concat(
              {base,
@@ -187,7 +196,9 @@ void register_quantization_modifiers(ModifierRegistry& r) {
                field("offload_device", ArgSchema::string().nullable()),
                field("duo_scaling",
                      ArgSchema::one_of({ArgSchema::boolean(), ArgSchema::enumeration({"both"})})),
-               field("n_grid", ArgSchema::integer().range(1, 1e6))}}))});
+               field("n_grid", ArgSchema::integer().range(1, 1e6))}})),
+         {observers_not_mixed},
+         detail::make_awq_modifier});
   // SparseML's quantization-aware training modifier (`!QuantizationModifier`).
   r.add({"QuantizationModifier",
          "quantization",

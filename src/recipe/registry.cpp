@@ -67,7 +67,9 @@ std::unique_ptr<Modifier> ModifierRegistry::create(const ModifierSpec& spec, Rec
                                   "cannot run until this modifier lands (implemented now: ",
                                   list.empty() ? "none" : list, ")"));
   }
-  return info->factory(spec);
+  ModifierSpec located = spec;
+  located.source = source;
+  return info->factory(located);
 }
 
 const ModifierRegistry& ModifierRegistry::builtin() {

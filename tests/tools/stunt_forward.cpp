@@ -1,5 +1,6 @@
-// Test driver for the parity tests (tests/python/test_model_parity.py): loads a Hugging Face
-// folder with Stunt, runs one batch read from a safetensors file, and writes the outputs.
+// Test driver for the parity tests (tests/python/test_model_parity.py, test_ptq_reference.py):
+// loads a Hugging Face folder (compressed-tensors folders decompressed, as the CLI does) with
+// Stunt, runs one batch read from a safetensors file, and writes the outputs.
 //
 //   stunt_forward MODEL_DIR|MODEL.gguf INPUTS.safetensors OUTPUT.safetensors [--blockwise]
 //
@@ -15,6 +16,7 @@
 #include "stunt/core/error.h"
 #include "stunt/io/safetensors.h"
 #include "stunt/model/hf_model.h"
+#include "stunt/quant/compressed_tensors.h"
 
 int main(int argc, char** argv) {
   if (argc < 4) {
@@ -26,7 +28,7 @@ int main(int argc, char** argv) {
     const std::filesystem::path source = argv[1];
     std::unique_ptr<stunt::model::HfModel> model = source.extension() == ".gguf"
                                                        ? stunt::model::load_gguf_model(source)
-                                                       : stunt::model::load_hf_model(source);
+                                                       : stunt::quant::load_model(source);
     auto inputs = stunt::io::SafetensorsFile::open(argv[2]);
     stunt::model::Batch batch;
     batch.input_ids = inputs->tensor("input_ids").clone();

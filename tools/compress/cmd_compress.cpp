@@ -3,8 +3,11 @@
 
 #include "commands.h"
 #include "stunt/core/atomic_file.h"
+#include "stunt/core/error.h"
 #include "stunt/core/logging.h"
-#include "stunt/io/checkpoint.h"
+#include "stunt/model/load.h"
+#include "stunt/quant/compressed_tensors.h"
+#include "stunt/recipe/oneshot.h"
 #include "stunt/recipe/recipe.h"
 #include "stunt/recipe/registry.h"
 
@@ -15,13 +18,30 @@ Runner add_compress(CLI::App& app) {
     std::string recipe;
     std::string model;
     std::string output;
+    std::string dataset;
+    stunt::recipe::CalibrationOptions calibration;
+    std::string target;
     bool overwrite = false;
   };
   auto options = std::make_shared<Options>();
   app.add_option("--recipe", options->recipe, "Recipe to apply (JSON or YAML)");
-  app.add_option("MODEL", options->model,
-                 "Model: Hugging Face folder, safetensors, torch.save or TorchScript file");
+  app.add_option("MODEL", options->model, "Model: Hugging Face folder or .gguf file");
   app.add_option("-o,--output", options->output, "Output folder (written atomically)");
+  app.add_option("--dataset", options->dataset,
+                 "Calibration data: text or JSONL (random windows are drawn), or a .safetensors "
+                 "file with input_ids [samples, tokens]");
+  app.add_option("--num-samples", options->calibration.num_samples, "Calibration samples")
+      ->capture_default_str();
+  app.add_option("--seq-len", options->calibration.seq_len, "Tokens per calibration sample")
+      ->capture_default_str();
+  app.add_option("--seed", options->calibration.seed, "Seed for drawing calibration windows")
+      ->capture_default_str();
+  app.add_option("--calibration-batch-size", options->calibration.batch_size,
+                 "Calibration samples per forward pass")
+      ->capture_default_str();
+  app.add_option("--target", options->target,
+                 "Where the model will run; refuses what it cannot run (FP8 on Ampere)")
+      ->check(CLI::IsMember({"cpu", "a10", "a100", "h100", "h200"}));
   app.add_flag("--overwrite", options->overwrite, "Replace an existing output folder");
   return [options, &app]() -> int {
     if (options->recipe.empty() || options->model.empty() || options->output.empty()) {
@@ -29,20 +49,29 @@ Runner add_compress(CLI::App& app) {
       return 2;
     }
     const auto recipe = stunt::recipe::load_recipe(options->recipe);
-    const auto model = stunt::io::Checkpoint::open(options->model);
-    stunt::log::info("model ", options->model, ": ", stunt::io::format_name(model->format()), ", ",
-                     model->entries().size(), " tensors");
-    // Fail before any work when the output cannot be written or the recipe cannot run.
+    // Fail before any work when the output cannot be written.
     stunt::AtomicDirectory output(options->output, {.overwrite = options->overwrite});
-    const auto& registry = stunt::recipe::ModifierRegistry::builtin();
-    std::vector<std::unique_ptr<stunt::recipe::Modifier>> modifiers;
-    for (const auto& stage : recipe.stages) {
-      for (const auto& spec : stage.modifiers) {
-        modifiers.push_back(registry.create(spec, recipe.syntax, recipe.source));
+    auto model = stunt::quant::load_model(options->model);
+    stunt::recipe::OneshotOptions oneshot;
+    oneshot.target = options->target;
+    if (!options->dataset.empty()) {
+      std::optional<stunt::io::Tokenizer> tokenizer;
+      if (std::filesystem::path(options->dataset).extension() != ".safetensors") {
+        tokenizer.emplace(stunt::model::load_model_tokenizer(options->model));
       }
+      oneshot.calibration = stunt::recipe::load_calibration(
+          options->dataset, tokenizer ? &*tokenizer : nullptr, options->calibration);
     }
-    STUNT_ASSERT(false, "no modifier is implemented yet, so create() must have thrown");
-    return 1;
+    const auto state = stunt::recipe::run_oneshot(recipe, *model, oneshot);
+    if (state.quantization.empty()) {
+      model->save(output.staging());
+    } else {
+      stunt::quant::save_compressed(*model, state.quantization, output.staging());
+    }
+    stunt::write_file_atomic(output.staging() / "recipe.yaml", recipe.to_yaml());
+    output.commit();
+    stunt::log::info("wrote ", options->output);
+    return 0;
   };
 }
 

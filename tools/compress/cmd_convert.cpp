@@ -7,6 +7,7 @@
 #include "stunt/io/hf_folder.h"
 #include "stunt/io/safetensors.h"
 #include "stunt/model/hf_model.h"
+#include "stunt/quant/compressed_tensors.h"
 
 namespace compress {
 
@@ -42,6 +43,18 @@ Runner add_convert(CLI::App& app) {
       model->save(folder.staging());
       folder.commit();
       stunt::log::info("wrote ", model->architecture(), " model to ", out.string());
+      return 0;
+    }
+    if (stunt::quant::is_compressed_tensors_folder(options->input) &&
+        fs::path(options->output).extension() != ".safetensors") {
+      // A compressed-tensors folder becomes a dense one: weights decompressed, no
+      // quantization_config.
+      auto model = stunt::quant::load_model(options->input);
+      stunt::AtomicDirectory folder(options->output, {.overwrite = options->overwrite});
+      model->save(folder.staging());
+      folder.commit();
+      stunt::log::info("wrote the decompressed ", model->architecture(), " model to ",
+                       options->output);
       return 0;
     }
     const auto checkpoint = stunt::io::Checkpoint::open(options->input);

@@ -12,6 +12,7 @@
 #include "stunt/io/dataset.h"
 #include "stunt/model/evaluate.h"
 #include "stunt/model/load.h"
+#include "stunt/quant/compressed_tensors.h"
 
 namespace compress {
 
@@ -53,7 +54,7 @@ int run_eval(const EvalCommand& c) {
   const stunt::io::Tokenizer tokenizer = model::load_model_tokenizer(tokenizer_path);
   stunt::io::DatasetOptions data_options;
   data_options.add_special_tokens = !c.no_special_tokens;
-  auto lm = model::load_model(c.model);
+  auto lm = stunt::quant::load_model(c.model);
   nlohmann::json report = {{"model", c.model}, {"metric", c.metric}, {"data", c.data}};
 
   if (c.metric == "perplexity") {
@@ -99,7 +100,7 @@ int run_eval(const EvalCommand& c) {
     if (c.metric == "fidelity") {
       STUNT_CHECK(!c.reference.empty(),
                   "--metric fidelity needs --reference MODEL0, the model to compare against");
-      auto reference = model::load_model(c.reference);
+      auto reference = stunt::quant::load_model(c.reference);
       const auto pooling = std::filesystem::is_directory(c.model)
                                ? model::SentencePooling::from_folder(c.model)
                                : model::SentencePooling{};

@@ -10,6 +10,7 @@
 #include "stunt/core/error.h"
 #include "stunt/model/generate.h"
 #include "stunt/model/load.h"
+#include "stunt/quant/compressed_tensors.h"
 
 namespace compress {
 
@@ -51,7 +52,7 @@ int run_generate(const GenerateCommand& c) {
   if (c.threads > 0) at::set_num_threads(c.threads);
   STUNT_CHECK(c.prompts.empty() != c.prompt_ids.empty(),
               "give the prompts either as text (--prompt) or as token ids (--prompt-ids)");
-  auto lm = model::load_model(c.model);
+  auto lm = stunt::quant::load_model(c.model);
   // Tiny test models given as ids may have no tokenizer; their output then has no text.
   std::optional<stunt::io::Tokenizer> tokenizer;
   if (!c.prompts.empty()) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "stunt/io/checkpoint.h"
 #include "stunt/model/hf_config.h"
 #include "stunt/model/kv_cache.h"
 #include "stunt/model/model.h"
@@ -30,11 +31,16 @@ class HfModel : public Model {
   const HfConfig& config() const { return config_; }
   const std::filesystem::path& source() const { return source_; }
   /// The checkpoint dtype of each tensor, used to save in the same precision.
-  c10::ScalarType stored_dtype(const std::string& tensor) const;
+  c10::ScalarType stored_dtype(const std::string& tensor) const override;
 
   /// Writes config.json, model.safetensors (sharded above 5 GB as transformers does) and the
   /// source folder's tokenizer and sentence-transformers files.
   void save(const std::filesystem::path& folder) const override;
+  /// save() with `tensors` written instead of state_dict() and `config_entries` merged into
+  /// config.json (compressed weights and their quantization_config).
+  void save_as(const std::filesystem::path& folder,
+               const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+               const nlohmann::json& config_entries) const;
 
   std::vector<std::pair<std::string, at::Tensor>> state_dict() const override;
 
@@ -89,6 +95,12 @@ std::unique_ptr<HfModel> load_gguf_model(const std::filesystem::path& file,
 /// the supported list; missing, extra or misshaped tensors are reported by name with shapes.
 std::unique_ptr<HfModel> load_hf_model(const std::filesystem::path& folder,
                                        const LoadOptions& options = {});
+/// Loads the folder's config.json with tensors from `weights` (a checkpoint that decompresses or
+/// renames on the fly); null means the folder's own weights. Quantized folders (config.json
+/// with quantization_config) are refused here: stunt::quant::load_model reads them.
+std::unique_ptr<HfModel> load_hf_model(const std::filesystem::path& folder,
+                                       std::unique_ptr<io::Checkpoint> weights,
+                                       const LoadOptions& options);
 
 /// Sentence-transformers pooling, read from the folder's modules.json and 1_Pooling/config.json:
 /// mean (the default when the folder has no pooling config), CLS or max over the tokens the

@@ -4,6 +4,7 @@
 /// (so calibration can go one transformer layer at a time), input capture, and layer swapping.
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
 
 #include <filesystem>
 #include <functional>
@@ -114,12 +115,29 @@ class Model {
   virtual void run_block(int index, BlockState& state) = 0;
   virtual Output head(BlockState& state) = 0;
 
+  /// Runs one part of block `index` on `input`, for methods that score a change by a module's
+  /// output (AWQ): `name` is the module's path inside the block ("self_attn", "mlp"); `state`
+  /// carries the block's context (masks, rotary tables) from run_block's input. Architectures
+  /// that do not expose their parts throw NotImplementedError.
+  virtual at::Tensor run_submodule(int index, const std::string& name, const at::Tensor& input,
+                                   const BlockState& state);
+
   /// Calls a layer: its replacement forward if one is set, the plain layer otherwise, after
   /// handing the input to the active capture. Architectures call every layer through this.
   at::Tensor call(const Layer& layer, const at::Tensor& input) const;
 
   /// Every tensor as the checkpoint names and lays it out (the state dict to save).
   virtual std::vector<std::pair<std::string, at::Tensor>> state_dict() const;
+
+  /// The dtype `tensor` (a checkpoint name) is stored in, which save() writes; float32 when the
+  /// model does not know.
+  virtual c10::ScalarType stored_dtype(const std::string& tensor) const { return c10::kFloat; }
+
+  /// A non-layer tensor (a norm weight) by checkpoint name, or nullptr. Algorithms may change it
+  /// in place (SmoothQuant folds scales into norms).
+  at::Tensor* find_tensor(const std::string& name);
+  /// The checkpoint names of every non-layer tensor, sorted.
+  std::vector<std::string> tensor_names() const;
 
   /// Writes the model into `folder` (created if needed), each file atomically. Callers that
   /// replace a whole output folder stage it with AtomicDirectory.

@@ -12,7 +12,9 @@ namespace stunt::quant {
 
 enum class QuantType { Int, Float };
 enum class QuantStrategy { Tensor, Channel, Group, Block, Token, TensorGroup, AttnHead };
-enum class ActOrder { Group, Weight };
+/// GPTQ's column order: by activation magnitude. 'weight' and 'static' mean the same and are kept
+/// as written. compressed-tensors 0.19 removed 'group' (act-order with per-column group indices).
+enum class ActOrder { Weight, Static };
 /// Dynamic quantization: static (calibrated), dynamic per call, or "local" (tensor_group only).
 enum class DynamicKind { Static, Dynamic, Local };
 

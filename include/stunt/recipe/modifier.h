@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "stunt/model/model.h"
+#include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/recipe.h"
 
 namespace stunt::recipe {
@@ -33,11 +35,24 @@ struct Event {
   double loss = 0.0;
 };
 
-/// What modifiers act on. The model and data handles arrive with the model engine; for now it
-/// carries the training clock.
+/// What modifiers act on: the training clock, the model, and what quantization has decided so
+/// far (shared by the quantization modifiers of a recipe, read when the model is saved).
 struct State {
   int64_t step = 0;
   double epoch = 0.0;
+  /// The model being compressed; null only in lifecycle tests that run no method.
+  model::Model* model = nullptr;
+  /// Scales, zero points and schemes of every quantized layer.
+  quant::QuantizationPlan quantization;
+  /// Where the model will run ("cpu", "a10", "a100", "h100", "h200", or "" when unsaid); modifiers
+  /// refuse what the target cannot run (FP8 activations on Ampere).
+  std::string target;
+  /// Whether calibration batches are available (one-shot runs with a dataset).
+  bool has_calibration_data = false;
+  /// During a sequential pass: each calibration batch's input to the current block (with the
+  /// block's context: masks, rotary tables), and the batch being run. Null between passes.
+  const std::vector<model::BlockState>* block_inputs = nullptr;
+  size_t batch = 0;
 };
 
 /// One compression method configured from a recipe. Subclasses override the hooks they need;
@@ -47,6 +62,25 @@ class Modifier {
   explicit Modifier(ModifierSpec spec) : spec_(std::move(spec)) {}
   virtual ~Modifier() = default;
   const ModifierSpec& spec() const { return spec_; }
+
+  // One-shot work (run_oneshot, oneshot.h), as llm-compressor's independent pipeline runs it:
+  // modifiers take turns in recipe order. A modifier that needs calibration data gets its own
+  // sequential pass: for every block in order (then once with block -1 for the layers outside
+  // every block) the pipeline calls begin_block, runs the block over the calibration batches
+  // handing each layer named by calibration_layers its input, calls apply_block, and runs the
+  // block again with the changes to make the next block's inputs. Then, with or without a pass,
+  // the pipeline calls finish. Fake quantization stays off during passes: layers quantize their
+  // inputs only once the whole recipe has run.
+
+  /// Whether this modifier needs calibration data (false: it works from the weights alone).
+  virtual bool needs_calibration() const { return false; }
+  virtual void begin_block(State& state, int block) {}
+  /// The layers of `block` whose inputs this modifier wants.
+  virtual std::vector<model::Layer*> calibration_layers(State& state, int block) { return {}; }
+  virtual void observe(State& state, const model::Layer& layer, const at::Tensor& input) {}
+  virtual void apply_block(State& state, int block) {}
+  /// The modifier's turn ends: data-free work, or what follows the pass.
+  virtual void finish(State& state) {}
 
  protected:
   friend class ModifierRunner;

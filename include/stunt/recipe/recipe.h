@@ -26,6 +26,11 @@ struct ModifierSpec {
   /// Where it sits in the recipe file: "quant_stage.quant_modifiers.GPTQModifier".
   std::string path;
   Value args = Value::object();
+  /// The recipe file it came from (set when the registry creates the modifier).
+  std::string source;
+
+  /// "recipe.yaml: quant_stage.quant_modifiers.GPTQModifier", for error messages.
+  std::string where() const { return source.empty() ? path : source + ": " + path; }
 };
 
 struct Stage {

@@ -167,7 +167,13 @@ class Llama final : public HfModel {
   // and the queries attend to all of them (causal only among several new queries).
   at::Tensor block_forward(const Block& b, at::Tensor x, const at::Tensor& cos,
                            const at::Tensor& sin, const at::Tensor& bias, KvSlot* slot) const {
-    at::Tensor h = rms_norm(x, b.input_norm, eps_);
+    x = x + attention_forward(b, rms_norm(x, b.input_norm, eps_), cos, sin, bias, slot);
+    return x + mlp_forward(b, rms_norm(x, b.post_norm, eps_));
+  }
+
+  // self_attn: normalized hidden states in, o_proj's output out.
+  at::Tensor attention_forward(const Block& b, const at::Tensor& h, const at::Tensor& cos,
+                               const at::Tensor& sin, const at::Tensor& bias, KvSlot* slot) const {
     at::Tensor q = split_heads(call(*b.q, h), heads_, head_dim_);
     at::Tensor k = split_heads(call(*b.k, h), kv_heads_, head_dim_);
     at::Tensor v = split_heads(call(*b.v, h), kv_heads_, head_dim_);
@@ -177,11 +183,29 @@ class Llama final : public HfModel {
     const bool causal = q.size(2) > 1;
     at::Tensor attended =
         attention(q, k, v, bias, causal, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
-    x = x + call(*b.o, merge_heads(attended));
-    h = rms_norm(x, b.post_norm, eps_);
-    at::Tensor gated = activation(activation_, call(*b.gate, h)) * call(*b.up, h);
-    return x + call(*b.down, gated);
+    return call(*b.o, merge_heads(attended));
   }
+
+  // mlp: normalized hidden states in, down_proj's output out.
+  at::Tensor mlp_forward(const Block& b, const at::Tensor& h) const {
+    at::Tensor gated = activation(activation_, call(*b.gate, h)) * call(*b.up, h);
+    return call(*b.down, gated);
+  }
+
+ public:
+  at::Tensor run_submodule(int index, const std::string& name, const at::Tensor& input,
+                           const BlockState& state) override {
+    c10::NoGradGuard no_grad;
+    const Block& b = blocks_.at(index);
+    if (name == "self_attn") {
+      return attention_forward(b, input, state.context.at("cos"), state.context.at("sin"),
+                               state.context.at("bias"), nullptr);
+    }
+    if (name == "mlp") return mlp_forward(b, input);
+    return Model::run_submodule(index, name, input, state);
+  }
+
+ private:
   std::string type_;
   int64_t hidden_, heads_, kv_heads_, head_dim_, vocab_, max_positions_;
   int64_t sliding_window_ = 0;

@@ -27,7 +27,9 @@ TEST(QuantArgs, CompressedTensorsRulesAreEnforced) {
       "requires strategy 'group'");
   EXPECT_THROW_WITH(
       QuantArgs::from_json(Json::parse(R"({"strategy": "channel", "actorder": "group"})")),
-      ValueError, "actorder 'group' needs strategy 'group'");
+      ValueError, "was removed from compressed-tensors");
+  EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"actorder": true})")), ValueError,
+                    "use actorder: weight");
   EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"type": "float", "num_bits": 6})")),
                     ValueError, "use 8 (fp8 e4m3) or 4");
   EXPECT_THROW_WITH(QuantArgs::from_json(Json::parse(R"({"bits": 4})")), ValueError,
@@ -40,7 +42,7 @@ TEST(QuantArgs, JsonRoundTripsAndActorderAliasesResolve) {
   const auto a = QuantArgs::from_json(Json::parse(
       R"({"num_bits": 4, "strategy": "group", "group_size": 128, "actorder": "static",
           "symmetric": false})"));
-  EXPECT_EQ(a.actorder, ActOrder::Weight);
+  EXPECT_EQ(a.actorder, ActOrder::Static);
   const auto b = QuantArgs::from_json(a.to_json());
   EXPECT_EQ(b.to_json(), a.to_json());
   EXPECT_EQ(a.to_json()["strategy"], "group");

@@ -1,5 +1,7 @@
 #include "stunt/recipe/recipe.h"
 
+#include <set>
+
 #include "stunt/core/error.h"
 #include "stunt/recipe/registry.h"
 #include "test_util.h"
@@ -153,16 +155,27 @@ TEST(Recipe, NormalizedFormParsesBackToTheSameRecipe) {
   }
 }
 
-TEST(Recipe, EveryShippedRecipeIsValidAndRefusedAsNotImplementedYet) {
+TEST(Recipe, ShippedRecipesCreateWhatIsImplementedAndRefuseTheRest) {
+  // Quantization recipes run; pruning, distillation and QAT recipes are refused by name until
+  // those methods land.
+  const std::set<std::string> implemented = {"fp8-dynamic.json", "w4a16-gptq.yaml",
+                                             "w8a8-smoothquant-gptq.yaml"};
   size_t count = 0;
   for (const auto& entry : fs::directory_iterator(STUNT_RECIPES_DIR)) {
     const Recipe r = load_recipe(entry.path());
     const auto& first = r.stages.at(0).modifiers.at(0);
-    EXPECT_THROW_WITH(ModifierRegistry::builtin().create(first, r.syntax, r.source),
-                      NotImplementedError, "is not implemented yet");
+    if (implemented.count(entry.path().filename().string()) > 0) {
+      for (const auto& spec : r.stages.at(0).modifiers) {
+        EXPECT_NE(ModifierRegistry::builtin().create(spec, r.syntax, r.source), nullptr)
+            << entry.path();
+      }
+    } else {
+      EXPECT_THROW_WITH(ModifierRegistry::builtin().create(first, r.syntax, r.source),
+                        NotImplementedError, "is not implemented yet");
+    }
     ++count;
   }
-  EXPECT_GE(count, 6u);
+  EXPECT_GE(count, 7u);
 }
 
 TEST(Recipe, MarkdownFrontMatterHoldsASparseMLRecipe) {

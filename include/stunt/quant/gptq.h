@@ -1,0 +1,63 @@
+#pragma once
+/// GPTQ (Frantar et al. 2022): quantizes a weight column by column and spreads each column's
+/// rounding error over the columns not yet quantized, weighted by the inverse Hessian of the
+/// layer's inputs (the Cholesky formulation of the paper's section 3.4, in blocks).
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+#include "stunt/quant/qparams.h"
+#include "stunt/quant/quant_args.h"
+
+namespace stunt::quant {
+
+/// The Hessian 2/n * sum(x x^T) of a linear layer's inputs, n counting samples (rows of a
+/// batch, not tokens) as llm-compressor does.
+class HessianAccumulator {
+ public:
+  HessianAccumulator(int64_t in_features, c10::ScalarType dtype);
+  /// input: [..., in_features]; the leading dims are flattened into tokens, and each batch row
+  /// counts as one sample (2-D inputs count as one).
+  void add(const at::Tensor& input);
+  /// The Hessian so far (a new tensor); throws when nothing was added.
+  at::Tensor hessian() const;
+  int64_t samples() const { return samples_; }
+
+ private:
+  at::Tensor sum_;
+  int64_t samples_ = 0;
+};
+
+struct GptqOptions {
+  int64_t block_size = 128;
+  /// Added to the Hessian's diagonal: dampening_frac * mean(diag(H)).
+  double dampening_frac = 0.01;
+  /// Multiplied into the dampening each time a Cholesky factorization fails.
+  double dampening_growth = 10.0;
+  int max_dampening_retries = 6;
+  /// Names the layer in warnings and errors.
+  std::string layer;
+};
+
+struct GptqResult {
+  /// The quantized weight, dequantized, in the input weight's dtype and column order.
+  at::Tensor weight;
+  /// Integer values (in the weight's dtype), as they will be packed.
+  at::Tensor q;
+  QParams qparams;
+  /// sum((w - q)^2 / d^2) / 2 over the layer, the loss GPTQ minimises.
+  double loss = 0;
+  /// The dampening fraction finally used (larger than asked when H was singular).
+  double dampening_used = 0;
+};
+
+/// Quantizes `weight` [out, in] with `args` (weights of a scheme: tensor, channel or group
+/// strategy; actorder weight quantizes the columns in order of input energy) given the Hessian [in,
+/// in] of its inputs. `observer` names the observer for the scales (default memoryless_minmax). The
+/// Hessian is consumed (modified in place).
+GptqResult gptq_quantize(const at::Tensor& weight, at::Tensor hessian, const QuantArgs& args,
+                         const GptqOptions& options);
+
+}  // namespace stunt::quant

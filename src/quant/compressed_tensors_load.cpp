@@ -1,0 +1,266 @@
+// Reading compressed-tensors folders: a checkpoint view that hands the model loader dense
+// weights decompressed as compressed-tensors decompresses them, then activation quantization
+// installed on the loaded layers.
+#include <ATen/ATen.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "stunt/core/error.h"
+#include "stunt/core/logging.h"
+#include "stunt/core/name_pattern.h"
+#include "stunt/io/safetensors_format.h"
+#include "stunt/io/tensor_dtype.h"
+#include "stunt/kernels/quantize.h"
+#include "stunt/model/load.h"
+#include "stunt/quant/compressed_tensors.h"
+
+namespace stunt::quant {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Json read_config(const fs::path& folder) {
+  std::ifstream in(folder / "config.json", std::ios::binary);
+  if (!in.good()) return nullptr;
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return Json::parse(buffer.str());
+  } catch (const Json::exception&) {
+    return nullptr;  // the model loader reports a broken config.json with its details
+  }
+}
+
+/// compressed-tensors' target rule for a module known only by name: "re:" patterns match from
+/// the start, other targets match the exact name, and class names ("Linear") every module that
+/// carries quantized tensors (only linear layers do in the formats Stunt reads).
+bool targets_module(const std::string& module, const std::string& target) {
+  if (name_matches(target, module)) return true;
+  if (target.rfind("re:", 0) == 0) return false;
+  return target.find('.') == std::string::npos && !target.empty() && std::isupper(target[0]);
+}
+
+struct CompressedModule {
+  std::string group;
+  const QuantScheme* scheme = nullptr;
+  std::string format;
+};
+
+class DecompressingCheckpoint final : public io::Checkpoint {
+ public:
+  DecompressingCheckpoint(std::unique_ptr<io::Checkpoint> raw,
+                          const std::vector<std::pair<std::string, QuantScheme>>& groups,
+                          const std::vector<std::string>& ignore, const std::string& source)
+      : io::Checkpoint(raw->path()), raw_(std::move(raw)) {
+    std::map<std::string, const io::TensorEntry*> by_name;
+    for (const io::TensorEntry& e : raw_->entries()) by_name[e.name] = &e;
+    for (const io::TensorEntry& e : raw_->entries()) {
+      if (!ends_with(e.name, ".weight_scale")) continue;
+      const std::string module = e.name.substr(0, e.name.size() - 13);
+      CompressedModule m;
+      for (const auto& [group, scheme] : groups) {
+        bool ignored = false;
+        for (const auto& i : ignore) ignored |= name_matches(i, module);
+        if (ignored) break;
+        for (const auto& t : scheme.targets) {
+          if (targets_module(module, t)) {
+            m.group = group;
+            m.scheme = &scheme;
+            break;
+          }
+        }
+        if (m.scheme != nullptr) break;
+      }
+      STUNT_CHECK_AS(FormatError, m.scheme != nullptr && m.scheme->weights, source, ": ", module,
+                     " has quantized weights but no config group of quantization_config targets "
+                     "it");
+      m.format = scheme_format(*m.scheme);
+      STUNT_CHECK_AS(NotImplementedError, by_name.count(module + ".weight_g_idx") == 0, source,
+                     ": ", module,
+                     " carries weight_g_idx (act-order 'group'), which "
+                     "compressed-tensors removed; Stunt does not read it");
+      modules_[module] = m;
+    }
+    for (const io::TensorEntry& e : raw_->entries()) {
+      const std::string& n = e.name;
+      const auto dot = n.rfind('.');
+      const std::string module = dot == std::string::npos ? "" : n.substr(0, dot);
+      const std::string leaf = dot == std::string::npos ? n : n.substr(dot + 1);
+      auto it = modules_.find(module);
+      if (it == modules_.end()) {
+        entries_.push_back(e);
+        continue;
+      }
+      if (leaf == "weight_packed" || (leaf == "weight" && it->second.format != "pack-quantized")) {
+        io::TensorEntry dense = e;
+        dense.name = module + ".weight";
+        const io::TensorEntry& scale = *by_name.at(module + ".weight_scale");
+        dense.dtype = scale.dtype;
+        if (leaf == "weight_packed") {
+          STUNT_CHECK_AS(FormatError, by_name.count(module + ".weight_shape") > 0, source, ": ",
+                         module, ".weight_packed has no weight_shape beside it");
+          const at::Tensor shape = raw_->load(module + ".weight_shape").to(at::kLong);
+          STUNT_CHECK_AS(FormatError, shape.numel() == 2, source, ": ", module,
+                         ".weight_shape must hold [out, in], found ", shape.numel(), " values");
+          dense.shape = {shape[0].item<int64_t>(), shape[1].item<int64_t>()};
+        }
+        dense.numel = static_cast<uint64_t>(dense.shape.at(0) * dense.shape.at(1));
+        entries_.push_back(dense);
+      } else if (leaf != "weight_scale" && leaf != "weight_zero_point" && leaf != "weight_shape" &&
+                 leaf != "input_scale" && leaf != "input_zero_point") {
+        entries_.push_back(e);  // bias and anything else passes through
+      }
+    }
+  }
+
+  io::CheckpointFormat format() const override { return raw_->format(); }
+  const std::vector<io::TensorEntry>& entries() const override { return entries_; }
+
+  at::Tensor load(const std::string& name) const override {
+    if (ends_with(name, ".weight")) {
+      const std::string module = name.substr(0, name.size() - 7);
+      auto it = modules_.find(module);
+      if (it != modules_.end()) return decompress(module, it->second);
+    }
+    return raw_->load(name);
+  }
+
+  const std::map<std::string, CompressedModule>& modules() const { return modules_; }
+  const io::Checkpoint& raw() const { return *raw_; }
+
+ private:
+  at::Tensor decompress(const std::string& module, const CompressedModule& m) const {
+    const QuantArgs& args = *m.scheme->weights;
+    QParams qp;
+    qp.scale = raw_->load(module + ".weight_scale");
+    const bool has_zp = !args.symmetric;
+    at::Tensor q;
+    if (m.format == "pack-quantized") {
+      const at::Tensor shape = raw_->load(module + ".weight_shape").to(at::kLong);
+      const int64_t out = shape[0].item<int64_t>();
+      const int64_t in = shape[1].item<int64_t>();
+      q = kernels::unpack_int32(raw_->load(module + ".weight_packed"), args.num_bits, in);
+      STUNT_CHECK_AS(FormatError, q.size(0) == out, module, ".weight_packed has ", q.size(0),
+                     " rows but weight_shape says ", out);
+      if (has_zp) {
+        at::Tensor zp = raw_->load(module + ".weight_zero_point");
+        const QuantStrategy s = args.resolved_strategy();
+        if (s == QuantStrategy::Group || s == QuantStrategy::Channel) {
+          zp = kernels::unpack_int32(zp.t().contiguous(), args.num_bits, out).t();
+        }
+        qp.zero_point = zp;
+      }
+    } else {
+      q = raw_->load(module + ".weight");
+      if (has_zp) qp.zero_point = raw_->load(module + ".weight_zero_point");
+    }
+    if (!has_zp) qp.zero_point = at::zeros_like(qp.scale);
+    qp.zero_point = qp.zero_point.to(qp.scale.scalar_type());
+    // compressed-tensors dequantizes in the scale's dtype.
+    return dequantize_weight(q.to(qp.scale.scalar_type()), qp, args);
+  }
+
+  std::unique_ptr<io::Checkpoint> raw_;
+  std::map<std::string, CompressedModule> modules_;
+  std::vector<io::TensorEntry> entries_;
+};
+
+}  // namespace
+
+bool is_compressed_tensors_folder(const fs::path& path) {
+  if (!fs::is_directory(path)) return false;
+  const Json config = read_config(path);
+  if (!config.is_object() || !config.contains("quantization_config")) return false;
+  const Json& q = config["quantization_config"];
+  return q.is_object() && q.value("quant_method", std::string()) == "compressed-tensors";
+}
+
+std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::LoadOptions& options,
+                                           QuantizationPlan* plan) {
+  if (!is_compressed_tensors_folder(path)) return model::load_model(path, options);
+  const std::string source = (path / "config.json").string();
+  const Json q = read_config(path)["quantization_config"];
+  const std::string status = q.value("quantization_status", std::string("compressed"));
+  STUNT_CHECK_AS(NotImplementedError, status == "compressed", source, ": quantization_status \"",
+                 status,
+                 "\" is not read; Stunt reads checkpoints saved "
+                 "compressed (save_compressed=True)");
+  if (q.contains("sparsity_config") && q["sparsity_config"].is_object() &&
+      !q["sparsity_config"].empty()) {
+    throw NotImplementedError(str(source, ": sparsity_config is not read yet"));
+  }
+  QuantizationPlan local;
+  QuantizationPlan& out = plan != nullptr ? *plan : local;
+  std::vector<std::pair<std::string, QuantScheme>> groups;
+  STUNT_CHECK_AS(FormatError, q.contains("config_groups") && q["config_groups"].is_object(), source,
+                 ": quantization_config has no config_groups");
+  for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
+    try {
+      groups.emplace_back(it.key(),
+                          QuantScheme::from_json(nlohmann::ordered_json::parse(it.value().dump())));
+    } catch (const ValueError& e) {
+      throw FormatError(
+          str(source, ": quantization_config.config_groups.", it.key(), ".", e.what()));
+    }
+    out.add_group(groups.back().second);
+  }
+  std::vector<std::string> ignore;
+  if (q.contains("ignore") && q["ignore"].is_array()) {
+    for (const auto& i : q["ignore"]) ignore.push_back(i.get<std::string>());
+  }
+  out.add_ignore(ignore);
+  auto checkpoint =
+      std::make_unique<DecompressingCheckpoint>(io::Checkpoint::open(path), groups, ignore, source);
+  const DecompressingCheckpoint& view = *checkpoint;
+  std::map<std::string, CompressedModule> modules = view.modules();
+  // Input scales must be read before the checkpoint moves into the loader.
+  std::map<std::string, QParams> input_qparams;
+  for (const auto& e : view.raw().entries()) {
+    if (!ends_with(e.name, ".input_scale")) continue;
+    const std::string module = e.name.substr(0, e.name.size() - 12);
+    QParams qp;
+    qp.scale = view.raw().load(e.name).to(at::kFloat);
+    qp.zero_point = at::zeros_like(qp.scale);
+    for (const auto& x : view.raw().entries()) {
+      if (x.name == module + ".input_zero_point")
+        qp.zero_point = view.raw().load(x.name).to(at::kFloat);
+    }
+    input_qparams[module] = qp;
+  }
+  std::unique_ptr<model::HfModel> loaded =
+      model::load_hf_model(path, std::move(checkpoint), options);
+  for (const auto& [name, group] : out.groups()) {
+    (void)name;
+    (void)group;
+  }
+  for (model::Layer* layer : loaded->layers()) {
+    auto it = modules.find(layer->name);
+    if (it == modules.end()) continue;
+    const QuantScheme& scheme = *it->second.scheme;
+    LayerQuantization& record = out.layer(layer->name);
+    record.group = it->second.group;
+    if (scheme.input_activations) {
+      const QuantArgs& in = *scheme.input_activations;
+      if (in.dynamic == DynamicKind::Static) {
+        auto found = input_qparams.find(layer->name);
+        STUNT_CHECK_AS(FormatError, found != input_qparams.end(), source, ": ", layer->name,
+                       " quantizes its inputs statically but has no input_scale");
+        record.input = found->second;
+      }
+      quantize_layer_inputs(*layer, in, record.input);
+    }
+  }
+  log::info("compressed-tensors checkpoint: ", modules.size(), " quantized layers (",
+            q.value("format", std::string("?")), ")");
+  return loaded;
+}
+
+}  // namespace stunt::quant

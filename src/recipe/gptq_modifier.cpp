@@ -1,0 +1,113 @@
+// GPTQModifier: second-order weight quantization, one block at a time.
+#include <map>
+
+#include "detail/quantization_mixin.h"
+#include "detail/quantization_modifiers.h"
+#include "stunt/core/error.h"
+#include "stunt/core/logging.h"
+#include "stunt/quant/gptq.h"
+
+namespace stunt::recipe::detail {
+namespace {
+
+class GptqModifier final : public Modifier {
+ public:
+  explicit GptqModifier(ModifierSpec spec) : Modifier(std::move(spec)), mixin_(this->spec()) {
+    const Value& a = this->spec().args;
+    if (a.contains("block_size")) options_.block_size = a["block_size"].get<int64_t>();
+    if (a.contains("dampening_frac") && !a["dampening_frac"].is_null()) {
+      options_.dampening_frac = a["dampening_frac"].get<double>();
+    }
+    // llm-compressor's default is 'static' (activation order); null or false turns it off.
+    std::optional<quant::ActOrder> actorder = quant::ActOrder::Static;
+    bool explicit_actorder = false;
+    if (a.contains("actorder")) {
+      explicit_actorder = true;
+      try {
+        actorder = quant::QuantArgs::from_json(nlohmann::ordered_json{{"actorder", a["actorder"]}})
+                       .actorder;
+      } catch (const ValueError& e) {
+        throw RecipeError(str(this->spec().where(), ".actorder: ", e.what()));
+      }
+    }
+    for (quant::QuantScheme& scheme : mixin_.schemes()) {
+      if (!scheme.weights) continue;
+      if (scheme.weights->actorder && explicit_actorder && scheme.weights->actorder != actorder) {
+        throw RecipeError(str(this->spec().where(),
+                              ": actorder is given both here and in the "
+                              "scheme's weights, and they differ; remove one"));
+      }
+      if (!scheme.weights->actorder) scheme.weights->actorder = actorder;
+    }
+  }
+
+  bool needs_calibration() const override { return true; }
+
+ protected:
+  void on_initialize(State& state) override { mixin_.resolve(state); }
+
+ public:
+  std::vector<model::Layer*> calibration_layers(State& state, int block) override {
+    std::vector<model::Layer*> layers = mixin_.begin_input_observers(state, block);
+    for (model::Layer* layer : mixin_.block_layers(block)) {
+      if (!mixin_.scheme_of(state, *layer).weights) continue;
+      hessians_.emplace(layer->name, quant::HessianAccumulator(layer->in_features(), at::kFloat));
+      if (std::find(layers.begin(), layers.end(), layer) == layers.end()) layers.push_back(layer);
+    }
+    return layers;
+  }
+
+  void observe(State&, const model::Layer& layer, const at::Tensor& input) override {
+    mixin_.observe_input(layer, input);
+    auto it = hessians_.find(layer.name);
+    if (it != hessians_.end()) it->second.add(input);
+  }
+
+  void apply_block(State& state, int block) override {
+    mixin_.finish_input_observers(state, block);
+    for (model::Layer* layer : mixin_.block_layers(block)) {
+      auto it = hessians_.find(layer->name);
+      if (it == hessians_.end()) continue;
+      const quant::QuantScheme& scheme = mixin_.scheme_of(state, *layer);
+      std::string group;
+      for (const auto& [l, g] : mixin_.assignments()) {
+        if (l == layer) group = g;
+      }
+      if (it->second.samples() == 0) {
+        log::warn(spec().where(), ": ", layer->name,
+                  " never ran during calibration; it is "
+                  "quantized by round to nearest");
+        QuantizationMixin::quantize_weight_rtn(state, *layer, scheme, group);
+      } else {
+        quant::GptqOptions options = options_;
+        options.layer = layer->name;
+        quant::GptqResult result =
+            quant::gptq_quantize(layer->weight, it->second.hessian(), *scheme.weights, options);
+        quant::LayerQuantization& record = state.quantization.layer(layer->name);
+        record.group = group;
+        record.weight = in_storage_precision(state, *layer, result.qparams);
+        if (!record.weight.scale.equal(result.qparams.scale)) {
+          // Scales moved when rounded to the checkpoint's dtype: requantize with the stored ones.
+          result.weight =
+              quant::fake_quantize_weight(result.weight, record.weight, *scheme.weights);
+        }
+        layer->weight = result.weight;
+        log::debug("GPTQ ", layer->name, ": loss ", result.loss);
+      }
+      hessians_.erase(it);
+    }
+  }
+
+ private:
+  QuantizationMixin mixin_;
+  quant::GptqOptions options_;
+  std::map<std::string, quant::HessianAccumulator> hessians_;
+};
+
+}  // namespace
+
+std::unique_ptr<Modifier> make_gptq_modifier(const ModifierSpec& spec) {
+  return std::make_unique<GptqModifier>(spec);
+}
+
+}  // namespace stunt::recipe::detail

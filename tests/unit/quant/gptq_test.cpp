@@ -1,0 +1,96 @@
+#include "stunt/quant/gptq.h"
+
+#include <ATen/ATen.h>
+
+#include "stunt/core/error.h"
+#include "stunt/quant/observer.h"
+#include "test_util.h"
+
+namespace stunt::quant {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+QuantArgs args(const char* json) { return QuantArgs::from_json(Json::parse(json)); }
+
+/// Inputs with correlated channels of very different energy, as real activations have.
+at::Tensor correlated_inputs(int64_t tokens, int64_t channels) {
+  at::manual_seed(0);
+  const at::Tensor mix = at::randn({channels, channels}) / std::sqrt(static_cast<double>(channels));
+  const at::Tensor energy = at::linspace(0.1, 3.0, channels);
+  return at::matmul(at::randn({tokens, channels}) * energy, mix) +
+         0.5 * at::randn({tokens, channels});
+}
+
+double output_error(const at::Tensor& x, const at::Tensor& w, const at::Tensor& q) {
+  return (at::matmul(x, w.t()) - at::matmul(x, q.t())).pow(2).sum().item<double>();
+}
+
+TEST(Gptq, BeatsRoundToNearestOnTheLayerOutput) {
+  const at::Tensor x = correlated_inputs(512, 64);
+  const at::Tensor w = at::randn({32, 64});
+  for (const char* scheme :
+       {R"({"num_bits": 4, "strategy": "group", "group_size": 16})",
+        R"({"num_bits": 4, "strategy": "group", "group_size": 16, "actorder": "static"})",
+        R"({"num_bits": 4, "strategy": "channel", "symmetric": false})",
+        R"({"num_bits": 8, "strategy": "tensor"})"}) {
+    const QuantArgs a = args(scheme);
+    HessianAccumulator h(64, at::kFloat);
+    h.add(x.reshape({8, 64, 64}));
+    EXPECT_EQ(h.samples(), 8);
+    GptqOptions options;
+    options.block_size = 16;
+    options.layer = "test.layer";
+    const GptqResult r = gptq_quantize(w, h.hessian(), a, options);
+    const QParams rtn_qp = Observer::create("memoryless_minmax", a, Observed::Weight)->update(w);
+    const at::Tensor rtn = fake_quantize_weight(w, rtn_qp, a);
+    // Same scales as round to nearest (computed once from the original weight) ...
+    EXPECT_TRUE(r.qparams.scale.equal(rtn_qp.scale)) << scheme;
+    // ... every weight on the grid they define ...
+    EXPECT_TRUE(fake_quantize_weight(r.weight, r.qparams, a).equal(r.weight)) << scheme;
+    EXPECT_TRUE(quantize_weight(r.weight, r.qparams, a).equal(r.q)) << scheme;
+    // ... and a smaller error on the layer's output.
+    EXPECT_LT(output_error(x, w, r.weight), 0.9 * output_error(x, w, rtn)) << scheme;
+  }
+}
+
+TEST(Gptq, DiagonalHessianGivesRoundToNearest) {
+  // With no correlation between inputs there is nothing to compensate: GPTQ is RTN.
+  const QuantArgs a = args(R"({"num_bits": 4, "strategy": "channel"})");
+  const at::Tensor w = at::randn({8, 32});
+  GptqOptions options;
+  const GptqResult r = gptq_quantize(w, at::diag(at::rand({32}) + 0.5), a, options);
+  const QParams qp = Observer::create("memoryless_minmax", a, Observed::Weight)->update(w);
+  EXPECT_TRUE(r.weight.equal(fake_quantize_weight(w, qp, a)));
+}
+
+TEST(Gptq, SingularHessianEscalatesDampeningWithoutNaN) {
+  const QuantArgs a = args(R"({"num_bits": 4, "strategy": "channel"})");
+  const at::Tensor w = at::randn({4, 2});
+  GptqOptions options;
+  options.layer = "model.layers.0.self_attn.o_proj";
+  // Indefinite (eigenvalues 3 and -1): only a large dampening makes it positive definite.
+  const GptqResult r =
+      gptq_quantize(w, at::tensor({1.0f, 2.0f, 2.0f, 1.0f}).reshape({2, 2}), a, options);
+  EXPECT_GT(r.dampening_used, options.dampening_frac);
+  EXPECT_TRUE(at::isfinite(r.weight).all().item<bool>());
+  // Dead inputs (never active) are zeroed rather than producing NaN.
+  const GptqResult dead = gptq_quantize(w, at::zeros({2, 2}), a, options);
+  EXPECT_TRUE(at::isfinite(dead.weight).all().item<bool>());
+  EXPECT_EQ(dead.weight.abs().sum().item<float>(), 0.0f);
+}
+
+TEST(Gptq, RefusesWhatItCannotQuantize) {
+  at::Tensor w = at::randn({4, 8});
+  GptqOptions options;
+  options.layer = "model.layers.1.mlp.up_proj";
+  EXPECT_THROW_WITH(
+      gptq_quantize(w, at::eye(8), args(R"({"num_bits": 4, "group_size": 3})"), options),
+      ValueError, "model.layers.1.mlp.up_proj: group_size 3 does not divide in_features 8");
+  w[0][0] = std::numeric_limits<float>::infinity();
+  EXPECT_THROW_WITH(gptq_quantize(w, at::eye(8), args(R"({"num_bits": 4})"), options), ValueError,
+                    "model.layers.1.mlp.up_proj: the weight holds 0 NaN and 1 infinite");
+}
+
+}  // namespace
+}  // namespace stunt::quant
