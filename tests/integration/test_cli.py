@@ -44,7 +44,10 @@ def test_inspect_of_a_missing_path_is_one_clear_error():
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_every_shipped_recipe_checks(recipe):
     out = run("recipe", "check", recipe, check=0).stdout
-    assert "valid" in out and "not implemented yet" in out
+    assert "valid" in out
+    # Quantization recipes run; the others name what is not implemented yet.
+    runnable = recipe.name in {"fp8-dynamic.json", "w4a16-gptq.yaml", "w8a8-smoothquant-gptq.yaml"}
+    assert ("not implemented yet" in out) != runnable, out
     normalized = json.loads(run("recipe", "check", "--json", recipe, check=0).stdout)
     assert normalized["modifiers"], normalized
 
@@ -68,10 +71,17 @@ def test_list_prints_registries(what):
 
 def test_main_form_refuses_unimplemented_modifiers_and_writes_nothing(tmp_path):
     out = tmp_path / "new" / "folders" / "out"
-    result = run("--recipe", SOURCE_DIR / "recipes/w4a16-gptq.yaml", MINILM, "-o", out, check=1)
-    assert "quant_stage.quant_modifiers.GPTQModifier" in result.stderr
+    result = run("--recipe", SOURCE_DIR / "recipes/sparse.json", MINILM, "-o", out, check=1)
     assert "not implemented yet" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no output, staging or parent folder left behind
+
+
+def test_main_form_without_calibration_data_names_the_modifier(tmp_path):
+    out = tmp_path / "out"
+    result = run("--recipe", SOURCE_DIR / "recipes/w4a16-gptq.yaml", MINILM, "-o", out, check=1)
+    assert "quant_stage.quant_modifiers.GPTQModifier" in result.stderr
+    assert "learns from calibration data" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_main_form_refuses_to_clobber_an_existing_output(tmp_path):

@@ -5,6 +5,7 @@
 #include "stunt/core/atomic_file.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
+#include "stunt/io/checkpoint.h"
 #include "stunt/model/load.h"
 #include "stunt/quant/compressed_tensors.h"
 #include "stunt/recipe/oneshot.h"
@@ -49,6 +50,18 @@ Runner add_compress(CLI::App& app) {
       return 2;
     }
     const auto recipe = stunt::recipe::load_recipe(options->recipe);
+    const std::filesystem::path model_path(options->model);
+    if (model_path.extension() != ".gguf") {
+      // Damaged weights are reported by the reader that understands them, before anything else.
+      const auto checkpoint = stunt::io::Checkpoint::open(model_path);
+      // A sound bare file still lacks the configuration the model engine needs.
+      if (!std::filesystem::is_directory(model_path)) {
+        throw stunt::ValueError(stunt::str(
+            options->model, ": a bare ", stunt::io::format_name(checkpoint->format()),
+            " checkpoint has no model configuration; `compress --recipe` runs on a Hugging Face "
+            "folder (config.json + weights) or a GGUF file"));
+      }
+    }
     // Fail before any work when the output cannot be written.
     stunt::AtomicDirectory output(options->output, {.overwrite = options->overwrite});
     auto model = stunt::quant::load_model(options->model);

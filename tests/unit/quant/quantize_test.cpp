@@ -91,7 +91,7 @@ TEST(Quantize, DynamicTokenActivationsGetOneScalePerToken) {
   const at::Tensor fq = fake_quantize_activation(x, a);
   const at::Tensor per_token_error = (fq - x).abs().amax(-1);
   const at::Tensor per_token_step = x.abs().amax(-1) / 127.5;
-  EXPECT_TRUE((per_token_error <= per_token_step / 2 + 1e-6).all().item<bool>());
+  EXPECT_TRUE((per_token_error <= per_token_step / 2 * (1 + 1e-4)).all().item<bool>());
 }
 
 TEST(Observers, MovingAverageStaticAndMseFollowTheirRules) {
