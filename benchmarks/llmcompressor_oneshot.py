@@ -48,6 +48,14 @@ def run_oneshot(args):
 
     from llmcompressor import oneshot
     phases["import_s"] = time.perf_counter() - _STARTED
+    if not torch.cuda.is_available():
+        # llmcompressor 0.14's AWQ pins its cached activations (AWQModifier._apply_smoothing ->
+        # IntermediatesCache.pin_memory), which raises "Found no NVIDIA driver" on a machine
+        # without CUDA. Pinning only speeds host-to-device copies; without a device it is a
+        # no-op here, and the numbers do not change.
+        from llmcompressor.pipelines.cache import IntermediatesCache
+        IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
+        phases["patched"] = "IntermediatesCache.pin_memory: no-op without CUDA"
 
     mark = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
