@@ -237,10 +237,6 @@ std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::Lo
   }
   std::unique_ptr<model::HfModel> loaded =
       model::load_hf_model(path, std::move(checkpoint), options);
-  for (const auto& [name, group] : out.groups()) {
-    (void)name;
-    (void)group;
-  }
   for (model::Layer* layer : loaded->layers()) {
     auto it = modules.find(layer->name);
     if (it == modules.end()) continue;
