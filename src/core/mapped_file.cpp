@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -33,6 +34,27 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
     ::close(fd);
   }
   return file;
+}
+
+void MappedFile::acquire(uint64_t offset) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++users_[offset];
+}
+
+void MappedFile::release(uint64_t offset, uint64_t length) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = users_.find(offset);
+    if (it == users_.end()) return;
+    if (--it->second > 0) return;
+    users_.erase(it);
+  }
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (offset + page - 1) / page * page;
+  const uint64_t end = std::min(offset + length, size_) / page * page;
+  // Pages shared with a neighbouring tensor stay. MADV_DONTNEED on a private file mapping drops
+  // the pages (copies made by writes included); failure only means the memory stays counted.
+  if (data_ != nullptr && end > begin) ::madvise(data_ + begin, end - begin, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

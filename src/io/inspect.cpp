@@ -17,6 +17,15 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return out + "]";
 }
 
+std::string percent(uint64_t part, uint64_t whole) {
+  if (whole == 0) return "0.00%";
+  char text[16];
+  std::snprintf(text, sizeof(text), "%.2f%%", 100.0 * static_cast<double>(part) / whole);
+  return text;
+}
+
+}  // namespace
+
 std::string human_bytes(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double value = static_cast<double>(bytes);
@@ -29,15 +38,6 @@ std::string human_bytes(uint64_t bytes) {
   std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
   return text;
 }
-
-std::string percent(uint64_t part, uint64_t whole) {
-  if (whole == 0) return "0.00%";
-  char text[16];
-  std::snprintf(text, sizeof(text), "%.2f%%", 100.0 * static_cast<double>(part) / whole);
-  return text;
-}
-
-}  // namespace
 
 InspectReport inspect(const std::filesystem::path& path, const InspectOptions& options) {
   const auto checkpoint = Checkpoint::open(path);

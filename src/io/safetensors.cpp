@@ -57,10 +57,15 @@ at::Tensor SafetensorsFile::tensor(std::string_view name) const {
   uint8_t* begin = data_ + header_.data_start + info->begin;
   const size_t item = c10::elementSize(*type);
   if (reinterpret_cast<uintptr_t>(begin) % item == 0) {
-    // Every tensor that aliases the file keeps the mapping alive.
+    // Every tensor that aliases the file keeps the mapping alive; the last one to go hands its
+    // pages back (a weight an algorithm replaced no longer counts in the process's memory).
     auto keep_alive = mapping_;
+    const uint64_t offset = static_cast<uint64_t>(begin - mapping_->data());
+    const uint64_t length = info->end - info->begin;
+    keep_alive->acquire(offset);
     return at::from_blob(
-        begin, shape, [keep_alive](void*) {}, options);
+        begin, shape, [keep_alive, offset, length](void*) { keep_alive->release(offset, length); },
+        options);
   }
   // Misaligned for the element type: copy into a fresh allocation.
   at::Tensor out = at::empty(shape, options);

@@ -277,4 +277,29 @@ void ScriptModel::save_archive(const fs::path& file) const {
   out.commit();
 }
 
+void ScriptModel::set_layer_buffer(const std::string& layer, const std::string& name,
+                                   const at::Tensor& value) {
+  const detail::ScriptLayerRef* ref = nullptr;
+  for (const detail::ScriptLayerRef& r : impl_->refs) {
+    if (r.layer->name == layer) ref = &r;
+  }
+  STUNT_CHECK(ref != nullptr, source().string(), ": the TorchScript module has no layer '", layer,
+              "'");
+  torch::jit::Module module(ref->module);
+  const c10::ClassTypePtr type = module.type();
+  try {
+    module.register_buffer(name, value.detach());
+  } catch (const c10::Error& e) {
+    throw ValueError(str(source().string(), ": cannot add buffer ", name, " to layer ", layer, " (",
+                         first_line(e.what()), ")"));
+  }
+  const size_t slot = type->getAttributeSlot(name);
+  for (const auto& sub : impl_->module.named_modules()) {
+    const auto object = sub.value._ivalue();
+    if (object->type() == type && object->slots().size() <= slot) {
+      object->setSlot(slot, at::empty({0}, value.options()));
+    }
+  }
+}
+
 }  // namespace stunt::model

@@ -153,12 +153,14 @@ Json quantization_config(const QuantizationPlan& plan, const std::vector<std::st
   return config;
 }
 
-void save_compressed(const model::HfModel& model, const QuantizationPlan& plan,
-                     const fs::path& folder) {
+CompressedState compressed_state(const model::Model& model, const QuantizationPlan& plan) {
   std::vector<std::pair<std::string, at::Tensor>> state = model.state_dict();
   std::map<std::string, std::vector<std::pair<std::string, at::Tensor>>> replaced;
   for (const auto& [name, record] : plan.layers()) {
     const model::Layer& layer = model.layer(name);
+    STUNT_CHECK_AS(NotImplementedError, layer.kind == model::LayerKind::Linear, name,
+                   ": compressed-tensors stores quantized Linear layers, and this is a ",
+                   layer.class_name, "; target Linear layers only or add it to ignore");
     STUNT_CHECK_AS(NotImplementedError, !layer.stored_transposed, name,
                    ": compressed-tensors quantizes nn.Linear modules, and this layer is stored "
                    "transposed (GPT-2's Conv1D); add it to ignore");
@@ -166,32 +168,37 @@ void save_compressed(const model::HfModel& model, const QuantizationPlan& plan,
     const c10::ScalarType scale_dtype = model.stored_dtype(name + ".weight");
     replaced[name + ".weight"] = compress_layer(name, layer.weight, record, scheme, scale_dtype);
   }
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  CompressedState out;
   for (auto& [name, tensor] : state) {
     auto it = replaced.find(name);
     if (it == replaced.end()) {
-      tensors.emplace_back(name, tensor);
+      out.tensors.emplace_back(name, tensor);
       continue;
     }
     // Layers whose inputs alone are quantized keep their dense weight.
     bool keeps_weight = true;
     for (const auto& [n, t] : it->second) keeps_weight &= n != name + "_packed" && n != name;
-    if (keeps_weight) tensors.emplace_back(name, tensor);
-    for (auto& entry : it->second) tensors.push_back(entry);
+    if (keeps_weight) out.tensors.emplace_back(name, tensor);
+    for (auto& entry : it->second) out.tensors.push_back(entry);
     replaced.erase(it);
   }
   STUNT_CHECK(replaced.empty(), "quantized layer ", replaced.begin()->first,
               " is not in the model's state dict (a tied layer?)");
-  std::vector<std::string> unquantized;
   for (const model::Layer* layer : model.layers()) {
     if (layer->kind == model::LayerKind::Linear && plan.find(layer->name) == nullptr) {
-      unquantized.push_back(layer->name);
+      out.unquantized.push_back(layer->name);
     }
   }
+  return out;
+}
+
+void save_compressed(const model::HfModel& model, const QuantizationPlan& plan,
+                     const fs::path& folder) {
+  const CompressedState state = compressed_state(model, plan);
   nlohmann::json entries;
   entries["quantization_config"] =
-      nlohmann::json::parse(quantization_config(plan, unquantized).dump());
-  model.save_as(folder, tensors, entries);
+      nlohmann::json::parse(quantization_config(plan, state.unquantized).dump());
+  model.save_as(folder, state.tensors, entries);
 }
 
 }  // namespace stunt::quant

@@ -7,9 +7,9 @@
 #include <map>
 #include <sstream>
 
+#include "detail/compressed_tensors_config.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
-#include "stunt/core/name_pattern.h"
 #include "stunt/io/safetensors_format.h"
 #include "stunt/io/tensor_dtype.h"
 #include "stunt/kernels/quantize.h"
@@ -21,32 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-Json read_config(const fs::path& folder) {
-  std::ifstream in(folder / "config.json", std::ios::binary);
-  if (!in.good()) return nullptr;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  try {
-    return Json::parse(buffer.str());
-  } catch (const Json::exception&) {
-    return nullptr;  // the model loader reports a broken config.json with its details
-  }
-}
-
-/// compressed-tensors' target rule for a module known only by name: "re:" patterns match from
-/// the start, other targets match the exact name, and class names ("Linear") every module that
-/// carries quantized tensors (only linear layers do in the formats Stunt reads).
-bool targets_module(const std::string& module, const std::string& target) {
-  if (name_matches(target, module)) return true;
-  if (target.rfind("re:", 0) == 0) return false;
-  return target.find('.') == std::string::npos && !target.empty() && std::isupper(target[0]);
-}
+using detail::ends_with;
 
 struct CompressedModule {
   std::string group;
@@ -57,8 +32,7 @@ struct CompressedModule {
 class DecompressingCheckpoint final : public io::Checkpoint {
  public:
   DecompressingCheckpoint(std::unique_ptr<io::Checkpoint> raw,
-                          const std::vector<std::pair<std::string, QuantScheme>>& groups,
-                          const std::vector<std::string>& ignore, const std::string& source)
+                          const detail::CompressedConfig& config, const std::string& source)
       : io::Checkpoint(raw->path()), raw_(std::move(raw)) {
     std::map<std::string, const io::TensorEntry*> by_name;
     for (const io::TensorEntry& e : raw_->entries()) by_name[e.name] = &e;
@@ -66,18 +40,9 @@ class DecompressingCheckpoint final : public io::Checkpoint {
       if (!ends_with(e.name, ".weight_scale")) continue;
       const std::string module = e.name.substr(0, e.name.size() - 13);
       CompressedModule m;
-      for (const auto& [group, scheme] : groups) {
-        bool ignored = false;
-        for (const auto& i : ignore) ignored |= name_matches(i, module);
-        if (ignored) break;
-        for (const auto& t : scheme.targets) {
-          if (targets_module(module, t)) {
-            m.group = group;
-            m.scheme = &scheme;
-            break;
-          }
-        }
-        if (m.scheme != nullptr) break;
+      if (const auto* group = detail::find_group(config, module)) {
+        m.group = group->first;
+        m.scheme = &group->second;
       }
       STUNT_CHECK_AS(FormatError, m.scheme != nullptr && m.scheme->weights, source, ": ", module,
                      " has quantized weights but no config group of quantization_config targets "
@@ -177,7 +142,7 @@ class DecompressingCheckpoint final : public io::Checkpoint {
 
 bool is_compressed_tensors_folder(const fs::path& path) {
   if (!fs::is_directory(path)) return false;
-  const Json config = read_config(path);
+  const Json config = detail::read_config(path);
   if (!config.is_object() || !config.contains("quantization_config")) return false;
   const Json& q = config["quantization_config"];
   return q.is_object() && q.value("quant_method", std::string()) == "compressed-tensors";
@@ -187,7 +152,7 @@ std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::Lo
                                            QuantizationPlan* plan) {
   if (!is_compressed_tensors_folder(path)) return model::load_model(path, options);
   const std::string source = (path / "config.json").string();
-  const Json q = read_config(path)["quantization_config"];
+  const Json q = detail::read_config(path)["quantization_config"];
   const std::string status = q.value("quantization_status", std::string("compressed"));
   STUNT_CHECK_AS(NotImplementedError, status == "compressed", source, ": quantization_status \"",
                  status,
@@ -199,26 +164,12 @@ std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::Lo
   }
   QuantizationPlan local;
   QuantizationPlan& out = plan != nullptr ? *plan : local;
-  std::vector<std::pair<std::string, QuantScheme>> groups;
-  STUNT_CHECK_AS(FormatError, q.contains("config_groups") && q["config_groups"].is_object(), source,
-                 ": quantization_config has no config_groups");
-  for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
-    try {
-      groups.emplace_back(it.key(),
-                          QuantScheme::from_json(nlohmann::ordered_json::parse(it.value().dump())));
-    } catch (const ValueError& e) {
-      throw FormatError(
-          str(source, ": quantization_config.config_groups.", it.key(), ".", e.what()));
-    }
-    out.add_group(groups.back().second);
-  }
-  std::vector<std::string> ignore;
-  if (q.contains("ignore") && q["ignore"].is_array()) {
-    for (const auto& i : q["ignore"]) ignore.push_back(i.get<std::string>());
-  }
-  out.add_ignore(ignore);
+  // Held until the loader is done: the checkpoint view points into its schemes.
+  const detail::CompressedConfig config = detail::parse_compressed_config(q, source);
+  for (const auto& group : config.groups) out.add_group(group.second);
+  out.add_ignore(config.ignore);
   auto checkpoint =
-      std::make_unique<DecompressingCheckpoint>(io::Checkpoint::open(path), groups, ignore, source);
+      std::make_unique<DecompressingCheckpoint>(io::Checkpoint::open(path), config, source);
   const DecompressingCheckpoint& view = *checkpoint;
   std::map<std::string, CompressedModule> modules = view.modules();
   // Input scales must be read before the checkpoint moves into the loader.

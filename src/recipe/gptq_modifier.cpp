@@ -18,6 +18,9 @@ class GptqModifier final : public Modifier {
     if (a.contains("dampening_frac") && !a["dampening_frac"].is_null()) {
       options_.dampening_frac = a["dampening_frac"].get<double>();
     }
+    if (a.contains("hessian_dtype") && a["hessian_dtype"].get<std::string>() == "float64") {
+      hessian_dtype_ = at::kDouble;
+    }
     // llm-compressor's default is 'static' (activation order); null or false turns it off.
     std::optional<quant::ActOrder> actorder = quant::ActOrder::Static;
     bool explicit_actorder = false;
@@ -42,6 +45,8 @@ class GptqModifier final : public Modifier {
   }
 
   bool needs_calibration() const override { return true; }
+  /// The Hessians are sums over samples; calibrated static input scales are not.
+  bool batch_invariant() const override { return !mixin_.has_static_inputs(); }
 
  protected:
   void on_initialize(State& state) override { mixin_.resolve(state); }
@@ -51,7 +56,8 @@ class GptqModifier final : public Modifier {
     std::vector<model::Layer*> layers = mixin_.begin_input_observers(state, block);
     for (model::Layer* layer : mixin_.block_layers(block)) {
       if (!mixin_.scheme_of(state, *layer).weights) continue;
-      hessians_.emplace(layer->name, quant::HessianAccumulator(layer->in_features(), at::kFloat));
+      hessians_.emplace(layer->name,
+                        quant::HessianAccumulator(layer->in_features(), hessian_dtype_));
       if (std::find(layers.begin(), layers.end(), layer) == layers.end()) layers.push_back(layer);
     }
     return layers;
@@ -60,10 +66,20 @@ class GptqModifier final : public Modifier {
   void observe(State&, const model::Layer& layer, const at::Tensor& input) override {
     mixin_.observe_input(layer, input);
     auto it = hessians_.find(layer.name);
-    if (it != hessians_.end()) it->second.add(input);
+    if (it == hessians_.end()) return;
+    // q, k and v (gate and up) read one tensor: its product is computed once per forward.
+    if (!(shared_input_.defined() && input.is_same(shared_input_) &&
+          input._version() == shared_version_ && shared_product_.scalar_type() == hessian_dtype_)) {
+      shared_input_ = input;
+      shared_version_ = input._version();
+      shared_product_ = quant::HessianAccumulator::input_product(input, hessian_dtype_);
+    }
+    it->second.add_product(shared_product_, input);
   }
 
   void apply_block(State& state, int block) override {
+    shared_input_ = at::Tensor();
+    shared_product_ = at::Tensor();
     mixin_.finish_input_observers(state, block);
     for (model::Layer* layer : mixin_.block_layers(block)) {
       auto it = hessians_.find(layer->name);
@@ -101,6 +117,12 @@ class GptqModifier final : public Modifier {
  private:
   QuantizationMixin mixin_;
   quant::GptqOptions options_;
+  /// GPTQ computes in the Hessian's dtype (float32 as llm-compressor, or float64).
+  c10::ScalarType hessian_dtype_ = at::kFloat;
+  /// The last input observed and its product xᵀx, reused by the next layer that reads it.
+  at::Tensor shared_input_;
+  uint32_t shared_version_ = 0;
+  at::Tensor shared_product_;
   std::map<std::string, quant::HessianAccumulator> hessians_;
 };
 

@@ -135,7 +135,10 @@ void register_quantization_modifiers(ModifierRegistry& r) {
                          {ArgSchema::boolean(),
                           ArgSchema::enumeration({"group", "weight", "dynamic", "static"}, true)})
                          .nullable()),
-               field("offload_hessians", ArgSchema::boolean())}})),
+               field("offload_hessians", ArgSchema::boolean()),
+               // Stunt's own: the Hessian and GPTQ's updates in float64, for very long
+               // calibration sets or ill-conditioned layers where float32 sums lose precision.
+               field("hessian_dtype", ArgSchema::enumeration({"float32", "float64"}))}})),
          {needs_one_scheme, observers_not_mixed},
          detail::make_gptq_modifier});
   r.add({"AutoRoundModifier",

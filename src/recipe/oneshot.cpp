@@ -1,7 +1,11 @@
 #include "stunt/recipe/oneshot.h"
 
+#include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/grad_mode.h>
+
+#include <chrono>
+#include <set>
 
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
@@ -13,46 +17,128 @@
 namespace stunt::recipe {
 namespace {
 
+/// Tokens per forward when a pass joins calibration batches: large enough for efficient matrix
+/// products on a CPU, small enough that a Llama MLP's intermediate stays in tens of MiB.
+constexpr int64_t kJoinedForwardTokens = 4096;
+
+/// Thrown by a pass's capture once every layer it wants has its input: the rest of the
+/// block's forward would be discarded.
+struct ForwardDone {};
+
+/// The calibration batches joined into forwards of up to kJoinedForwardTokens tokens, or as they
+/// are when they cannot be joined (different lengths, masks on some only, TorchScript inputs).
+std::vector<model::Batch> joined_batches(const std::vector<model::Batch>& calibration) {
+  for (const model::Batch& b : calibration) {
+    const model::Batch& first = calibration.front();
+    if (!b.inputs.empty() || !b.input_ids.defined() ||
+        b.input_ids.size(1) != first.input_ids.size(1) ||
+        b.attention_mask.defined() != first.attention_mask.defined() ||
+        b.decoder_input_ids.defined() != first.decoder_input_ids.defined() ||
+        (b.decoder_input_ids.defined() &&
+         b.decoder_input_ids.size(1) != first.decoder_input_ids.size(1))) {
+      return calibration;
+    }
+  }
+  std::vector<model::Batch> joined;
+  std::vector<const model::Batch*> pending;
+  int64_t rows = 0;
+  auto flush = [&] {
+    if (pending.empty()) return;
+    model::Batch batch;
+    std::vector<at::Tensor> ids, masks, decoder_ids;
+    for (const model::Batch* b : pending) {
+      ids.push_back(b->input_ids);
+      if (b->attention_mask.defined()) masks.push_back(b->attention_mask);
+      if (b->decoder_input_ids.defined()) decoder_ids.push_back(b->decoder_input_ids);
+    }
+    batch.input_ids = at::cat(ids);
+    if (!masks.empty()) batch.attention_mask = at::cat(masks);
+    if (!decoder_ids.empty()) batch.decoder_input_ids = at::cat(decoder_ids);
+    joined.push_back(std::move(batch));
+    pending.clear();
+    rows = 0;
+  };
+  for (const model::Batch& b : calibration) {
+    const int64_t length = b.input_ids.size(1);
+    if (!pending.empty() && (rows + b.input_ids.size(0)) * length > kJoinedForwardTokens) flush();
+    pending.push_back(&b);
+    rows += b.input_ids.size(0);
+  }
+  flush();
+  return joined;
+}
+
 /// One modifier's sequential pass: block by block, capture, apply, propagate.
 void sequential_pass(Modifier& modifier, State& state, model::Model& model,
                      const std::vector<model::Batch>& calibration) {
+  const std::vector<model::Batch> batches =
+      modifier.batch_invariant() ? joined_batches(calibration) : calibration;
+  if (batches.size() != calibration.size()) {
+    log::debug(modifier.spec().type, ": ", calibration.size(), " calibration batches run as ",
+               batches.size(), " forwards");
+  }
   std::vector<model::BlockState> states;
-  states.reserve(calibration.size());
-  for (const model::Batch& batch : calibration) states.push_back(model.embed(batch));
+  states.reserve(batches.size());
+  for (const model::Batch& batch : batches) states.push_back(model.embed(batch));
   const int blocks = model.num_blocks();
   ProgressOptions progress_options;
   progress_options.unit = "blocks";
   Progress progress(modifier.spec().type + " calibration", blocks + 1, progress_options);
+  // A transformer block calls each layer once, so the forward can stop at the last wanted
+  // input. A TorchScript graph may call a layer twice and runs to the end.
+  const bool stop_when_done = model.architecture() != "torchscript";
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
+  double calibrate_seconds = 0, apply_seconds = 0, propagate_seconds = 0;
   auto calibrate = [&](int block) {
     modifier.begin_block(state, block);
     const std::vector<model::Layer*> layers = modifier.calibration_layers(state, block);
     if (layers.empty()) return;
     {
+      std::set<const model::Layer*> seen;
       model::InputCapture capture(model, layers,
                                   [&](const model::Layer& layer, const at::Tensor& input) {
                                     modifier.observe(state, layer, input);
+                                    seen.insert(&layer);
+                                    if (stop_when_done && seen.size() == layers.size()) {
+                                      throw ForwardDone{};
+                                    }
                                   });
       state.block_inputs = &states;
       for (size_t b = 0; b < states.size(); ++b) {
         state.batch = b;
+        seen.clear();
         model::BlockState copy = states[b];  // outputs discarded: the weights are about to change
-        if (block >= 0) {
-          model.run_block(block, copy);
-        } else {
-          model.head(copy);
+        try {
+          if (block >= 0) {
+            model.run_block(block, copy);
+          } else {
+            model.head(copy);
+          }
+        } catch (const ForwardDone&) {
         }
       }
     }
+    const auto applying = Clock::now();
     modifier.apply_block(state, block);
+    apply_seconds += seconds_since(applying);
     state.block_inputs = nullptr;
   };
   for (int block = 0; block < blocks; ++block) {
+    const auto start = Clock::now();
     calibrate(block);
+    const auto propagating = Clock::now();
     for (model::BlockState& s : states) model.run_block(block, s);
+    propagate_seconds += seconds_since(propagating);
+    calibrate_seconds += seconds_since(start);
     progress.advance();
   }
   calibrate(-1);
   progress.advance();
+  log::debug(modifier.spec().type, " pass: ", calibrate_seconds - propagate_seconds - apply_seconds,
+             " s capturing, ", apply_seconds, " s applying, ", propagate_seconds, " s propagating");
 }
 
 }  // namespace

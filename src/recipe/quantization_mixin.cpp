@@ -93,7 +93,24 @@ void QuantizationMixin::resolve(State& state) {
   STUNT_CHECK(state.model != nullptr, spec_.where(), ": no model to quantize");
   const std::string where = spec_.where();
   std::set<const model::Layer*> taken;
+  if (spec_.args.contains("kv_cache_scheme") && !spec_.args["kv_cache_scheme"].is_null()) {
+    throw NotImplementedError(str(where,
+                                  ".kv_cache_scheme: KV-cache quantization is not implemented; "
+                                  "remove kv_cache_scheme (the weights and inputs are quantized "
+                                  "without it)"));
+  }
   for (const quant::QuantScheme& scheme : schemes_) {
+    for (const auto* args : {&scheme.weights, &scheme.input_activations}) {
+      if (!*args) continue;
+      const quant::QuantStrategy strategy = (*args)->resolved_strategy();
+      if (strategy == quant::QuantStrategy::Block ||
+          strategy == quant::QuantStrategy::TensorGroup ||
+          strategy == quant::QuantStrategy::AttnHead) {
+        throw NotImplementedError(str(where, ": strategy '", quant::to_string(strategy),
+                                      "' is not implemented; use tensor, channel or group for "
+                                      "weights (token for dynamic inputs)"));
+      }
+    }
     if (scheme.output_activations) {
       throw NotImplementedError(str(where,
                                     ": output_activations quantization is not implemented; "

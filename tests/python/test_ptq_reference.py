@@ -62,9 +62,11 @@ def compress(tiny_llama, tmp_path, modifier, body, then=()):
     return out
 
 
-def ct_decompress(out):
-    """Every quantized module's weight, decompressed by compressed-tensors' own compressors."""
-    config = json.loads((out / "config.json").read_text())["quantization_config"]
+def ct_decompress(out, config=None):
+    """Every quantized module's weight, decompressed by compressed-tensors' own compressors.
+    `config`: the quantization_config (default: the one in out/config.json)."""
+    if config is None:
+        config = json.loads((out / "config.json").read_text())["quantization_config"]
     tensors = load_file(str(out / "model.safetensors"))
     schemes = {name: QuantizationScheme.model_validate(group)
                for name, group in config["config_groups"].items()}
@@ -161,6 +163,30 @@ def test_rtn_presets_load_in_compressed_tensors_and_transformers(preset, tiny_ll
         assert torch.equal(weight.float(), expected.float()), module
     check_transformers(out, tmp_path)
     assert (out / "recipe.yaml").exists()
+    check_inspect(out, fmt, original)
+
+
+def check_inspect(out, fmt, original):
+    """`compress inspect` summarises the folder: every quantized layer with its group, format,
+    shape and the bytes of its quantization tensors, counted here from the file itself."""
+    summary = json.loads(run("inspect", out, "--json", "--no-sparsity", check=0).stdout)
+    q = summary["quantization"]
+    assert q["format"] == fmt and q["ignore"] == ["lm_head"]
+    tensors = load_file(str(out / "model.safetensors"))
+    layers = {layer["name"]: layer for layer in q["layers"]}
+    assert len(layers) == 2 * len(LINEAR)
+    for name, layer in layers.items():
+        assert layer["group"] == "group_0" and layer["format"] == fmt
+        assert layer["shape"] == list(original[name + ".weight"].shape)
+        stored = sum(t.numel() * t.element_size() for k, t in tensors.items()
+                     if k.startswith(name + ".") and k != name + ".bias")
+        assert layer["stored_bytes"] == stored, name
+    if fmt == "pack-quantized" and q["config_groups"]["group_0"]["weights"]["num_bits"] == 4:
+        # int4 and one float32 scale per 128 weights (+ the zero point's 4 bits when asymmetric)
+        assert 4.25 <= q["bits_per_weight"] < 4.30, q["bits_per_weight"]
+    table = run("inspect", out, "--no-sparsity", check=0).stdout
+    assert "compressed-tensors quantization: format " + fmt in table
+    assert "bits per weight (scales and zero points included)" in table
 
 
 STRATEGIES = {

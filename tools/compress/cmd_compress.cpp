@@ -7,7 +7,9 @@
 #include "stunt/core/logging.h"
 #include "stunt/io/checkpoint.h"
 #include "stunt/model/load.h"
+#include "stunt/model/script_model.h"
 #include "stunt/quant/compressed_tensors.h"
+#include "stunt/quant/torchscript_export.h"
 #include "stunt/recipe/oneshot.h"
 #include "stunt/recipe/recipe.h"
 #include "stunt/recipe/registry.h"
@@ -26,7 +28,8 @@ Runner add_compress(CLI::App& app) {
   };
   auto options = std::make_shared<Options>();
   app.add_option("--recipe", options->recipe, "Recipe to apply (JSON or YAML)");
-  app.add_option("MODEL", options->model, "Model: Hugging Face folder or .gguf file");
+  app.add_option("MODEL", options->model,
+                 "Model: Hugging Face folder, .gguf file or TorchScript archive");
   app.add_option("-o,--output", options->output, "Output folder (written atomically)");
   app.add_option("--dataset", options->dataset,
                  "Calibration data: text or JSONL (random windows are drawn), or a .safetensors "
@@ -51,35 +54,58 @@ Runner add_compress(CLI::App& app) {
     }
     const auto recipe = stunt::recipe::load_recipe(options->recipe);
     const std::filesystem::path model_path(options->model);
+    bool torchscript = false;
     if (model_path.extension() != ".gguf") {
       // Damaged weights are reported by the reader that understands them, before anything else.
       const auto checkpoint = stunt::io::Checkpoint::open(model_path);
+      torchscript = checkpoint->format() == stunt::io::CheckpointFormat::TorchScript;
       // A sound bare file still lacks the configuration the model engine needs.
-      if (!std::filesystem::is_directory(model_path)) {
+      if (!torchscript && !std::filesystem::is_directory(model_path)) {
         throw stunt::ValueError(stunt::str(
             options->model, ": a bare ", stunt::io::format_name(checkpoint->format()),
             " checkpoint has no model configuration; `compress --recipe` runs on a Hugging Face "
-            "folder (config.json + weights) or a GGUF file"));
+            "folder (config.json + weights), a GGUF file or a TorchScript archive"));
       }
+    }
+    const bool tokenized = std::filesystem::path(options->dataset).extension() == ".safetensors";
+    if (torchscript && !options->dataset.empty() && !tokenized) {
+      throw stunt::ValueError(
+          stunt::str(options->dataset,
+                     ": a TorchScript archive carries no tokenizer to read text with; give "
+                     "--dataset a .safetensors file holding input_ids [samples, tokens]"));
     }
     // Fail before any work when the output cannot be written.
     stunt::AtomicDirectory output(options->output, {.overwrite = options->overwrite});
-    auto model = stunt::quant::load_model(options->model);
     stunt::recipe::OneshotOptions oneshot;
     oneshot.target = options->target;
-    if (!options->dataset.empty()) {
+    auto calibrate = [&](const stunt::io::Tokenizer* tokenizer) {
+      if (!options->dataset.empty()) {
+        oneshot.calibration =
+            stunt::recipe::load_calibration(options->dataset, tokenizer, options->calibration);
+      }
+    };
+    if (torchscript) {
+      auto model = stunt::model::load_script_model(model_path);
+      calibrate(nullptr);
+      const auto state = stunt::recipe::run_oneshot(recipe, *model, oneshot);
+      if (state.quantization.empty()) {
+        model->save(output.staging());
+      } else {
+        stunt::quant::save_compressed_script(*model, state.quantization, output.staging());
+      }
+    } else {
+      auto model = stunt::quant::load_model(options->model);
       std::optional<stunt::io::Tokenizer> tokenizer;
-      if (std::filesystem::path(options->dataset).extension() != ".safetensors") {
+      if (!options->dataset.empty() && !tokenized) {
         tokenizer.emplace(stunt::model::load_model_tokenizer(options->model));
       }
-      oneshot.calibration = stunt::recipe::load_calibration(
-          options->dataset, tokenizer ? &*tokenizer : nullptr, options->calibration);
-    }
-    const auto state = stunt::recipe::run_oneshot(recipe, *model, oneshot);
-    if (state.quantization.empty()) {
-      model->save(output.staging());
-    } else {
-      stunt::quant::save_compressed(*model, state.quantization, output.staging());
+      calibrate(tokenizer ? &*tokenizer : nullptr);
+      const auto state = stunt::recipe::run_oneshot(recipe, *model, oneshot);
+      if (state.quantization.empty()) {
+        model->save(output.staging());
+      } else {
+        stunt::quant::save_compressed(*model, state.quantization, output.staging());
+      }
     }
     stunt::write_file_atomic(output.staging() / "recipe.yaml", recipe.to_yaml());
     output.commit();

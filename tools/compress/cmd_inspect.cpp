@@ -2,12 +2,15 @@
 
 #include "commands.h"
 #include "stunt/io/inspect.h"
+#include "stunt/quant/compressed_tensors_summary.h"
 
 namespace compress {
 
 Runner add_inspect(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "inspect", "List the tensors of a checkpoint: name, dtype, shape, bytes, sparsity");
+      "inspect",
+      "List the tensors of a checkpoint: name, dtype, shape, bytes, sparsity; for a "
+      "compressed-tensors folder also its schemes and each quantized layer's storage");
   struct Options {
     std::string path;
     bool json = false;
@@ -23,10 +26,14 @@ Runner add_inspect(CLI::App& app) {
                 "Read headers only; do not count zeros (fast on huge checkpoints)");
   return [options] {
     const auto report = stunt::io::inspect(options->path, {.sparsity = !options->no_sparsity});
+    const auto quantization = stunt::quant::summarize_compressed(options->path);
     if (options->json) {
-      std::cout << report.to_json().dump(2) << "\n";
+      auto json = report.to_json();
+      if (quantization) json["quantization"] = quantization->to_json();
+      std::cout << json.dump(2) << "\n";
     } else {
       std::cout << report.to_table();
+      if (quantization) std::cout << "\n" << quantization->to_table();
     }
     return 0;
   };

@@ -41,6 +41,9 @@ struct InspectOptions {
   bool sparsity = true;
 };
 
+/// "1.5 MiB": bytes in the largest binary unit below 1024 of it.
+std::string human_bytes(uint64_t bytes);
+
 /// Opens `path` (any format Checkpoint::open accepts) and reports on every tensor, showing
 /// progress while it reads tensor data.
 InspectReport inspect(const std::filesystem::path& path, const InspectOptions& options = {});

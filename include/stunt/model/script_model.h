@@ -45,6 +45,11 @@ class ScriptModel : public Model {
   /// as a TorchScript archive at `file`, atomically.
   void save_archive(const std::filesystem::path& file) const;
 
+  /// Registers `value` as buffer `name` of the layer's submodule, so that the archive save()
+  /// writes carries it (quantization scales). A TorchScript class lists its attributes for every
+  /// instance, so the other submodules of the layer's class get an empty tensor under that name.
+  void set_layer_buffer(const std::string& layer, const std::string& name, const at::Tensor& value);
+
  private:
   struct Impl;
   friend std::unique_ptr<ScriptModel> load_script_model(const std::filesystem::path& model_pt);

@@ -39,6 +39,18 @@ std::vector<std::pair<std::string, at::Tensor>> compress_layer(const std::string
 nlohmann::ordered_json quantization_config(const QuantizationPlan& plan,
                                            const std::vector<std::string>& ignore);
 
+struct CompressedState {
+  /// The model's state dict with each quantized layer's weight replaced by its compressed
+  /// tensors (weight_packed, weight_scale, ...), in state-dict order.
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  /// The Linear layers left unquantized, by name (quantization_config's `ignore`).
+  std::vector<std::string> unquantized;
+};
+
+/// What `model` quantized as `plan` says is saved as. Throws NotImplementedError naming the
+/// layer for quantized layers compressed-tensors cannot store (convolutions, GPT-2's Conv1D).
+CompressedState compressed_state(const model::Model& model, const QuantizationPlan& plan);
+
 /// Writes `model` quantized as `plan` says into `folder`: config.json with quantization_config,
 /// safetensors with each quantized layer compressed, and the source's tokenizer files.
 void save_compressed(const model::HfModel& model, const QuantizationPlan& plan,

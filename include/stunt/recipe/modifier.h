@@ -74,6 +74,10 @@ class Modifier {
 
   /// Whether this modifier needs calibration data (false: it works from the weights alone).
   virtual bool needs_calibration() const { return false; }
+  /// Whether observe() reaches the same result however the calibration samples are grouped
+  /// into forward passes (sums over samples, as GPTQ's Hessian). The pass may then run several
+  /// batches in one forward: the same arithmetic in larger, faster matrix products.
+  virtual bool batch_invariant() const { return false; }
   virtual void begin_block(State& state, int block) {}
   /// The layers of `block` whose inputs this modifier wants.
   virtual std::vector<model::Layer*> calibration_layers(State& state, int block) { return {}; }

@@ -54,6 +54,30 @@ TEST(Gptq, BeatsRoundToNearestOnTheLayerOutput) {
   }
 }
 
+TEST(Gptq, Float64HessianKeepsTheScalesAndTheWeightDtype) {
+  const at::Tensor x = correlated_inputs(512, 64);
+  const at::Tensor w = at::randn({32, 64});
+  const QuantArgs a = args(R"({"num_bits": 4, "strategy": "group", "group_size": 16})");
+  HessianAccumulator h32(64, at::kFloat);
+  HessianAccumulator h64(64, at::kDouble);
+  h32.add(x.reshape({8, 64, 64}));
+  h64.add(x.reshape({8, 64, 64}));
+  ASSERT_EQ(h64.hessian().scalar_type(), at::kDouble);
+  EXPECT_TRUE(at::allclose(h64.hessian().to(at::kFloat), h32.hessian(), 1e-5, 1e-4));
+  GptqOptions options;
+  options.block_size = 16;
+  const GptqResult r32 = gptq_quantize(w, h32.hessian(), a, options);
+  const GptqResult r64 = gptq_quantize(w, h64.hessian(), a, options);
+  // The scales are float32 minmax scales of the original weight either way ...
+  EXPECT_TRUE(r64.qparams.scale.equal(r32.qparams.scale));
+  EXPECT_EQ(r64.weight.scalar_type(), at::kFloat);
+  EXPECT_TRUE(fake_quantize_weight(r64.weight, r64.qparams, a).equal(r64.weight));
+  // ... and the two precisions reach the same quality.
+  const double e32 = output_error(x, w, r32.weight);
+  const double e64 = output_error(x, w, r64.weight);
+  EXPECT_NEAR(e64, e32, 0.02 * e32);
+}
+
 TEST(Gptq, DiagonalHessianGivesRoundToNearest) {
   // With no correlation between inputs there is nothing to compensate: GPTQ is RTN.
   const QuantArgs a = args(R"({"num_bits": 4, "strategy": "channel"})");
