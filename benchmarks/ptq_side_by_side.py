@@ -44,7 +44,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SOURCE_DIR / "tests"))
-from conftest_common import WIKITEXT_DIR  # noqa: E402
+from conftest_common import WIKITEXT_DIR, calibration_starts  # noqa: E402
 
 LLMC_PYTHON = SOURCE_DIR / ".venv-llmcompressor/bin/python"
 LLMC_RUNNER = SOURCE_DIR / "benchmarks/llmcompressor_oneshot.py"
@@ -161,50 +161,6 @@ GOAL_RSS_RATIO = 1.0  # peak RSS no larger
 
 
 # --- calibration and evaluation windows, cut exactly as Stunt cuts them -----------------------
-
-class MT19937_64:
-    """std::mt19937_64, bit for bit (the engine stunt::io::calibration_starts uses)."""
-    MASK = (1 << 64) - 1
-
-    def __init__(self, seed):
-        self.state = [seed & self.MASK]
-        for i in range(1, 312):
-            previous = self.state[-1]
-            self.state.append((6364136223846793005 * (previous ^ (previous >> 62)) + i) & self.MASK)
-        self.index = 312
-
-    def _twist(self):
-        s = self.state
-        for i in range(312):
-            x = (s[i] & 0xFFFFFFFF80000000) | (s[(i + 1) % 312] & 0x7FFFFFFF)
-            s[i] = s[(i + 156) % 312] ^ (x >> 1) ^ (0xB5026F5AA96619E9 if x & 1 else 0)
-        self.index = 0
-
-    def __call__(self):
-        if self.index >= 312:
-            self._twist()
-        x = self.state[self.index]
-        self.index += 1
-        x ^= (x >> 29) & 0x5555555555555555
-        x ^= (x << 17) & 0x71D67FFFEDA60000
-        x ^= (x << 37) & 0xFFF7EEE000000000
-        x ^= x >> 43
-        return x & self.MASK
-
-
-def calibration_starts(n_tokens, count, seq_len, seed):
-    """stunt::io::calibration_starts: uniform starts in [0, n_tokens - seq_len] by rejection."""
-    rng = MT19937_64(seed)
-    span = n_tokens - seq_len + 1
-    threshold = ((1 << 64) - span) % span
-    starts = []
-    for _ in range(count):
-        x = rng()
-        while x < threshold:
-            x = rng()
-        starts.append(x % span)
-    return starts
-
 
 def wikitext_rows(path):
     """The rows of a text file as Stunt's RowReader (and the HF wikitext builder) reads them: each

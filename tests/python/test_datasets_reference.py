@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from conftest_common import MINILM, SOURCE_DIR
+from conftest_common import MINILM, SOURCE_DIR, Mt19937_64, calibration_starts
 
 import tokenizers
 from test_tokenizers_reference import LLAMA3_PATTERN, TEST_TXT, train_gpt2, train_llama  # noqa: E402
@@ -46,41 +46,6 @@ def stunt(tokenizer, *args):
 
 def windows_of(ids, n):
     return [ids[i * n:(i + 1) * n] for i in range(len(ids) // n)]
-
-
-class Mt19937_64:
-    """std::mt19937_64, written out, to check the C++ sampling from first principles."""
-
-    def __init__(self, seed):
-        self.mt = [seed & (2**64 - 1)]
-        for i in range(1, 312):
-            prev = self.mt[-1]
-            self.mt.append((6364136223846793005 * (prev ^ (prev >> 62)) + i) & (2**64 - 1))
-        self.i = 312
-
-    def __call__(self):
-        if self.i >= 312:
-            for k in range(312):
-                x = (self.mt[k] & 0xFFFFFFFF80000000) | (self.mt[(k + 1) % 312] & 0x7FFFFFFF)
-                self.mt[k] = self.mt[(k + 156) % 312] ^ (x >> 1) ^ (0xB5026F5AA96619E9 * (x & 1))
-            self.i = 0
-        y = self.mt[self.i]
-        self.i += 1
-        y ^= (y >> 29) & 0x5555555555555555
-        y ^= (y << 17) & 0x71D67FFFEDA60000
-        y ^= (y << 37) & 0xFFF7EEE000000000
-        return (y ^ (y >> 43)) & (2**64 - 1)
-
-
-def calibration_starts(n_tokens, count, seq_len, seed):
-    rng, span = Mt19937_64(seed), n_tokens - seq_len + 1
-    threshold, starts = (2**64 - span) % span, []
-    for _ in range(count):
-        x = rng()
-        while x < threshold:
-            x = rng()
-        starts.append(x % span)
-    return starts
 
 
 def test_mt19937_64_reference():
