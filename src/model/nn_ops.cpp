@@ -10,6 +10,10 @@
 namespace stunt::model::detail {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat) {
+    // ATen's fused kernel: one pass instead of five, the same float32 arithmetic.
+    return at::rms_norm(x, {x.size(-1)}, weight, eps);
+  }
   at::Tensor x32 = x.to(at::kFloat);
   at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());

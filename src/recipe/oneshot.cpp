@@ -85,17 +85,27 @@ void sequential_pass(Modifier& modifier, State& state, model::Model& model,
   progress_options.unit = "blocks";
   Progress progress(modifier.spec().type + " calibration", blocks + 1, progress_options);
   // A transformer block calls each layer once, so the forward can stop at the last wanted
-  // input. A TorchScript graph may call a layer twice and runs to the end.
-  const bool stop_when_done = model.architecture() != "torchscript";
+  // input, unless its outputs feed the next block. A TorchScript graph may call a layer twice
+  // and runs to the end.
+  const bool keep_outputs = modifier.preserves_outputs();
+  const bool stop_when_done = !keep_outputs && model.architecture() != "torchscript";
   using Clock = std::chrono::steady_clock;
   auto seconds_since = [](Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
   };
   double calibrate_seconds = 0, apply_seconds = 0, propagate_seconds = 0;
-  auto calibrate = [&](int block) {
+  // The layers of `block` (-1: the head) whose inputs the modifier wants.
+  auto wanted_layers = [&](int block) {
     modifier.begin_block(state, block);
-    const std::vector<model::Layer*> layers = modifier.calibration_layers(state, block);
-    if (layers.empty()) return;
+    return modifier.calibration_layers(state, block);
+  };
+  auto calibrate = [&](int block, const std::vector<model::Layer*>& layers) {
+    if (layers.empty()) {
+      if (keep_outputs && block >= 0) {
+        for (model::BlockState& s : states) model.run_block(block, s);
+      }
+      return;
+    }
     {
       std::set<const model::Layer*> seen;
       model::InputCapture capture(model, layers,
@@ -110,12 +120,14 @@ void sequential_pass(Modifier& modifier, State& state, model::Model& model,
       for (size_t b = 0; b < states.size(); ++b) {
         state.batch = b;
         seen.clear();
-        model::BlockState copy = states[b];  // outputs discarded: the weights are about to change
+        // Outputs are discarded, as the weights are about to change, unless they stay valid.
+        model::BlockState copy;
+        model::BlockState& run = keep_outputs && block >= 0 ? states[b] : (copy = states[b]);
         try {
           if (block >= 0) {
-            model.run_block(block, copy);
+            model.run_block(block, run);
           } else {
-            model.head(copy);
+            model.head(run);
           }
         } catch (const ForwardDone&) {
         }
@@ -126,16 +138,23 @@ void sequential_pass(Modifier& modifier, State& state, model::Model& model,
     apply_seconds += seconds_since(applying);
     state.block_inputs = nullptr;
   };
+  std::vector<model::Layer*> layers = wanted_layers(blocks > 0 ? 0 : -1);
   for (int block = 0; block < blocks; ++block) {
     const auto start = Clock::now();
-    calibrate(block);
+    calibrate(block, layers);
+    const int next = block + 1 < blocks ? block + 1 : -1;
+    layers = wanted_layers(next);
     const auto propagating = Clock::now();
-    for (model::BlockState& s : states) model.run_block(block, s);
+    // The last block's outputs only matter when the head calibrates too (it rarely does:
+    // lm_head is usually ignored).
+    if (!keep_outputs && (next >= 0 || !layers.empty())) {
+      for (model::BlockState& s : states) model.run_block(block, s);
+    }
     propagate_seconds += seconds_since(propagating);
     calibrate_seconds += seconds_since(start);
     progress.advance();
   }
-  calibrate(-1);
+  calibrate(-1, layers);
   progress.advance();
   log::debug(modifier.spec().type, " pass: ", calibrate_seconds - propagate_seconds - apply_seconds,
              " s capturing, ", apply_seconds, " s applying, ", propagate_seconds, " s propagating");

@@ -235,13 +235,4 @@ void QuantizationMixin::quantize_weight_rtn(State& state, model::Layer& layer,
   layer.weight = quant::fake_quantize_weight(layer.weight, record.weight, args);
 }
 
-void QuantizationMixin::install_input_quantization(State& state, model::Layer& layer,
-                                                   const quant::QuantScheme& scheme,
-                                                   const std::string& group) {
-  if (!scheme.input_activations) return;
-  quant::LayerQuantization& record = state.quantization.layer(layer.name);
-  record.group = group;
-  quant::quantize_layer_inputs(layer, *scheme.input_activations, record.input);
-}
-
 }  // namespace stunt::recipe::detail

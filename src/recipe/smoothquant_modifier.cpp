@@ -62,6 +62,11 @@ class SmoothQuantModifier final : public Modifier {
   }
 
   bool needs_calibration() const override { return true; }
+  /// Per-channel minima and maxima do not depend on how samples are grouped into forwards.
+  bool batch_invariant() const override { return true; }
+  /// Smoothing divides a norm's weight by the scales and multiplies them into the layers it
+  /// feeds: the block computes the same outputs.
+  bool preserves_outputs() const override { return true; }
 
  protected:
   void on_initialize(State& state) override {

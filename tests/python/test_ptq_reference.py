@@ -244,22 +244,38 @@ def test_smoothquant_preserves_the_model_and_follows_the_reference_formula(tiny_
     assert "quantization_config" not in config
     smoothed = load_file(str(out / "model.safetensors"))
     ids = load_file(str(calibration))["input_ids"]
-    captured = []
-    layer = model.model.layers[0]
-    hook = layer.self_attn.q_proj.register_forward_pre_hook(lambda m, a: captured.append(a[0]))
+    # Every block's scales, from the float model's activations: smoothing an earlier block
+    # leaves later blocks' inputs as they were, so each block must see the float ones.
+    captured = {}
+    hooks = []
+    mappings = [("input_layernorm", "self_attn", ("q_proj", "k_proj", "v_proj")),
+                ("post_attention_layernorm", "mlp", ("gate_proj", "up_proj"))]
+    for i, layer in enumerate(model.model.layers):
+        for norm, parent, balance in mappings:
+            first = getattr(getattr(layer, parent), balance[0])
+            hooks.append(first.register_forward_pre_hook(
+                lambda m, a, key=(i, norm): captured.setdefault(key, []).append(a[0])))
     with torch.no_grad():
         reference = model(input_ids=ids).logits
-    hook.remove()
-    x = torch.cat([c.reshape(-1, c.shape[-1]) for c in captured])
-    act = x.amax(0) - x.amin(0)
-    weights = torch.stack([getattr(layer.self_attn, p).weight.abs().amax(0)
-                           for p in ("q_proj", "k_proj", "v_proj")])
-    wsc = 2.0 * weights.amax(0)
-    s = torch.clamp(torch.where(wsc > 0, act.pow(0.8) / wsc.pow(0.2), act), min=1e-5)
-    norm = smoothed["model.layers.0.input_layernorm.weight"]
-    torch.testing.assert_close(norm, layer.input_layernorm.weight.detach() / s, rtol=1e-5, atol=0)
-    torch.testing.assert_close(smoothed["model.layers.0.self_attn.q_proj.weight"],
-                               layer.self_attn.q_proj.weight.detach() * s, rtol=1e-5, atol=0)
+    for hook in hooks:
+        hook.remove()
+    assert len(model.model.layers) > 1
+    for i, layer in enumerate(model.model.layers):
+        for norm, parent, balance in mappings:
+            x = torch.cat([c.reshape(-1, c.shape[-1]) for c in captured[(i, norm)]])
+            act = x.amax(0) - x.amin(0)
+            weights = torch.stack([getattr(getattr(layer, parent), p).weight.abs().amax(0)
+                                   for p in balance])
+            wsc = 2.0 * weights.amax(0)
+            s = torch.clamp(torch.where(wsc > 0, act.pow(0.8) / wsc.pow(0.2), act), min=1e-5)
+            prefix = f"model.layers.{i}"
+            torch.testing.assert_close(smoothed[f"{prefix}.{norm}.weight"],
+                                       getattr(layer, norm).weight.detach() / s,
+                                       rtol=1e-4, atol=0)
+            for p in balance:
+                torch.testing.assert_close(smoothed[f"{prefix}.{parent}.{p}.weight"],
+                                           getattr(getattr(layer, parent), p).weight.detach() * s,
+                                           rtol=1e-4, atol=0)
     got = run_forward(out, {"input_ids": ids}, tmp_path)["logits"]
     torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-4)
 

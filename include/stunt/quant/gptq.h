@@ -22,7 +22,8 @@ class HessianAccumulator {
   /// counts as one sample (2-D inputs count as one).
   void add(const at::Tensor& input);
   /// add() in two steps, for layers that read the same input (q, k and v; gate and up): the
-  /// product xᵀx of `input` is computed once and added to each layer's accumulator.
+  /// product xᵀx of `input` is computed once and added to each layer's accumulator. Only its
+  /// upper triangle is meant to be read: the lower one may hold zeros.
   static at::Tensor input_product(const at::Tensor& input, c10::ScalarType dtype);
   void add_product(const at::Tensor& product, const at::Tensor& input);
   /// The Hessian so far (a new tensor); throws when nothing was added.

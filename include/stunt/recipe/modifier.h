@@ -68,7 +68,8 @@ class Modifier {
   // sequential pass: for every block in order (then once with block -1 for the layers outside
   // every block) the pipeline calls begin_block, runs the block over the calibration batches
   // handing each layer named by calibration_layers its input, calls apply_block, and runs the
-  // block again with the changes to make the next block's inputs. Then, with or without a pass,
+  // block again with the changes to make the next block's inputs (unless nothing reads them, or
+  // preserves_outputs says the capturing run already made them). Then, with or without a pass,
   // the pipeline calls finish. Fake quantization stays off during passes: layers quantize their
   // inputs only once the whole recipe has run.
 
@@ -78,8 +79,14 @@ class Modifier {
   /// into forward passes (sums over samples, as GPTQ's Hessian). The pass may then run several
   /// batches in one forward: the same arithmetic in larger, faster matrix products.
   virtual bool batch_invariant() const { return false; }
+  /// Whether apply_block leaves the block's outputs as they were, up to rounding (a smoothing
+  /// that moves scales between a norm and the layers after it). The pass then keeps the
+  /// capturing forward's outputs as the next block's inputs instead of running the block again
+  /// (State::block_inputs then holds outputs by the time apply_block runs).
+  virtual bool preserves_outputs() const { return false; }
   virtual void begin_block(State& state, int block) {}
-  /// The layers of `block` whose inputs this modifier wants.
+  /// The layers of `block` whose inputs this modifier wants. Called after the previous block's
+  /// apply_block but before its outputs are propagated: it must not read block inputs.
   virtual std::vector<model::Layer*> calibration_layers(State& state, int block) { return {}; }
   virtual void observe(State& state, const model::Layer& layer, const at::Tensor& input) {}
   virtual void apply_block(State& state, int block) {}

@@ -51,10 +51,6 @@ class QuantizationMixin {
   /// records it in the plan. No-op when the scheme leaves weights alone.
   static void quantize_weight_rtn(State& state, model::Layer& layer,
                                   const quant::QuantScheme& scheme, const std::string& group);
-  /// Makes the layer quantize its inputs from now on (dynamic or with the plan's static scales).
-  static void install_input_quantization(State& state, model::Layer& layer,
-                                         const quant::QuantScheme& scheme,
-                                         const std::string& group);
 
  protected:
   const ModifierSpec& spec_;

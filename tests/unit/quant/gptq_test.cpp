@@ -116,5 +116,22 @@ TEST(Gptq, RefusesWhatItCannotQuantize) {
                     "model.layers.1.mlp.up_proj: the weight holds 0 NaN and 1 infinite");
 }
 
+TEST(Gptq, SharedInputProductGivesTheSameSymmetricHessian) {
+  // 300 inputs are split into column blocks of 128, 128 and 44: the blocked upper-triangle
+  // product, mirrored by hessian(), must equal the plain xᵀx sum.
+  const at::Tensor x = correlated_inputs(96, 300).reshape({3, 32, 300});
+  HessianAccumulator plain(300, at::kFloat);
+  HessianAccumulator shared(300, at::kFloat);
+  for (int64_t b = 0; b < 3; ++b) {
+    const at::Tensor batch = x.narrow(0, b, 1);
+    plain.add(batch);
+    shared.add_product(HessianAccumulator::input_product(batch, at::kFloat), batch);
+  }
+  EXPECT_EQ(shared.samples(), plain.samples());
+  const at::Tensor h = shared.hessian();
+  EXPECT_TRUE(h.equal(h.t()));
+  EXPECT_TRUE(at::allclose(h, plain.hessian(), 1e-5, 1e-4));
+}
+
 }  // namespace
 }  // namespace stunt::quant
