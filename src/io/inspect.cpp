@@ -7,6 +7,7 @@
 #include "stunt/core/progress.h"
 #include "stunt/io/checkpoint.h"
 #include "stunt/kernels/count_zeros.h"
+#include "stunt/kernels/sparsity_pattern.h"
 
 namespace stunt::io {
 namespace {
@@ -50,12 +51,15 @@ InspectReport inspect(const std::filesystem::path& path, const InspectOptions& o
   Progress progress("inspect", static_cast<int64_t>(data_bytes / (1 << 20)),
                     ProgressOptions{.unit = "MiB"});
   for (const auto& entry : checkpoint->entries()) {
-    TensorReport t{entry, std::nullopt};
+    TensorReport t{entry, std::nullopt, ""};
     report.total_numel += entry.numel;
     report.total_bytes += entry.nbytes;
     if (options.sparsity && entry.dtype != "F6_E2M3" && entry.dtype != "F6_E3M2") {
       const at::Tensor tensor = checkpoint->load(entry.name);
       t.zeros = static_cast<uint64_t>(kernels::count_zeros(tensor));
+      // Only a tensor at least a quarter zero can follow 2:4 or 4:8.
+      if (*t.zeros * 4 >= entry.numel && entry.numel > 0)
+        t.pattern = kernels::n_of_m_pattern(tensor);
       report.total_zeros += *t.zeros;
       report.counted_numel += entry.numel;
     }
@@ -71,7 +75,7 @@ nlohmann::ordered_json InspectReport::to_json() const {
   out["format"] = format;
   out["metadata"] = metadata;
   out["tensors"] = nlohmann::ordered_json::array();
-  for (const auto& [t, zeros] : tensors) {
+  for (const auto& [t, zeros, pattern] : tensors) {
     nlohmann::ordered_json row;
     row["name"] = t.name;
     row["dtype"] = t.dtype;
@@ -85,6 +89,7 @@ nlohmann::ordered_json InspectReport::to_json() const {
       row["zeros"] = nullptr;
       row["sparsity"] = nullptr;
     }
+    row["pattern"] = pattern.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(pattern);
     out["tensors"].push_back(row);
   }
   out["totals"] = {
@@ -98,7 +103,7 @@ nlohmann::ordered_json InspectReport::to_json() const {
 
 std::string InspectReport::to_table() const {
   size_t name_width = 4, dtype_width = 5, shape_width = 5;
-  for (const auto& [t, zeros] : tensors) {
+  for (const auto& [t, zeros, pattern] : tensors) {
     name_width = std::max(name_width, t.name.size());
     dtype_width = std::max(dtype_width, t.dtype.size());
     shape_width = std::max(shape_width, shape_text(t.shape).size());
@@ -114,11 +119,13 @@ std::string InspectReport::to_table() const {
   std::string out = str(path.string(), " (", format, ")\n");
   for (const auto& [key, value] : metadata) out += str("  metadata ", key, " = ", value, "\n");
   out += pad("name", name_width) + "  " + pad("dtype", dtype_width) + "  " +
-         pad("shape", shape_width) + "  " + lpad("bytes", 10) + "  " + lpad("sparsity", 8) + "\n";
-  for (const auto& [t, zeros] : tensors) {
+         pad("shape", shape_width) + "  " + lpad("bytes", 10) + "  " + lpad("sparsity", 8) +
+         "  N:M\n";
+  for (const auto& [t, zeros, pattern] : tensors) {
     out += pad(t.name, name_width) + "  " + pad(t.dtype, dtype_width) + "  " +
            pad(shape_text(t.shape), shape_width) + "  " + lpad(human_bytes(t.nbytes), 10) + "  " +
-           lpad(zeros ? percent(*zeros, t.numel) : "-", 8) + "\n";
+           lpad(zeros ? percent(*zeros, t.numel) : "-", 8) + "  " +
+           (pattern.empty() ? "-" : pattern) + "\n";
   }
   out += str("total: ", tensors.size(), " tensors, ", total_numel, " elements, ",
              human_bytes(total_bytes), " (", total_bytes, " bytes), sparsity ",

@@ -97,6 +97,10 @@ class GptqModifier final : public Modifier {
       } else {
         quant::GptqOptions options = options_;
         options.layer = layer->name;
+        // A mask from pruning earlier in the recipe survives: its weights quantize to zero.
+        if (auto pruned = state.pruned.find(layer->name); pruned != state.pruned.end()) {
+          options.pruned = pruned->second;
+        }
         quant::GptqResult result =
             quant::gptq_quantize(layer->weight, it->second.hessian(), *scheme.weights, options);
         quant::LayerQuantization& record = state.quantization.layer(layer->name);

@@ -1,5 +1,6 @@
 // Pruning modifiers: llm-compressor's one-shot ones and SparseML's gradual ones.
 #include "detail/common_args.h"
+#include "detail/pruning_modifiers.h"
 #include "stunt/core/error.h"
 #include "stunt/recipe/registry.h"
 
@@ -71,12 +72,14 @@ void register_pruning_modifiers(ModifierRegistry& r) {
          "pruning",
          "SparseGPT: one-shot pruning with second-order weight reconstruction",
          ArgSchema::object(concat({base, sparsity_base, hessian_fields})),
-         {owl_all_or_none}});
+         {owl_all_or_none},
+         detail::make_sparsegpt_modifier});
   r.add({"WandaPruningModifier",
          "pruning",
          "Wanda: one-shot pruning by |weight| x input activation norm",
          ArgSchema::object(concat({base, sparsity_base})),
-         {owl_all_or_none}});
+         {owl_all_or_none},
+         detail::make_wanda_modifier});
 
   // Both vocabularies: llm-compressor (targets, update_scheduler, mask_structure) and SparseML
   // (params, inter_func, mask_type, *_epoch).
@@ -101,19 +104,22 @@ void register_pruning_modifiers(ModifierRegistry& r) {
          "pruning",
          "magnitude pruning, one-shot or gradual from init_sparsity to final_sparsity",
          ArgSchema::object(concat({base, detail::sparseml_epoch_fields(), gradual})),
-         {needs_targets_or_params, init_not_above_final, epochs_ordered}});
+         {needs_targets_or_params, init_not_above_final, epochs_ordered},
+         detail::make_magnitude_pruning_modifier});
   r.add({"GMPruningModifier",
          "pruning",
          "gradual magnitude pruning (SparseML) on a cubic or linear schedule",
          ArgSchema::object(concat({base, detail::sparseml_epoch_fields(), gradual})),
-         {needs_targets_or_params, init_not_above_final, epochs_ordered}});
+         {needs_targets_or_params, init_not_above_final, epochs_ordered},
+         detail::make_magnitude_pruning_modifier});
   r.add({"ConstantPruningModifier",
          "pruning",
          "keeps existing zeros fixed through later stages and training",
          ArgSchema::object(concat({base,
                                    detail::sparseml_epoch_fields(),
                                    {detail::targets_field(), field("params", params_schema())}})),
-         {needs_targets_or_params}});
+         {needs_targets_or_params},
+         detail::make_constant_pruning_modifier});
 }
 
 }  // namespace stunt::recipe

@@ -18,6 +18,9 @@ struct TensorReport {
   TensorEntry entry;
   /// Zero elements; absent when not computed or not computable (F6 dtypes).
   std::optional<uint64_t> zeros;
+  /// "2:4" or "4:8" when a 2-D floating tensor follows that N:M pattern (n of every m zero
+  /// along its rows), else empty; only computed with the zeros.
+  std::string pattern;
 };
 
 struct InspectReport {

@@ -17,10 +17,13 @@ namespace stunt::kernels {
 /// - weights [rows, count]: updated in place (contiguous, float or double).
 /// - hinv [count, count]: the block's part of the upper Cholesky factor of H^-1 (contiguous).
 /// - scales, zero_points [rows, count]: each column's grid (zero_points undefined: symmetric).
+/// - pruned [rows, count] bool, or undefined: weights held at zero (a sparsity mask), whose
+///   whole value counts as their error.
 /// - quantized, errors [rows, count]: written; losses [rows]: err^2 / 2 added per column.
 /// Every tensor has the weights' dtype.
 void gptq_quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::Tensor& scales,
-                         const at::Tensor& zero_points, const QuantRange& range,
-                         at::Tensor& quantized, at::Tensor& errors, at::Tensor& losses);
+                         const at::Tensor& zero_points, const at::Tensor& pruned,
+                         const QuantRange& range, at::Tensor& quantized, at::Tensor& errors,
+                         at::Tensor& losses);
 
 }  // namespace stunt::kernels

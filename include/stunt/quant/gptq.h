@@ -8,32 +8,14 @@
 #include <cstdint>
 #include <string>
 
+#include "stunt/kernels/hessian.h"
 #include "stunt/quant/qparams.h"
 #include "stunt/quant/quant_args.h"
 
 namespace stunt::quant {
 
-/// The Hessian 2/n * sum(x x^T) of a linear layer's inputs, n counting samples (rows of a
-/// batch, not tokens) as llm-compressor does.
-class HessianAccumulator {
- public:
-  HessianAccumulator(int64_t in_features, c10::ScalarType dtype);
-  /// input: [..., in_features]; the leading dims are flattened into tokens, and each batch row
-  /// counts as one sample (2-D inputs count as one).
-  void add(const at::Tensor& input);
-  /// add() in two steps, for layers that read the same input (q, k and v; gate and up): the
-  /// product xᵀx of `input` is computed once and added to each layer's accumulator. Only its
-  /// upper triangle is meant to be read: the lower one may hold zeros.
-  static at::Tensor input_product(const at::Tensor& input, c10::ScalarType dtype);
-  void add_product(const at::Tensor& product, const at::Tensor& input);
-  /// The Hessian so far (a new tensor); throws when nothing was added.
-  at::Tensor hessian() const;
-  int64_t samples() const { return samples_; }
-
- private:
-  at::Tensor sum_;
-  int64_t samples_ = 0;
-};
+/// GPTQ and SparseGPT share the Hessian accumulator (kernels/hessian.h).
+using kernels::HessianAccumulator;
 
 struct GptqOptions {
   int64_t block_size = 128;
@@ -44,6 +26,9 @@ struct GptqOptions {
   int max_dampening_retries = 6;
   /// Names the layer in warnings and errors.
   std::string layer;
+  /// Weights held at zero (bool [out, in], true = pruned), or undefined: a sparsity mask from an
+  /// earlier pruning step survives quantization, its error spread like a rounding error.
+  at::Tensor pruned;
 };
 
 struct GptqResult {

@@ -4,6 +4,7 @@
 /// LifecycleError when a caller breaks that order.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,9 @@ struct State {
   /// block's context: masks, rotary tables), and the batch being run. Null between passes.
   const std::vector<model::BlockState>* block_inputs = nullptr;
   size_t batch = 0;
+  /// Pruned positions (bool, true = pruned) of every layer a modifier pruned or fixed so far, by
+  /// layer name: later modifiers keep them zero (GPTQ quantizes them to zero).
+  std::map<std::string, at::Tensor> pruned;
 };
 
 /// One compression method configured from a recipe. Subclasses override the hooks they need;

@@ -13,14 +13,16 @@ namespace {
 
 template <typename T>
 void quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::Tensor& scales,
-                    const at::Tensor& zero_points, const QuantRange& range, at::Tensor& quantized,
-                    at::Tensor& errors, at::Tensor& losses) {
+                    const at::Tensor& zero_points, const at::Tensor& pruned,
+                    const QuantRange& range, at::Tensor& quantized, at::Tensor& errors,
+                    at::Tensor& losses) {
   const int64_t rows = weights.size(0);
   const int64_t count = weights.size(1);
   T* w = weights.data_ptr<T>();
   const T* h = hinv.data_ptr<T>();
   const T* s = scales.data_ptr<T>();
   const T* z = zero_points.defined() ? zero_points.data_ptr<T>() : nullptr;
+  const bool* p = pruned.defined() ? pruned.data_ptr<bool>() : nullptr;
   T* q = quantized.data_ptr<T>();
   T* e = errors.data_ptr<T>();
   T* loss = losses.data_ptr<T>();
@@ -32,6 +34,7 @@ void quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::Tenso
       T* wr = w + r * count;
       const T* sr = s + r * count;
       const T* zr = z != nullptr ? z + r * count : nullptr;
+      const bool* pr = p != nullptr ? p + r * count : nullptr;
       T* qr = q + r * count;
       T* er = e + r * count;
       T row_loss = loss[r];
@@ -43,7 +46,8 @@ void quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::Tenso
         v = std::min(std::max(v, lo), hi);
         v = fp8 ? static_cast<T>(static_cast<float>(c10::Float8_e4m3fn(static_cast<float>(v))))
                 : std::nearbyint(v);
-        const T dequantized = (zr != nullptr ? v - zr[i] : v) * sr[i];
+        const T dequantized =
+            pr != nullptr && pr[i] ? T(0) : (zr != nullptr ? v - zr[i] : v) * sr[i];
         qr[i] = dequantized;
         const T err = (x - dequantized) / h[i * count + i];
         row_loss += err * err / T(2);
@@ -59,8 +63,9 @@ void quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::Tenso
 }  // namespace
 
 void gptq_quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::Tensor& scales,
-                         const at::Tensor& zero_points, const QuantRange& range,
-                         at::Tensor& quantized, at::Tensor& errors, at::Tensor& losses) {
+                         const at::Tensor& zero_points, const at::Tensor& pruned,
+                         const QuantRange& range, at::Tensor& quantized, at::Tensor& errors,
+                         at::Tensor& losses) {
   const int64_t rows = weights.size(0);
   const int64_t count = weights.size(1);
   auto expect = [&](const at::Tensor& t, at::IntArrayRef shape, const char* name) {
@@ -73,15 +78,20 @@ void gptq_quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::
   expect(hinv, {count, count}, "hinv");
   expect(scales, {rows, count}, "scales");
   if (zero_points.defined()) expect(zero_points, {rows, count}, "zero_points");
+  STUNT_CHECK(!pruned.defined() || (pruned.is_contiguous() && pruned.scalar_type() == at::kBool &&
+                                    pruned.sizes() == at::IntArrayRef{rows, count}),
+              "gptq_quantize_block: pruned must be contiguous bool [", rows, ", ", count, "]");
   expect(quantized, {rows, count}, "quantized");
   expect(errors, {rows, count}, "errors");
   expect(losses, {rows}, "losses");
   if (weights.scalar_type() == at::kDouble) {
-    quantize_block<double>(weights, hinv, scales, zero_points, range, quantized, errors, losses);
+    quantize_block<double>(weights, hinv, scales, zero_points, pruned, range, quantized, errors,
+                           losses);
   } else {
     STUNT_CHECK(weights.scalar_type() == at::kFloat,
                 "gptq_quantize_block: float32 or float64 weights, got ", weights.scalar_type());
-    quantize_block<float>(weights, hinv, scales, zero_points, range, quantized, errors, losses);
+    quantize_block<float>(weights, hinv, scales, zero_points, pruned, range, quantized, errors,
+                          losses);
   }
 }
 
