@@ -291,6 +291,9 @@ def parse_args():
     parser.add_argument("--eval-seq-len", type=int, default=512, help="perplexity window length")
     parser.add_argument("--threads", type=int, default=2, help="threads for every tool")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per run")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each tool this many times, taking turns, and keep the fastest "
+                             "wall time (and the largest peak RSS) of each")
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs and evaluations already in --out whose settings match")
     parser.add_argument("--skip-eval", action="store_true", help="time the runs only")
@@ -508,6 +511,11 @@ def write_markdown(path, results):
         lines += ["", f"Evaluator check on the dense model: `compress eval` {c['stunt']:.6f}, "
                   f"transformers {c['transformers']:.6f} (relative difference "
                   f"{c['relative_difference']:.2e})."]
+    repeats = max((len(run.get("wall_s_runs") or [1]) for runs in results["runs"].values()
+                   for run in runs.values()), default=1)
+    if repeats > 1:
+        lines += ["", f"Each tool ran up to {repeats} times per method, taking turns; wall s is "
+                  "the fastest run, peak RSS the largest (results.json lists every run)."]
     lines += ["", "Wall time and peak RSS are of the whole process tree (RSS sampled every "
               f"{int(POLL_S * 1000)} ms), loading and saving included; llm-compressor's include "
               "starting Python and importing it. Recipes: `recipes/` beside this file.", ""]
@@ -574,14 +582,35 @@ def main():
         recipe = out / "recipes" / f"{method}.yaml"
         recipe.write_text(recipe_text)
         runs = results["runs"].setdefault(method, {})
+        pending = []
         for tool in args.tools:
             settings = run_key(args, tool, recipe_text, data)
             old = runs.get(tool)
             if not (args.resume and old and old.get("status") == "ok"
                     and old.get("settings") == settings and pathlib.Path(old["output"]).exists()):
-                runs[tool] = {**run_tool(args, tool, method, recipe, model_dir, out, compress),
-                              "settings": settings}
+                pending.append((tool, settings))
+        # --repeat N: the tools take turns N times; each keeps its fastest run's wall time (the
+        # one least slowed by whatever else the machine did) and its largest peak RSS.
+        for repetition in range(args.repeat):
+            for tool, settings in pending:
+                result = run_tool(args, tool, method, recipe, model_dir, out, compress)
+                previous_run = runs.get(tool) if repetition > 0 else None
+                if previous_run is None or previous_run.get("status") != "ok":
+                    runs[tool] = {**result, "settings": settings,
+                                  "wall_s_runs": [result.get("wall_s")]}
+                elif result["status"] != "ok":
+                    runs[tool] = {**result, "settings": settings}
+                else:
+                    walls = previous_run["wall_s_runs"] + [result["wall_s"]]
+                    runs[tool] = {**result, "settings": settings, "wall_s_runs": walls,
+                                  "wall_s": min(walls),
+                                  "peak_rss_bytes": max(result["peak_rss_bytes"],
+                                                        previous_run["peak_rss_bytes"]),
+                                  "max_single_rss_bytes": max(
+                                      result["max_single_rss_bytes"],
+                                      previous_run["max_single_rss_bytes"])}
                 save()
+        for tool in args.tools:
             run = runs[tool]
             if run["status"] == "ok" and not args.skip_eval:
                 evals = run.setdefault("eval", {})

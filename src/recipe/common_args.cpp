@@ -50,4 +50,12 @@ std::vector<Field> concat(std::vector<std::vector<Field>> parts) {
   return out;
 }
 
+std::vector<std::string> string_list(const Value& v) {
+  if (v.is_null()) return {};
+  if (v.is_string()) return {v.get<std::string>()};
+  std::vector<std::string> out;
+  for (const auto& item : v) out.push_back(item.get<std::string>());
+  return out;
+}
+
 }  // namespace stunt::recipe::detail

@@ -1,4 +1,5 @@
 #include "detail/pruning_targets.h"
+#include "detail/common_args.h"
 
 #include <ATen/ATen.h>
 
@@ -8,14 +9,6 @@
 
 namespace stunt::recipe::detail {
 namespace {
-
-std::vector<std::string> string_list(const Value& v) {
-  if (v.is_null()) return {};
-  if (v.is_string()) return {v.get<std::string>()};
-  std::vector<std::string> out;
-  for (const auto& item : v) out.push_back(item.get<std::string>());
-  return out;
-}
 
 /// SparseML names parameters ("model.layers.0.mlp.up_proj.weight", __ALL_PRUNABLE__); layers
 /// are matched by their module names.

@@ -1,4 +1,5 @@
 #include "detail/quantization_mixin.h"
+#include "detail/common_args.h"
 
 #include <set>
 
@@ -10,14 +11,6 @@
 
 namespace stunt::recipe::detail {
 namespace {
-
-std::vector<std::string> string_list(const Value& v) {
-  if (v.is_null()) return {};
-  if (v.is_string()) return {v.get<std::string>()};
-  std::vector<std::string> out;
-  for (const auto& item : v) out.push_back(item.get<std::string>());
-  return out;
-}
 
 /// llm-compressor's observer defaults: weights memoryless_minmax (and the memoryless variant of
 /// whatever is named, since weights are observed once), static inputs minmax, dynamic none.

@@ -1,6 +1,7 @@
 #pragma once
 // Argument fields shared by many modifiers.
 
+#include <string>
 #include <vector>
 
 #include "stunt/recipe/schema.h"
@@ -18,6 +19,8 @@ Field ignore_field();
 ArgSchema sparsity_fraction();
 /// "unstructured" or "N:M" with 0 < N < M (and llm-compressor's "0:0" for unstructured).
 ArgSchema mask_structure();
+/// A string or a list of strings (targets, ignore) as a list; null gives an empty one.
+std::vector<std::string> string_list(const Value& v);
 /// Concatenates field lists.
 std::vector<Field> concat(std::vector<std::vector<Field>> parts);
 
