@@ -22,6 +22,9 @@ import ptq_side_by_side as bench  # noqa: E402
 
 def sparsity_recipe(modifier, comment, body):
     # llm-compressor reads "0:0" as unstructured (it refuses the word); Stunt reads both.
+    # MagnitudePruningModifier has no ignore: its targets name the decoder layers' projections.
+    targets = ('      targets: ["re:model.layers.*"]' if modifier == "MagnitudePruningModifier"
+               else '      targets: [Linear]\n      ignore: ["re:.*lm_head"]')
     return f"""\
 # {comment}; lm_head (tied to the embeddings) stays dense.
 sparsity_stage:
@@ -29,8 +32,7 @@ sparsity_stage:
   sparsity_modifiers:
     {modifier}:
 {body}
-      targets: [Linear]
-      ignore: ["re:.*lm_head"]
+{targets}
 """
 
 
