@@ -51,6 +51,10 @@ PruningTargets::PruningTargets(const ModifierSpec& spec, const std::string& spar
     structure = a["mask_type"].get<std::string>();
   }
   structure_ = prune::parse_mask_structure(structure, spec.where() + ".mask_structure");
+  STUNT_CHECK_AS(ValueError, !a.contains("sparsity_profile") || a["sparsity_profile"].is_null(),
+                 spec.where(),
+                 ": sparsity_profile (OWL) is not supported yet; give one sparsity, or one per "
+                 "layer");
   if (a.contains(sparsity_key)) {
     const Value& s = a[sparsity_key];
     STUNT_CHECK_AS(ValueError, s.is_number() || s.is_array(), spec.where(), ": ", sparsity_key,

@@ -26,10 +26,6 @@ class SparseGptModifier final : public Modifier {
     if (a.contains("preserve_sparsity_mask")) {
       preserve_mask_ = a["preserve_sparsity_mask"].get<bool>();
     }
-    STUNT_CHECK_AS(ValueError, !a.contains("sparsity_profile") || a["sparsity_profile"].is_null(),
-                   this->spec().where(),
-                   ": sparsity_profile (OWL) is not supported yet; give one sparsity, or one per "
-                   "layer");
   }
 
   bool needs_calibration() const override { return true; }

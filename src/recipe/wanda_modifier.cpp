@@ -16,13 +16,7 @@ namespace {
 class WandaModifier final : public Modifier {
  public:
   explicit WandaModifier(ModifierSpec spec)
-      : Modifier(std::move(spec)), targets_(this->spec(), "sparsity") {
-    const Value& a = this->spec().args;
-    STUNT_CHECK_AS(ValueError, !a.contains("sparsity_profile") || a["sparsity_profile"].is_null(),
-                   this->spec().where(),
-                   ": sparsity_profile (OWL) is not supported yet; give one sparsity, or one per "
-                   "layer");
-  }
+      : Modifier(std::move(spec)), targets_(this->spec(), "sparsity") {}
 
   bool needs_calibration() const override { return true; }
   /// Input norms are sums over samples.

@@ -18,7 +18,8 @@ struct PrunedLayer {
 class PruningTargets {
  public:
   /// Reads targets (or SparseML's params), ignore, mask_structure (or mask_type) and the
-  /// sparsity under `sparsity_key` ("sparsity", or "final_sparsity" for magnitude pruning).
+  /// sparsity under `sparsity_key` ("sparsity", or "final_sparsity" for magnitude pruning);
+  /// refuses sparsity_profile (OWL), not supported yet.
   PruningTargets(const ModifierSpec& spec, const std::string& sparsity_key);
   /// Matches the model's layers and checks each against the structure and its sparsity.
   void resolve(const model::Model& model);

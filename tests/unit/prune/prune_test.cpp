@@ -3,6 +3,7 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
+#include "layer_data.h"
 #include "stunt/core/error.h"
 #include "stunt/kernels/hessian.h"
 #include "stunt/prune/magnitude.h"
@@ -17,18 +18,8 @@
 namespace stunt::prune {
 namespace {
 
-/// Inputs with correlated channels of very different energy, as real activations have.
-at::Tensor correlated_inputs(int64_t tokens, int64_t channels) {
-  at::manual_seed(0);
-  const at::Tensor mix = at::randn({channels, channels}) / std::sqrt(static_cast<double>(channels));
-  const at::Tensor energy = at::linspace(0.1, 3.0, channels);
-  return at::matmul(at::randn({tokens, channels}) * energy, mix) +
-         0.5 * at::randn({tokens, channels});
-}
-
-double output_error(const at::Tensor& x, const at::Tensor& w, const at::Tensor& q) {
-  return (at::matmul(x, w.t()) - at::matmul(x, q.t())).pow(2).sum().item<double>();
-}
+using test::correlated_inputs;
+using test::output_error;
 
 /// Every group of m consecutive weights of every row, counted exactly.
 int64_t max_nonzeros_per_group(const at::Tensor& w, int64_t m) {

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "layer_data.h"
 #include "stunt/core/error.h"
 #include "stunt/quant/observer.h"
 #include "test_util.h"
@@ -13,18 +14,8 @@ using Json = nlohmann::ordered_json;
 
 QuantArgs args(const char* json) { return QuantArgs::from_json(Json::parse(json)); }
 
-/// Inputs with correlated channels of very different energy, as real activations have.
-at::Tensor correlated_inputs(int64_t tokens, int64_t channels) {
-  at::manual_seed(0);
-  const at::Tensor mix = at::randn({channels, channels}) / std::sqrt(static_cast<double>(channels));
-  const at::Tensor energy = at::linspace(0.1, 3.0, channels);
-  return at::matmul(at::randn({tokens, channels}) * energy, mix) +
-         0.5 * at::randn({tokens, channels});
-}
-
-double output_error(const at::Tensor& x, const at::Tensor& w, const at::Tensor& q) {
-  return (at::matmul(x, w.t()) - at::matmul(x, q.t())).pow(2).sum().item<double>();
-}
+using test::correlated_inputs;
+using test::output_error;
 
 TEST(Gptq, BeatsRoundToNearestOnTheLayerOutput) {
   const at::Tensor x = correlated_inputs(512, 64);
