@@ -10,6 +10,9 @@ find_package(spdlog REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+# Our kernels' at::parallel_for is ATen's inline OpenMP loop: without -fopenmp it runs on one
+# thread. LibTorch's own libgomp serves it at run time (one OpenMP runtime per process).
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 # CUDA: compiles and links without a GPU present.
 set(STUNT_HAVE_CUDA OFF)
