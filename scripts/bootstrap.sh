@@ -29,12 +29,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # One marker per requirements content: pip runs only when the pins change.
-stamp=".venv/.stunt-requirements-$(cat scripts/requirements.txt scripts/requirements-nodeps.txt | sha256sum | cut -c1-16)"
+stamp=".venv/.stunt-requirements-$(cat scripts/requirements.txt scripts/requirements-nodeps.txt scripts/requirements-legacy.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing Python packages (torch==${TORCH_VERSION} and test tools)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r scripts/requirements.txt
   .venv/bin/python -m pip install -q --no-deps -r scripts/requirements-nodeps.txt
+  rm -rf .venv/legacy-compressed-tensors
+  .venv/bin/python -m pip install -q --no-deps --target .venv/legacy-compressed-tensors \
+    -r scripts/requirements-legacy.txt
   rm -f .venv/.stunt-requirements-*
   touch "$stamp"
 fi

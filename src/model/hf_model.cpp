@@ -10,6 +10,7 @@
 #include "stunt/core/error.h"
 #include "stunt/core/strings.h"
 #include "stunt/io/hf_folder.h"
+#include "stunt/io/memory_checkpoint.h"
 #include "stunt/io/safetensors.h"
 
 namespace stunt::model {
@@ -102,6 +103,19 @@ std::vector<std::pair<std::string, at::Tensor>> HfModel::state_dict() const {
     if (at::isFloatingType(tensor.scalar_type())) tensor = tensor.to(stored_dtype(name));
   }
   return out;
+}
+
+std::unique_ptr<HfModel> HfModel::rebuilt(
+    nlohmann::json config, std::vector<std::pair<std::string, at::Tensor>> tensors) const {
+  const std::string type = config_.model_type();
+  detail::ArchitectureLoader load = detail::find_architecture(type);
+  STUNT_CHECK_AS(NotImplementedError, load != nullptr, "cannot rebuild a model of type ", type);
+  c10::ScalarType dtype = at::kFloat;
+  for (const Layer* layer : layers()) dtype = layer->weight.scalar_type();
+  std::unique_ptr<HfModel> model = load(HfConfig(std::move(config), config_.source()), source_,
+                                        io::memory_checkpoint(std::move(tensors), source_), dtype);
+  model->extra_files_ = extra_files_;
+  return model;
 }
 
 void HfModel::save(const std::filesystem::path& folder) const {

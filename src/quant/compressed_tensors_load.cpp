@@ -15,6 +15,7 @@
 #include "stunt/kernels/quantize.h"
 #include "stunt/model/load.h"
 #include "stunt/quant/compressed_tensors.h"
+#include "stunt/quant/sparse_compressed.h"
 
 namespace stunt::quant {
 namespace {
@@ -160,7 +161,21 @@ std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::Lo
                  "compressed (save_compressed=True)");
   if (q.contains("sparsity_config") && q["sparsity_config"].is_object() &&
       !q["sparsity_config"].empty()) {
-    throw NotImplementedError(str(source, ": sparsity_config is not read yet"));
+    const std::string format = q["sparsity_config"].value("format", std::string("dense"));
+    const bool quantized = q.contains("config_groups") && q["config_groups"].is_object() &&
+                           !q["config_groups"].empty();
+    if (format == "sparse-bitmask" || format == "sparse-24-bitmask") {
+      STUNT_CHECK_AS(NotImplementedError, !quantized, source, ": sparsity_config format ", format,
+                     " on quantized weights is not read; Stunt reads sparse layouts of "
+                     "unquantized weights");
+      log::info("compressed-tensors checkpoint: ", format, " (decompressed to dense)");
+      return model::load_hf_model(
+          path, sparse_decompressing_checkpoint(io::Checkpoint::open(path), source), options);
+    }
+    STUNT_CHECK_AS(NotImplementedError, format == "dense", source, ": sparsity_config format \"",
+                   format,
+                   "\" is not read; Stunt reads dense, sparse-bitmask and "
+                   "sparse-24-bitmask");
   }
   QuantizationPlan local;
   QuantizationPlan& out = plan != nullptr ? *plan : local;

@@ -39,6 +39,31 @@ std::string epochs_ordered(const Value& args) {
   return "";
 }
 
+std::string layers_or_keep_every(const Value& args) {
+  const bool layers = args.contains("layers");
+  const bool every = args.contains("keep_every");
+  if (layers == every) {
+    return layers ? "give either layers or keep_every, not both"
+                  : "missing 'layers' (indices or names of the layers to drop) or 'keep_every' "
+                    "(keep layers 0, k, 2k, ... and the last)";
+  }
+  return "";
+}
+
+/// Heads or channels: a fraction, or a count per layer.
+std::function<std::string(const Value&)> sparsity_or_count(const char* count_key) {
+  return [count_key](const Value& args) -> std::string {
+    const bool sparsity = args.contains("sparsity");
+    const bool count = args.contains(count_key);
+    if (sparsity == count) {
+      return sparsity ? str("give either sparsity or ", count_key, ", not both")
+                      : str("missing 'sparsity' (the fraction to prune in every layer) or '",
+                            count_key, "' (how many to prune in every layer)");
+    }
+    return "";
+  };
+}
+
 std::string owl_all_or_none(const Value& args) {
   const int given = int(args.contains("sparsity_profile") && !args["sparsity_profile"].is_null()) +
                     int(args.contains("owl_m") && !args["owl_m"].is_null()) +
@@ -112,6 +137,47 @@ void register_pruning_modifiers(ModifierRegistry& r) {
          ArgSchema::object(concat({base, detail::sparseml_epoch_fields(), gradual})),
          {needs_targets_or_params, init_not_above_final, epochs_ordered},
          detail::make_magnitude_pruning_modifier});
+  // Structured pruning: the model gets smaller tensors and a new config.
+  const std::vector<Field> importance = {
+      field("importance", ArgSchema::enumeration({"activation", "taylor"}),
+            "activation: output-projection input norms x column norms; taylor: first-order loss "
+            "change (causal language models)")};
+  r.add({"LayerPruningModifier",
+         "pruning",
+         "drops whole transformer layers (a list, or keep every k-th); T5: one stack at a time",
+         ArgSchema::object(concat(
+             {base,
+              detail::sparseml_epoch_fields(),
+              {field("layers",
+                     ArgSchema::list_of(ArgSchema::one_of(
+                         {ArgSchema::integer().range(0, 1e9), ArgSchema::string()})),
+                     "layer indices, names (model.layers.3) or re: patterns"),
+               field("keep_every", ArgSchema::integer().range(1, 1e9),
+                     "keep layers 0, k, 2k, ... (and the last one, unless keep_last: false)"),
+               field("keep_last", ArgSchema::boolean()),
+               field("stack", ArgSchema::enumeration({"encoder", "decoder"}).nullable(),
+                     "T5: the stack to prune")}})),
+         {layers_or_keep_every},
+         detail::make_layer_pruning_modifier});
+  r.add({"HeadPruningModifier",
+         "pruning",
+         "removes the least important attention heads of every layer (same count everywhere; "
+         "grouped-query attention keeps its grouping)",
+         ArgSchema::object(concat({base,
+                                   importance,
+                                   {field("sparsity", detail::sparsity_fraction()),
+                                    field("num_heads", ArgSchema::integer().range(0, 1e9))}})),
+         {sparsity_or_count("num_heads")},
+         detail::make_head_pruning_modifier});
+  r.add({"ChannelPruningModifier",
+         "pruning",
+         "removes the least important FFN channels (intermediate neurons) of every layer",
+         ArgSchema::object(concat({base,
+                                   importance,
+                                   {field("sparsity", detail::sparsity_fraction()),
+                                    field("num_channels", ArgSchema::integer().range(0, 1e9))}})),
+         {sparsity_or_count("num_channels")},
+         detail::make_channel_pruning_modifier});
   r.add({"ConstantPruningModifier",
          "pruning",
          "keeps existing zeros fixed through later stages and training",

@@ -212,8 +212,9 @@ std::vector<model::Batch> load_calibration(const std::filesystem::path& path,
   return batches;
 }
 
-State run_oneshot(const Recipe& recipe, model::Model& model, const OneshotOptions& options) {
-  c10::NoGradGuard no_grad;
+namespace {
+
+std::vector<std::unique_ptr<Modifier>> create_modifiers(const Recipe& recipe) {
   const ModifierRegistry& registry = ModifierRegistry::builtin();
   std::vector<std::unique_ptr<Modifier>> modifiers;
   for (const Stage& stage : recipe.stages) {
@@ -224,6 +225,19 @@ State run_oneshot(const Recipe& recipe, model::Model& model, const OneshotOption
     }
     for (const ModifierSpec& spec : stage.modifiers) {
       modifiers.push_back(registry.create(spec, recipe.syntax, recipe.source));
+    }
+  }
+  return modifiers;
+}
+
+State run_modifiers(std::vector<std::unique_ptr<Modifier>> modifiers, model::Model& model,
+                    const OneshotOptions& options) {
+  c10::NoGradGuard no_grad;
+  for (const auto& m : modifiers) {
+    if (m->changes_structure()) {
+      throw RecipeError(str(m->spec().where(), ": ", m->spec().type,
+                            " changes the model's structure, so it must come before every other "
+                            "modifier of the recipe (and needs a Hugging Face model)"));
     }
   }
   State state;
@@ -250,6 +264,34 @@ State run_oneshot(const Recipe& recipe, model::Model& model, const OneshotOption
   runner.finalize(state);
   quant::apply_input_quantization(model, state.quantization);
   return state;
+}
+
+}  // namespace
+
+State run_oneshot(const Recipe& recipe, model::Model& model, const OneshotOptions& options) {
+  return run_modifiers(create_modifiers(recipe), model, options);
+}
+
+State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
+                  const OneshotOptions& options) {
+  std::vector<std::unique_ptr<Modifier>> modifiers = create_modifiers(recipe);
+  size_t structural = 0;
+  while (structural < modifiers.size() && modifiers[structural]->changes_structure()) {
+    ++structural;
+  }
+  if (structural > 0 && model->config().has("quantization_config")) {
+    throw ValueError(str(modifiers.front()->spec().where(), ": ", modifiers.front()->spec().type,
+                         " cuts a dense model; ", model->config().source(),
+                         " is quantized. Prune the original model, then quantize"));
+  }
+  for (size_t i = 0; i < structural; ++i) {
+    Modifier& m = *modifiers[i];
+    log::info(m.spec().type, ": cutting the model's structure");
+    std::unique_ptr<model::HfModel> smaller = m.restructure(*model, options.calibration);
+    model = std::move(smaller);
+  }
+  modifiers.erase(modifiers.begin(), modifiers.begin() + static_cast<std::ptrdiff_t>(structural));
+  return run_modifiers(std::move(modifiers), *model, options);
 }
 
 }  // namespace stunt::recipe

@@ -14,5 +14,8 @@ std::unique_ptr<Modifier> make_sparsegpt_modifier(const ModifierSpec&) { return 
 std::unique_ptr<Modifier> make_wanda_modifier(const ModifierSpec&) { return nullptr; }
 std::unique_ptr<Modifier> make_magnitude_pruning_modifier(const ModifierSpec&) { return nullptr; }
 std::unique_ptr<Modifier> make_constant_pruning_modifier(const ModifierSpec&) { return nullptr; }
+std::unique_ptr<Modifier> make_layer_pruning_modifier(const ModifierSpec&) { return nullptr; }
+std::unique_ptr<Modifier> make_head_pruning_modifier(const ModifierSpec&) { return nullptr; }
+std::unique_ptr<Modifier> make_channel_pruning_modifier(const ModifierSpec&) { return nullptr; }
 
 }  // namespace stunt::recipe::detail

@@ -9,6 +9,7 @@
 #include "stunt/model/load.h"
 #include "stunt/model/script_model.h"
 #include "stunt/quant/compressed_tensors.h"
+#include "stunt/quant/sparse_compressed.h"
 #include "stunt/quant/torchscript_export.h"
 #include "stunt/recipe/oneshot.h"
 #include "stunt/recipe/recipe.h"
@@ -24,6 +25,7 @@ Runner add_compress(CLI::App& app) {
     std::string dataset;
     stunt::recipe::CalibrationOptions calibration;
     std::string target;
+    std::string sparse_format = "dense";
     bool overwrite = false;
   };
   auto options = std::make_shared<Options>();
@@ -46,6 +48,11 @@ Runner add_compress(CLI::App& app) {
   app.add_option("--target", options->target,
                  "Where the model will run; refuses what it cannot run (FP8 on Ampere)")
       ->check(CLI::IsMember({"cpu", "a10", "a100", "h100", "h200"}));
+  app.add_option("--sparse-format", options->sparse_format,
+                 "How pruned weights are stored: dense (zeros; loads everywhere), or the legacy "
+                 "compressed-tensors sparse-bitmask / sparse-24-bitmask layouts (smaller files)")
+      ->check(CLI::IsMember({"dense", "sparse-bitmask", "sparse-24-bitmask"}))
+      ->capture_default_str();
   app.add_flag("--overwrite", options->overwrite, "Replace an existing output folder");
   return [options, &app]() -> int {
     if (options->recipe.empty() || options->model.empty() || options->output.empty()) {
@@ -53,6 +60,22 @@ Runner add_compress(CLI::App& app) {
       return 2;
     }
     const auto recipe = stunt::recipe::load_recipe(options->recipe);
+    const auto sparse_format = stunt::quant::parse_sparse_format(options->sparse_format);
+    if (sparse_format != stunt::quant::SparseFormat::Dense) {
+      // The legacy sparse layouts store unquantized values: refuse before any work.
+      for (const auto& stage : recipe.stages) {
+        for (const auto& spec : stage.modifiers) {
+          if (spec.type == "QuantizationModifier" || spec.type == "GPTQModifier" ||
+              spec.type == "AWQModifier") {
+            throw stunt::ValueError(stunt::str(
+                "--sparse-format ", options->sparse_format, ": ", recipe.source, ": ", spec.path,
+                " (", spec.type, ") quantizes ",
+                "the weights, and the sparse layouts store unquantized values; drop "
+                "--sparse-format (quantized outputs are packed already) or the quantization"));
+          }
+        }
+      }
+    }
     const std::filesystem::path model_path(options->model);
     bool torchscript = false;
     if (model_path.extension() != ".gguf") {
@@ -85,6 +108,11 @@ Runner add_compress(CLI::App& app) {
       }
     };
     if (torchscript) {
+      if (sparse_format != stunt::quant::SparseFormat::Dense) {
+        throw stunt::ValueError(stunt::str("--sparse-format ", options->sparse_format,
+                                           ": the sparse layouts are written for Hugging Face "
+                                           "folders, not TorchScript archives"));
+      }
       auto model = stunt::model::load_script_model(model_path);
       calibrate(nullptr);
       const auto state = stunt::recipe::run_oneshot(recipe, *model, oneshot);
@@ -100,11 +128,14 @@ Runner add_compress(CLI::App& app) {
         tokenizer.emplace(stunt::model::load_model_tokenizer(options->model));
       }
       calibrate(tokenizer ? &*tokenizer : nullptr);
-      const auto state = stunt::recipe::run_oneshot(recipe, *model, oneshot);
-      if (state.quantization.empty()) {
-        model->save(output.staging());
-      } else {
+      // Structured pruning may replace the model with a smaller one.
+      const auto state = stunt::recipe::run_oneshot(recipe, model, oneshot);
+      if (!state.quantization.empty()) {
         stunt::quant::save_compressed(*model, state.quantization, output.staging());
+      } else if (sparse_format != stunt::quant::SparseFormat::Dense) {
+        stunt::quant::save_sparse_compressed(*model, sparse_format, output.staging());
+      } else {
+        model->save(output.staging());
       }
     }
     stunt::write_file_atomic(output.staging() / "recipe.yaml", recipe.to_yaml());

@@ -44,6 +44,13 @@ class HfModel : public Model {
 
   std::vector<std::pair<std::string, at::Tensor>> state_dict() const override;
 
+  /// A new model of the same architecture and source folder from `config` (config.json's
+  /// content) and `tensors` (checkpoint names and layout, as state_dict() gives them): how
+  /// structured pruning changes shapes. The loader checks every tensor against the config, so a
+  /// surgery that leaves them inconsistent is refused here. Tensors keep their dtype on save.
+  std::unique_ptr<HfModel> rebuilt(nlohmann::json config,
+                                   std::vector<std::pair<std::string, at::Tensor>> tensors) const;
+
   /// Incremental decoding (generate.h). Whether this model implements decode_step.
   virtual bool supports_decoding() const { return false; }
   /// Whether decoding needs start_decoding first (T5).

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "stunt/core/error.h"
+#include "stunt/model/hf_model.h"
 #include "stunt/model/model.h"
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/recipe.h"
@@ -96,6 +98,17 @@ class Modifier {
   virtual void apply_block(State& state, int block) {}
   /// The modifier's turn ends: data-free work, or what follows the pass.
   virtual void finish(State& state) {}
+
+  /// Structured pruning: whether this modifier cuts blocks, heads or channels out of the model.
+  /// Such modifiers come first in a recipe; run_oneshot gives each its turn through
+  /// restructure() before the other modifiers are even created, since those resolve their
+  /// targets against the model's layers.
+  virtual bool changes_structure() const { return false; }
+  /// Returns the smaller model (Hugging Face models only). `calibration` may be empty.
+  virtual std::unique_ptr<model::HfModel> restructure(
+      model::HfModel& model, const std::vector<model::Batch>& calibration) {
+    throw InternalError(spec_.type + " does not change the model's structure");
+  }
 
  protected:
   friend class ModifierRunner;

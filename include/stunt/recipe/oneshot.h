@@ -45,6 +45,14 @@ std::vector<model::Batch> load_calibration(const std::filesystem::path& path,
 /// calibrates), ends and finalizes them, and finally makes quantized layers quantize their
 /// inputs as their schemes say. Returns the state: its quantization plan describes the result.
 /// Throws RecipeError/ValueError naming the recipe path for what cannot run.
+/// Structured pruning modifiers (LayerPruningModifier, HeadPruningModifier,
+/// ChannelPruningModifier) are refused here: they need the overload below.
 State run_oneshot(const Recipe& recipe, model::Model& model, const OneshotOptions& options);
+
+/// The same for a Hugging Face model, with structured pruning: the recipe's leading structured
+/// modifiers replace `model` with smaller ones, in order, then the rest run on the result. A
+/// structured modifier after any other is refused (the others resolved their layers already).
+State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
+                  const OneshotOptions& options);
 
 }  // namespace stunt::recipe
