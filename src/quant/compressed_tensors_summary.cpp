@@ -57,6 +57,9 @@ std::optional<QuantizationSummary> summarize_compressed(const fs::path& folder) 
   if (!is_compressed_tensors_folder(folder)) return std::nullopt;
   const std::string source = (folder / "config.json").string();
   const nlohmann::json q = detail::read_config(folder)["quantization_config"];
+  // A sparse-only folder (legacy sparse-bitmask layouts) has no schemes: its tensors are listed
+  // as stored.
+  if (!q.contains("config_groups") && q.contains("sparsity_config")) return std::nullopt;
   const detail::CompressedConfig config = detail::parse_compressed_config(q, source);
   QuantizationSummary summary;
   summary.format = q.value("format", std::string());

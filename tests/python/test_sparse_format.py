@@ -105,6 +105,7 @@ def test_sparse_layouts_match_compressed_tensors_0_14(tiny_llama, tmp_path, stru
     expected = run_forward(dense, inputs, tmp_path / "fwd-dense")["logits"]
     got = run_forward(sparse, inputs, tmp_path / "fwd-sparse")["logits"]
     assert torch.equal(got, expected)
+    assert ".bitmask" in run("inspect", sparse, check=0).stdout
     back = tmp_path / "back"
     run("convert", sparse, "-o", back, check=0)
     converted = load_file(str(back / "model.safetensors"))
