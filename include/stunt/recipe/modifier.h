@@ -101,7 +101,7 @@ class Modifier {
 
   /// Structured pruning: whether this modifier cuts blocks, heads or channels out of the model.
   /// Such modifiers come first in a recipe; run_oneshot gives each its turn through
-  /// restructure() before the other modifiers are even created, since those resolve their
+  /// restructure() before the other modifiers are initialized, since those resolve their
   /// targets against the model's layers.
   virtual bool changes_structure() const { return false; }
   /// Returns the smaller model (Hugging Face models only). `calibration` may be empty.
