@@ -113,14 +113,23 @@ int64_t units_to_prune(const Value& args, const char* count_key, int64_t total, 
   return prune;
 }
 
-class HeadPruningModifier final : public Modifier {
+/// Heads or channels chosen by an importance measured on calibration data.
+class UnitPruningModifier : public Modifier {
  public:
-  explicit HeadPruningModifier(ModifierSpec spec) : Modifier(std::move(spec)) {
-    const Value& a = this->spec().args;
-    importance_ = prune::parse_importance(a.value("importance", std::string("activation")),
-                                          this->spec().where() + ".importance");
-  }
+  explicit UnitPruningModifier(ModifierSpec spec)
+      : Modifier(std::move(spec)),
+        importance_(prune::parse_importance(
+            this->spec().args.value("importance", std::string("activation")),
+            this->spec().where() + ".importance")) {}
   bool changes_structure() const override { return true; }
+
+ protected:
+  prune::Importance importance_;
+};
+
+class HeadPruningModifier final : public UnitPruningModifier {
+ public:
+  using UnitPruningModifier::UnitPruningModifier;
 
   std::unique_ptr<model::HfModel> restructure(
       model::HfModel& model, const std::vector<model::Batch>& calibration) override {
@@ -144,19 +153,11 @@ class HeadPruningModifier final : public Modifier {
               layout.attention.size(), " attention modules");
     return prune::keep_heads(model, kept, where);
   }
-
- private:
-  prune::Importance importance_ = prune::Importance::Activation;
 };
 
-class ChannelPruningModifier final : public Modifier {
+class ChannelPruningModifier final : public UnitPruningModifier {
  public:
-  explicit ChannelPruningModifier(ModifierSpec spec) : Modifier(std::move(spec)) {
-    const Value& a = this->spec().args;
-    importance_ = prune::parse_importance(a.value("importance", std::string("activation")),
-                                          this->spec().where() + ".importance");
-  }
-  bool changes_structure() const override { return true; }
+  using UnitPruningModifier::UnitPruningModifier;
 
   std::unique_ptr<model::HfModel> restructure(
       model::HfModel& model, const std::vector<model::Batch>& calibration) override {
@@ -174,9 +175,6 @@ class ChannelPruningModifier final : public Modifier {
               " in each of ", layout.ffns.size(), " blocks");
     return prune::keep_ffn_channels(model, prune::choose_channels(scores, prune), where);
   }
-
- private:
-  prune::Importance importance_ = prune::Importance::Activation;
 };
 
 }  // namespace
