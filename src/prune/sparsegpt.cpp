@@ -62,7 +62,9 @@ PruneResult sparsegpt_prune(const at::Tensor& weight, at::Tensor hessian,
   dampening.frac = options.dampening_frac;
   dampening.layer = options.layer;
   const at::Tensor Hinv =
-      kernels::inverse_hessian_factor(hessian, dampening, &result.dampening_used);
+      options.factor_cache != nullptr
+          ? options.factor_cache->factor(hessian, dampening, &result.dampening_used)
+          : kernels::inverse_hessian_factor(hessian, dampening, &result.dampening_used);
 
   at::Tensor pruned = at::zeros({rows, columns}, at::kBool);
   at::Tensor losses = at::zeros({rows}, W.options());

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "stunt/core/error.h"
+#include "stunt/kernels/row_selection.h"
 
 namespace stunt::prune {
 
@@ -10,10 +11,18 @@ InputNormAccumulator::InputNormAccumulator(int64_t in_features)
     : sum_(at::zeros({in_features}, at::kFloat)) {}
 
 void InputNormAccumulator::add(const at::Tensor& input) {
-  STUNT_CHECK(input.size(-1) == sum_.size(0), "input norms of ", sum_.size(0),
-              " features received inputs of width ", input.size(-1));
+  add_square_sums(square_sums(input), input);
+}
+
+at::Tensor InputNormAccumulator::square_sums(const at::Tensor& input) {
   const at::Tensor tokens = input.reshape({-1, input.size(-1)}).to(at::kFloat);
-  sum_.add_(tokens.square().sum(0));
+  return tokens.square().sum(0);
+}
+
+void InputNormAccumulator::add_square_sums(const at::Tensor& sums, const at::Tensor& input) {
+  STUNT_CHECK(input.size(-1) == sum_.size(0) && sums.sizes() == sum_.sizes(), "input norms of ",
+              sum_.size(0), " features received inputs of width ", input.size(-1));
+  sum_.add_(sums);
   samples_ += input.dim() >= 3 ? input.size(0) : 1;
 }
 
@@ -34,12 +43,17 @@ PruneResult wanda_prune(const at::Tensor& weight, const at::Tensor& squared_norm
   const at::Tensor score = weight.to(at::kFloat).abs() * squared_norms.sqrt().unsqueeze(0);
   if (!structure.unstructured()) return with_pruned(weight, n_of_m_lowest(score, structure));
   const int64_t per_row = static_cast<int64_t>(static_cast<double>(weight.size(1)) * sparsity);
-  at::Tensor pruned = at::zeros(weight.sizes(), at::kBool);
-  if (per_row > 0) {
-    const at::Tensor order = std::get<1>(score.sort(std::optional<bool>(true), /*dim=*/1));
-    pruned.scatter_(1, order.narrow(1, 0, per_row), true);
+  // Overflowing input norms can make scores infinite or NaN; the selection kernel wants finite
+  // scores, so those rows go through a sort (NaN last, as llm-compressor's sort puts it).
+  if (!at::isfinite(score).all().item<bool>()) {
+    at::Tensor pruned = at::zeros(weight.sizes(), at::kBool);
+    if (per_row > 0) {
+      const at::Tensor order = std::get<1>(score.sort(std::optional<bool>(true), /*dim=*/1));
+      pruned.scatter_(1, order.narrow(1, 0, per_row), true);
+    }
+    return with_pruned(weight, pruned);
   }
-  return with_pruned(weight, pruned);
+  return with_pruned(weight, kernels::lowest_per_row(score, per_row));
 }
 
 }  // namespace stunt::prune

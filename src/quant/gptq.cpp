@@ -72,7 +72,9 @@ GptqResult gptq_quantize(const at::Tensor& weight, at::Tensor hessian, const Qua
   dampening.max_retries = options.max_dampening_retries;
   dampening.layer = options.layer;
   const at::Tensor Hinv =
-      kernels::inverse_hessian_factor(hessian, dampening, &result.dampening_used);
+      options.factor_cache != nullptr
+          ? options.factor_cache->factor(hessian, dampening, &result.dampening_used)
+          : kernels::inverse_hessian_factor(hessian, dampening, &result.dampening_used);
 
   const kernels::QuantRange range = quant_range(args);
   at::Tensor column_scale =

@@ -97,6 +97,7 @@ class GptqModifier final : public Modifier {
       } else {
         quant::GptqOptions options = options_;
         options.layer = layer->name;
+        options.factor_cache = &factor_cache_;
         // A mask from pruning earlier in the recipe survives: its weights quantize to zero.
         if (auto pruned = state.pruned.find(layer->name); pruned != state.pruned.end()) {
           options.pruned = pruned->second;
@@ -116,6 +117,7 @@ class GptqModifier final : public Modifier {
       }
       hessians_.erase(it);
     }
+    factor_cache_.clear();
   }
 
  private:
@@ -128,6 +130,7 @@ class GptqModifier final : public Modifier {
   uint32_t shared_version_ = 0;
   at::Tensor shared_product_;
   std::map<std::string, quant::HessianAccumulator> hessians_;
+  kernels::InverseFactorCache factor_cache_;
 };
 
 }  // namespace

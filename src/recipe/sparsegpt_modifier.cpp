@@ -77,6 +77,7 @@ class SparseGptModifier final : public Modifier {
       options.dampening_frac = dampening_frac_;
       options.preserve_mask = preserve_mask_;
       options.layer = layer->name;
+      options.factor_cache = &factor_cache_;
       const prune::PruneResult result =
           prune::sparsegpt_prune(layer->weight, it->second.hessian(), options);
       PruningTargets::commit(state, *layer, result);
@@ -84,6 +85,7 @@ class SparseGptModifier final : public Modifier {
                  prune::sparsity_of(result.weight));
       hessians_.erase(it);
     }
+    factor_cache_.clear();
   }
 
  private:
@@ -95,6 +97,7 @@ class SparseGptModifier final : public Modifier {
   uint32_t shared_version_ = 0;
   at::Tensor shared_product_;
   std::map<std::string, kernels::HessianAccumulator> hessians_;
+  kernels::InverseFactorCache factor_cache_;
 };
 
 }  // namespace

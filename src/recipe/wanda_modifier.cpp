@@ -40,10 +40,20 @@ class WandaModifier final : public Modifier {
 
   void observe(State&, const model::Layer& layer, const at::Tensor& input) override {
     auto it = norms_.find(layer.name);
-    if (it != norms_.end()) it->second.add(input);
+    if (it == norms_.end()) return;
+    // q, k and v (gate and up) read one tensor: its sums of squares are computed once.
+    if (!(shared_input_.defined() && input.is_same(shared_input_) &&
+          input._version() == shared_version_)) {
+      shared_input_ = input;
+      shared_version_ = input._version();
+      shared_sums_ = prune::InputNormAccumulator::square_sums(input);
+    }
+    it->second.add_square_sums(shared_sums_, input);
   }
 
   void apply_block(State& state, int block) override {
+    shared_input_ = at::Tensor();
+    shared_sums_ = at::Tensor();
     for (model::Layer* layer : targets_.block_layers(block)) {
       auto it = norms_.find(layer->name);
       if (it == norms_.end()) continue;
@@ -61,6 +71,10 @@ class WandaModifier final : public Modifier {
  private:
   PruningTargets targets_;
   std::map<std::string, prune::InputNormAccumulator> norms_;
+  /// The last input observed and its sums of squares, reused by the next layer that reads it.
+  at::Tensor shared_input_;
+  uint32_t shared_version_ = 0;
+  at::Tensor shared_sums_;
 };
 
 }  // namespace

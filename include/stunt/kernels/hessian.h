@@ -53,4 +53,20 @@ at::Tensor fix_dead_inputs(at::Tensor& hessian);
 at::Tensor inverse_hessian_factor(const at::Tensor& hessian, const DampeningOptions& options,
                                   double* dampening_used);
 
+/// inverse_hessian_factor() that remembers its last answer: a block's q, k and v (gate and up)
+/// read the same inputs, so their Hessians are equal and one factorization serves them all. A
+/// Hessian that differs in any element, or other dampening options, is factored afresh.
+class InverseFactorCache {
+ public:
+  at::Tensor factor(const at::Tensor& hessian, const DampeningOptions& options,
+                    double* dampening_used);
+  void clear();
+
+ private:
+  at::Tensor hessian_;
+  at::Tensor factor_;
+  DampeningOptions options_;
+  double dampening_used_ = 0;
+};
+
 }  // namespace stunt::kernels

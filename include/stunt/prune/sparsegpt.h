@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "stunt/kernels/hessian.h"
 #include "stunt/prune/mask.h"
 
 namespace stunt::prune {
@@ -22,7 +23,10 @@ struct SparseGptOptions {
   /// Keep the weight's existing zeros pruned (and count them toward the sparsity).
   bool preserve_mask = false;
   /// Names the layer in warnings and errors.
-  std::string layer;
+  std::string layer;  /// Shares the inverse Hessian factor with the layers before that read the
+                      /// same inputs, or
+  /// null: each layer factors its own.
+  kernels::InverseFactorCache* factor_cache = nullptr;
 };
 
 /// Prunes `weight` [out, in] given the Hessian [in, in] of its inputs (consumed). As

@@ -19,6 +19,10 @@ class InputNormAccumulator {
   explicit InputNormAccumulator(int64_t in_features);
   /// input: [..., in_features]; each batch row counts as one sample (2-D inputs as one).
   void add(const at::Tensor& input);
+  /// add() in two steps, for layers that read the same input (q, k and v; gate and up): the
+  /// per-feature sums of squares of `input` are computed once and added to each accumulator.
+  static at::Tensor square_sums(const at::Tensor& input);
+  void add_square_sums(const at::Tensor& sums, const at::Tensor& input);
   /// The per-feature mean squared norm [in]; throws when nothing was added.
   at::Tensor squared_norms() const;
   int64_t samples() const { return samples_; }

@@ -28,7 +28,10 @@ struct GptqOptions {
   std::string layer;
   /// Weights held at zero (bool [out, in], true = pruned), or undefined: a sparsity mask from an
   /// earlier pruning step survives quantization, its error spread like a rounding error.
-  at::Tensor pruned;
+  at::Tensor pruned;  /// Shares the inverse Hessian factor with the layers before that read the
+                      /// same inputs, or
+  /// null: each layer factors its own.
+  kernels::InverseFactorCache* factor_cache = nullptr;
 };
 
 struct GptqResult {

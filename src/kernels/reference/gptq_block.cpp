@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "row_update.h"
 #include "stunt/core/error.h"
 
 namespace stunt::kernels {
@@ -52,8 +53,7 @@ void quantize_block(at::Tensor& weights, const at::Tensor& hinv, const at::Tenso
         const T err = (x - dequantized) / h[i * count + i];
         row_loss += err * err / T(2);
         er[i] = err;
-        const T* hr = h + i * count;
-        for (int64_t c = i + 1; c < count; ++c) wr[c] -= err * hr[c];
+        detail::subtract_scaled(wr + i + 1, h + i * count + i + 1, err, count - i - 1);
       }
       loss[r] = row_loss;
     }

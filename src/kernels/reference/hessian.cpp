@@ -104,4 +104,27 @@ at::Tensor inverse_hessian_factor(const at::Tensor& hessian, const DampeningOpti
   return at::eye(hessian.size(0), hessian.options());
 }
 
+at::Tensor InverseFactorCache::factor(const at::Tensor& hessian, const DampeningOptions& options,
+                                      double* dampening_used) {
+  const bool same =
+      hessian_.defined() && options.frac == options_.frac && options.growth == options_.growth &&
+      options.max_retries == options_.max_retries && hessian.sizes() == hessian_.sizes() &&
+      hessian.scalar_type() == hessian_.scalar_type() && at::equal(hessian, hessian_);
+  if (!same) {
+    factor_ = inverse_hessian_factor(hessian, options, &dampening_used_);
+    hessian_ = hessian.clone();
+    options_ = options;
+  } else if (dampening_used_ != options.frac) {
+    log::warn(options.layer, ": reads the same singular Hessian as ", options_.layer,
+              "; used dampening_frac ", dampening_used_, " like it");
+  }
+  *dampening_used = dampening_used_;
+  return factor_;
+}
+
+void InverseFactorCache::clear() {
+  hessian_ = at::Tensor();
+  factor_ = at::Tensor();
+}
+
 }  // namespace stunt::kernels

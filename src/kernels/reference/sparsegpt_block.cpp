@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <limits>
-#include <numeric>
 #include <vector>
 
+#include "row_update.h"
 #include "stunt/core/error.h"
 
 namespace stunt::kernels {
@@ -39,9 +39,13 @@ void prune_block(at::Tensor& weights, const at::Tensor& hinv, at::Tensor& pruned
             score[j] =
                 pr[i + j] ? -std::numeric_limits<T>::infinity() : wr[i + j] * wr[i + j] / (d * d);
           }
-          std::iota(order.begin(), order.end(), 0);
-          std::stable_sort(order.begin(), order.end(),
-                           [&](int64_t a, int64_t b) { return score[a] < score[b]; });
+          // Insertion sort: stable, and without the allocation std::stable_sort makes for
+          // every group of m.
+          for (int64_t j = 0; j < m; ++j) {
+            int64_t k = j;
+            for (; k > 0 && score[j] < score[order[k - 1]]; --k) order[k] = order[k - 1];
+            order[k] = j;
+          }
           for (int64_t j = 0; j < n; ++j) pr[i + order[j]] = true;
         }
         const T x = wr[i];
@@ -51,8 +55,7 @@ void prune_block(at::Tensor& weights, const at::Tensor& hinv, at::Tensor& pruned
         row_loss += err * err / T(2);
         er[i] = err;
         wr[i] = q;
-        const T* hr = h + i * count;
-        for (int64_t c = i + 1; c < count; ++c) wr[c] -= err * hr[c];
+        detail::subtract_scaled(wr + i + 1, h + i * count + i + 1, err, count - i - 1);
       }
       loss[r] = row_loss;
     }

@@ -124,5 +124,38 @@ TEST(Gptq, SharedInputProductGivesTheSameSymmetricHessian) {
   EXPECT_TRUE(at::allclose(h, plain.hessian(), 1e-5, 1e-4));
 }
 
+TEST(Gptq, FactorCacheReusesOnlyAnEqualHessian) {
+  auto hessian_of = [](const at::Tensor& x) {
+    HessianAccumulator h(x.size(1), at::kFloat);
+    h.add(x.reshape({8, -1, x.size(1)}));
+    return h.hessian();
+  };
+  const at::Tensor first = hessian_of(correlated_inputs(256, 64));
+  const at::Tensor second = hessian_of(correlated_inputs(256, 64) * 2 + 1);
+  const QuantArgs scheme = args(R"({"num_bits": 4, "strategy": "group", "group_size": 16})");
+  kernels::InverseFactorCache cache;
+  GptqOptions cached;
+  cached.block_size = 16;
+  cached.factor_cache = &cache;
+  GptqOptions plain = cached;
+  plain.factor_cache = nullptr;
+  // q, k and v: three weights with one Hessian, then another layer with its own.
+  for (const at::Tensor& hessian : {first, first, first, second}) {
+    const at::Tensor w = at::randn({24, 64});
+    const GptqResult a = gptq_quantize(w, hessian.clone(), scheme, cached);
+    const GptqResult b = gptq_quantize(w, hessian.clone(), scheme, plain);
+    EXPECT_TRUE(a.weight.equal(b.weight));
+    EXPECT_EQ(a.loss, b.loss);
+  }
+  kernels::DampeningOptions dampening;
+  double used = 0;
+  const at::Tensor f1 = cache.factor(first, dampening, &used);
+  EXPECT_TRUE(cache.factor(first.clone(), dampening, &used).is_same(f1));
+  EXPECT_FALSE(cache.factor(second, dampening, &used).is_same(f1));
+  dampening.frac = 0.1;
+  EXPECT_TRUE(cache.factor(second, dampening, &used)
+                  .equal(kernels::inverse_hessian_factor(second, dampening, &used)));
+}
+
 }  // namespace
 }  // namespace stunt::quant

@@ -1,0 +1,63 @@
+#pragma once
+// The inner step of GPTQ's and SparseGPT's column loops: once column i of a row is decided,
+// the rest of the row absorbs its error, w[c] -= err * h[c]. It is most of the loops' work.
+
+#include <cstdint>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+namespace stunt::kernels::detail {
+
+template <typename T>
+inline void subtract_scaled_scalar(T* __restrict w, const T* __restrict h, T err, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) w[c] -= err * h[c];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// Eight lanes with a multiply and a subtract apiece, rounded as the scalar loop rounds (no FMA):
+// the result stays bit-identical to llm-compressor's separate product and update.
+__attribute__((target("avx2"))) inline void subtract_scaled_avx2(float* __restrict w,
+                                                                 const float* __restrict h,
+                                                                 float err, int64_t n) {
+  const __m256 e = _mm256_set1_ps(err);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 product = _mm256_mul_ps(e, _mm256_loadu_ps(h + c));
+    _mm256_storeu_ps(w + c, _mm256_sub_ps(_mm256_loadu_ps(w + c), product));
+  }
+  for (; c < n; ++c) w[c] -= err * h[c];
+}
+
+__attribute__((target("avx2"))) inline void subtract_scaled_avx2(double* __restrict w,
+                                                                 const double* __restrict h,
+                                                                 double err, int64_t n) {
+  const __m256d e = _mm256_set1_pd(err);
+  int64_t c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const __m256d product = _mm256_mul_pd(e, _mm256_loadu_pd(h + c));
+    _mm256_storeu_pd(w + c, _mm256_sub_pd(_mm256_loadu_pd(w + c), product));
+  }
+  for (; c < n; ++c) w[c] -= err * h[c];
+}
+
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
+/// w[c] -= err * h[c] for c in [0, n); w and h must not overlap.
+template <typename T>
+inline void subtract_scaled(T* w, const T* h, T err, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (cpu_has_avx2()) {
+    subtract_scaled_avx2(w, h, err, n);
+    return;
+  }
+#endif
+  subtract_scaled_scalar(w, h, err, n);
+}
+
+}  // namespace stunt::kernels::detail
