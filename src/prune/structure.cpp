@@ -14,13 +14,24 @@ namespace {
 
 using TensorList = std::vector<std::pair<std::string, at::Tensor>>;
 
-bool has_tensor(const TensorList& tensors, const std::string& name) {
-  return std::any_of(tensors.begin(), tensors.end(),
-                     [&](const auto& entry) { return entry.first == name; });
+/// The checkpoint names of a model's tensors, for probing its layout without materialising its
+/// state dict (which would convert every weight stored in another dtype).
+using NameSet = std::set<std::string>;
+
+NameSet checkpoint_names(const model::Model& model) {
+  const std::vector<std::string> names = model.tensor_names();
+  NameSet out(names.begin(), names.end());
+  for (const model::Layer* layer : model.layers()) {
+    out.insert(layer->name + ".weight");
+    if (layer->bias.defined()) out.insert(layer->name + ".bias");
+  }
+  return out;
 }
 
+bool has_tensor(const NameSet& tensors, const std::string& name) { return tensors.count(name) > 0; }
+
 /// The first of `prefixes` under which `probe` is a tensor of the model.
-std::string prefix_of(const TensorList& tensors, const std::vector<std::string>& prefixes,
+std::string prefix_of(const NameSet& tensors, const std::vector<std::string>& prefixes,
                       const std::string& probe) {
   for (const std::string& p : prefixes) {
     if (has_tensor(tensors, p + probe)) return p;
@@ -30,7 +41,7 @@ std::string prefix_of(const TensorList& tensors, const std::vector<std::string>&
 
 /// `relative` tensors (name, dim, key/value) under `prefix` that the model has: biases are
 /// optional, so absent ones are skipped.
-std::vector<SlicedTensor> present(const TensorList& tensors, const std::string& prefix,
+std::vector<SlicedTensor> present(const NameSet& tensors, const std::string& prefix,
                                   const std::vector<SlicedTensor>& relative) {
   std::vector<SlicedTensor> out;
   for (SlicedTensor t : relative) {
@@ -40,7 +51,7 @@ std::vector<SlicedTensor> present(const TensorList& tensors, const std::string& 
   return out;
 }
 
-void add_llama(StructureLayout& layout, const model::HfConfig& c, const TensorList& tensors) {
+void add_llama(StructureLayout& layout, const model::HfConfig& c, const NameSet& tensors) {
   const std::string p = prefix_of(tensors, {"model.", ""}, "embed_tokens.weight");
   BlockStack stack{"", p + "layers.", "num_hidden_layers", c.integer("num_hidden_layers"), 0};
   layout.stacks.push_back(stack);
@@ -72,7 +83,7 @@ void add_llama(StructureLayout& layout, const model::HfConfig& c, const TensorLi
   }
 }
 
-void add_t5(StructureLayout& layout, const model::HfConfig& c, const TensorList& tensors) {
+void add_t5(StructureLayout& layout, const model::HfConfig& c, const NameSet& tensors) {
   const int64_t encoder = c.integer("num_layers");
   const int64_t decoder = c.integer("num_decoder_layers", encoder);
   layout.stacks.push_back({"encoder", "encoder.block.", "num_layers", encoder, 0});
@@ -113,7 +124,7 @@ void add_t5(StructureLayout& layout, const model::HfConfig& c, const TensorList&
   }
 }
 
-void add_bert(StructureLayout& layout, const model::HfConfig& c, const TensorList& tensors) {
+void add_bert(StructureLayout& layout, const model::HfConfig& c, const NameSet& tensors) {
   const std::string p = prefix_of(tensors, {"bert.", ""}, "embeddings.word_embeddings.weight");
   BlockStack stack{"", p + "encoder.layer.", "num_hidden_layers", c.integer("num_hidden_layers"),
                    0};
@@ -133,7 +144,7 @@ void add_bert(StructureLayout& layout, const model::HfConfig& c, const TensorLis
   }
 }
 
-void add_gpt2(StructureLayout& layout, const model::HfConfig& c, const TensorList& tensors) {
+void add_gpt2(StructureLayout& layout, const model::HfConfig& c, const NameSet& tensors) {
   const std::string p = prefix_of(tensors, {"transformer.", ""}, "wte.weight");
   BlockStack stack{"", p + "h.", "n_layer", c.integer("n_layer"), 0};
   layout.stacks.push_back(stack);
@@ -188,7 +199,7 @@ void check_same_count(const std::vector<size_t>& counts, const char* what,
 
 StructureLayout structure_layout(const model::HfModel& model) {
   const model::HfConfig& c = model.config();
-  const TensorList tensors = model.state_dict();
+  const NameSet tensors = checkpoint_names(model);
   const std::string type = c.model_type();
   StructureLayout layout;
   if (type == "llama" || type == "mistral" || type == "qwen2") {

@@ -280,9 +280,15 @@ State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     ++structural;
   }
   if (structural > 0 && model->config().has("quantization_config")) {
+    const nlohmann::json& q = model->config().json().at("quantization_config");
+    const bool sparse_only = q.is_object() && !q.contains("config_groups") &&
+                             q.contains("sparsity_config") && q["sparsity_config"].is_object() &&
+                             !q["sparsity_config"].empty();
     throw ValueError(str(modifiers.front()->spec().where(), ": ", modifiers.front()->spec().type,
                          " cuts a dense model; ", model->config().source(),
-                         " is quantized. Prune the original model, then quantize"));
+                         sparse_only ? " is stored sparse-compressed. Write it dense first "
+                                       "(compress convert FOLDER -o DENSE), then prune that"
+                                     : " is quantized. Prune the original model, then quantize"));
   }
   for (size_t i = 0; i < structural; ++i) {
     Modifier& m = *modifiers[i];

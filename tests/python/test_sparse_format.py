@@ -127,3 +127,19 @@ def test_sparse_format_refuses_quantized_recipes_and_unmet_patterns(tiny_llama, 
     sparsity = json.loads((out / "config.json").read_text())["quantization_config"][
         "sparsity_config"]
     assert sparsity["targets"] == []
+
+
+def test_structured_pruning_of_a_sparse_folder_asks_for_a_dense_one(tiny_llama, tmp_path):
+    sparse = prune_folder(tiny_llama, tmp_path, "2:4", "sparse-24-bitmask")
+    drop = recipe(tmp_path, "LayerPruningModifier", ["layers: [1]"])
+    result = run("--recipe", drop, sparse, "-o", tmp_path / "cut", check=1)
+    assert "LayerPruningModifier" in result.stderr and "sparse-compressed" in result.stderr, \
+        result.stderr
+    assert "compress convert" in result.stderr, result.stderr
+    assert not (tmp_path / "cut").exists()
+    # The way the message gives works: convert to dense, then cut.
+    dense = tmp_path / "dense-again"
+    run("convert", sparse, "-o", dense, check=0)
+    run("--recipe", drop, dense, "-o", tmp_path / "cut", check=0)
+    config = json.loads((tmp_path / "cut" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1
