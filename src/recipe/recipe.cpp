@@ -308,4 +308,16 @@ Recipe load_recipe(const std::filesystem::path& path) {
   return recipe;
 }
 
+const ModifierSpec* first_weight_quantizer(const Recipe& recipe) {
+  for (const Stage& stage : recipe.stages) {
+    for (const ModifierSpec& spec : stage.modifiers) {
+      if (spec.type == "QuantizationModifier" || spec.type == "GPTQModifier" ||
+          spec.type == "AWQModifier") {
+        return &spec;
+      }
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace stunt::recipe

@@ -61,20 +61,15 @@ Runner add_compress(CLI::App& app) {
     }
     const auto recipe = stunt::recipe::load_recipe(options->recipe);
     const auto sparse_format = stunt::quant::parse_sparse_format(options->sparse_format);
-    if (sparse_format != stunt::quant::SparseFormat::Dense) {
-      // The legacy sparse layouts store unquantized values: refuse before any work.
-      for (const auto& stage : recipe.stages) {
-        for (const auto& spec : stage.modifiers) {
-          if (spec.type == "QuantizationModifier" || spec.type == "GPTQModifier" ||
-              spec.type == "AWQModifier") {
-            throw stunt::ValueError(stunt::str(
-                "--sparse-format ", options->sparse_format, ": ", recipe.source, ": ", spec.path,
-                " (", spec.type, ") quantizes ",
-                "the weights, and the sparse layouts store unquantized values; drop "
-                "--sparse-format (quantized outputs are packed already) or the quantization"));
-          }
-        }
-      }
+    // The legacy sparse layouts store unquantized values: refuse before any work.
+    if (const auto* spec = stunt::recipe::first_weight_quantizer(recipe);
+        spec != nullptr && sparse_format != stunt::quant::SparseFormat::Dense) {
+      throw stunt::ValueError(
+          stunt::str("--sparse-format ", options->sparse_format, ": ", recipe.source, ": ",
+                     spec->path, " (", spec->type,
+                     ") quantizes the weights, and the sparse layouts store unquantized "
+                     "values; drop --sparse-format (quantized outputs are packed already) or the "
+                     "quantization"));
     }
     const std::filesystem::path model_path(options->model);
     bool torchscript = false;

@@ -67,4 +67,9 @@ void validate_recipe(const Recipe& recipe, const ModifierRegistry& registry);
 /// parse_recipe_file + validate_recipe against the built-in registry.
 Recipe load_recipe(const std::filesystem::path& path);
 
+/// The first modifier of the recipe that quantizes weights (QuantizationModifier, GPTQModifier,
+/// AWQModifier), or null: outputs that store unquantized values (the legacy sparse layouts)
+/// refuse such recipes before any work.
+const ModifierSpec* first_weight_quantizer(const Recipe& recipe);
+
 }  // namespace stunt::recipe

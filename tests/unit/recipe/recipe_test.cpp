@@ -192,5 +192,21 @@ TEST(Recipe, MarkdownFrontMatterHoldsASparseMLRecipe) {
   EXPECT_EQ(r.stages[0].modifiers[0].args["end_epoch"], 2);
 }
 
+TEST(Recipe, FindsTheFirstWeightQuantizer) {
+  const Recipe both = parse_recipe(
+      "sparsity_stage:\n  sparsity_modifiers:\n    SparseGPTModifier: {sparsity: 0.5}\n"
+      "quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier: {}\n"
+      "    GPTQModifier: {scheme: W4A16, targets: [Linear]}\n",
+      "t.yaml");
+  const ModifierSpec* found = first_weight_quantizer(both);
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->type, "GPTQModifier");
+  EXPECT_EQ(found->path, "quant_stage.quant_modifiers.GPTQModifier");
+  const Recipe pruning = parse_recipe(
+      "sparsity_stage:\n  sparsity_modifiers:\n    WandaPruningModifier: {sparsity: 0.5}\n",
+      "t.yaml");
+  EXPECT_EQ(first_weight_quantizer(pruning), nullptr);
+}
+
 }  // namespace
 }  // namespace stunt::recipe
