@@ -45,8 +45,9 @@ struct DampeningOptions {
 /// invertible) and the returned mask [in] marks them, for the caller to zero their weights.
 at::Tensor fix_dead_inputs(at::Tensor& hessian);
 
-/// The upper Cholesky factor U of H^-1 (H^-1 = Uᵀ U) with H dampened, as the GPTQ paper
-/// computes it (Cholesky, inverse, Cholesky). A factorization that fails is retried with
+/// The upper Cholesky factor U of H^-1 (H^-1 = Uᵀ U) with H dampened: the factor the GPTQ paper
+/// computes by Cholesky, inverse, Cholesky, here from one Cholesky of H in reversed order and a
+/// triangular inverse (equal up to rounding). A factorization that fails is retried with
 /// `growth` times more dampening and a warning; after the last retry the identity comes back
 /// (the method then degrades to its data-free form) with a warning. *dampening_used receives the
 /// fraction finally used.

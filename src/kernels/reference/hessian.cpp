@@ -40,24 +40,36 @@ void HessianAccumulator::add(const at::Tensor& input) {
   sum_.addmm_(tokens.t(), tokens, /*beta=*/1.0, /*alpha=*/2.0);
 }
 
+namespace {
+
+/// Columns [lo, hi) of xᵀx into `product`, upper triangle only: the two halves recursively and
+/// the block between them as one matrix product. Halving keeps the products large (faster per
+/// flop than a row of thin blocks) while the work tends to half of the full product.
+void upper_product(const at::Tensor& tokens, at::Tensor& product, int64_t lo, int64_t hi) {
+  constexpr int64_t kLeaf = 192;
+  const int64_t n = hi - lo;
+  if (n <= kLeaf) {
+    at::Tensor out = product.narrow(0, lo, n).narrow(1, lo, n);
+    at::mm_out(out, tokens.narrow(1, lo, n).t(), tokens.narrow(1, lo, n));
+    return;
+  }
+  const int64_t mid = lo + n / 2;
+  upper_product(tokens, product, lo, mid);
+  upper_product(tokens, product, mid, hi);
+  at::Tensor corner = product.narrow(0, lo, mid - lo).narrow(1, mid, hi - mid);
+  at::mm_out(corner, tokens.narrow(1, lo, mid - lo).t(), tokens.narrow(1, mid, hi - mid));
+  product.narrow(0, mid, hi - mid).narrow(1, lo, mid - lo).zero_();
+}
+
+}  // namespace
+
 at::Tensor HessianAccumulator::input_product(const at::Tensor& input, c10::ScalarType dtype) {
   const at::Tensor tokens = token_rows(input, dtype, input.size(-1));
   const int64_t n = tokens.size(1);
-  // xᵀx is symmetric: the products of column block i with blocks i.. (one matrix product per
-  // block row, written in place) give the upper triangle at 9/16 of the work with 8 blocks;
-  // hessian() mirrors it once instead of every forward. Narrow inputs are not worth splitting.
-  constexpr int64_t kBlocks = 8;
-  constexpr int64_t kMinBlock = 128;
-  const int64_t block = std::max(kMinBlock, (n + kBlocks - 1) / kBlocks);
-  if (block >= n) return at::mm(tokens.t(), tokens);
+  // xᵀx is symmetric: its upper triangle is enough, and hessian() mirrors it once instead of
+  // every forward.
   at::Tensor product = at::empty({n, n}, tokens.options());
-  for (int64_t i = 0; i < n; i += block) {
-    const int64_t rows = std::min(block, n - i);
-    at::Tensor block_row = product.narrow(0, i, rows);
-    block_row.narrow(1, 0, i).zero_();
-    at::Tensor upper = block_row.narrow(1, i, n - i);
-    at::mm_out(upper, tokens.narrow(1, i, rows).t(), tokens.narrow(1, i, n - i));
-  }
+  upper_product(tokens, product, 0, n);
   return product;
 }
 
@@ -75,6 +87,42 @@ at::Tensor fix_dead_inputs(at::Tensor& hessian) {
   return dead;
 }
 
+namespace {
+
+/// L⁻¹ of a lower-triangular L by halves: [A 0; B C]⁻¹ = [A⁻¹ 0; -C⁻¹ B A⁻¹ C⁻¹], so that
+/// most of the work is two matrix products per level.
+at::Tensor lower_triangular_inverse(const at::Tensor& lower) {
+  constexpr int64_t kLeaf = 128;
+  const int64_t n = lower.size(0);
+  if (n <= kLeaf) {
+    return at::linalg_solve_triangular(lower, at::eye(n, lower.options()), /*upper=*/false);
+  }
+  const int64_t h = n / 2;
+  const at::Tensor a_inv = lower_triangular_inverse(lower.narrow(0, 0, h).narrow(1, 0, h));
+  const at::Tensor c_inv = lower_triangular_inverse(lower.narrow(0, h, n - h).narrow(1, h, n - h));
+  at::Tensor inverse = at::zeros({n, n}, lower.options());
+  inverse.narrow(0, 0, h).narrow(1, 0, h).copy_(a_inv);
+  inverse.narrow(0, h, n - h).narrow(1, h, n - h).copy_(c_inv);
+  at::Tensor corner = inverse.narrow(0, h, n - h).narrow(1, 0, h);
+  at::mm_out(corner, c_inv, at::mm(lower.narrow(0, h, n - h).narrow(1, 0, h), a_inv));
+  corner.neg_();
+  return inverse;
+}
+
+/// The upper factor U of H⁻¹ (H⁻¹ = Uᵀ U) from one factorization: with J the order reversal,
+/// J H J = L Lᵀ gives H⁻¹ = (J L⁻¹ J)ᵀ (J L⁻¹ J), and J L⁻¹ J is upper triangular with a positive
+/// diagonal, so it is the Cholesky factor of H⁻¹ that GPTQ's Cholesky, inverse, Cholesky
+/// computes, at a third of its work. Undefined when H is not positive definite.
+at::Tensor upper_factor_of_inverse(const at::Tensor& hessian) {
+  auto [lower, info] = at::linalg_cholesky_ex(hessian.flip({0, 1}));
+  if (info.item<int64_t>() != 0) return {};
+  at::Tensor upper = lower_triangular_inverse(lower).flip({0, 1});
+  if (!at::isfinite(upper).all().item<bool>()) return {};
+  return upper;
+}
+
+}  // namespace
+
 at::Tensor inverse_hessian_factor(const at::Tensor& hessian, const DampeningOptions& options,
                                   double* dampening_used) {
   const at::Tensor diagonal = hessian.diagonal().clone();
@@ -83,18 +131,14 @@ at::Tensor inverse_hessian_factor(const at::Tensor& hessian, const DampeningOpti
   for (int attempt = 0; attempt <= options.max_retries; ++attempt) {
     at::Tensor dampened = hessian.clone();
     dampened.diagonal().add_(frac * mean_diagonal);
-    auto [lower, info] = at::linalg_cholesky_ex(dampened);
-    if (info.item<int64_t>() == 0) {
-      at::Tensor inverse = at::cholesky_inverse(lower);
-      auto [upper, info2] = at::linalg_cholesky_ex(inverse, /*upper=*/true);
-      if (info2.item<int64_t>() == 0 && at::isfinite(upper).all().item<bool>()) {
-        if (attempt > 0) {
-          log::warn(options.layer, ": the Hessian is singular at dampening_frac ", options.frac,
-                    "; used ", frac, " instead (more or longer calibration samples avoid this)");
-        }
-        *dampening_used = frac;
-        return upper;
+    at::Tensor upper = upper_factor_of_inverse(dampened);
+    if (upper.defined()) {
+      if (attempt > 0) {
+        log::warn(options.layer, ": the Hessian is singular at dampening_frac ", options.frac,
+                  "; used ", frac, " instead (more or longer calibration samples avoid this)");
       }
+      *dampening_used = frac;
+      return upper;
     }
     frac = frac > 0 ? frac * options.growth : 1e-4;
   }

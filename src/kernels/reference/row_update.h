@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "cpu_features.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -40,11 +42,6 @@ __attribute__((target("avx2"))) inline void subtract_scaled_avx2(double* __restr
     _mm256_storeu_pd(w + c, _mm256_sub_pd(_mm256_loadu_pd(w + c), product));
   }
   for (; c < n; ++c) w[c] -= err * h[c];
-}
-
-inline bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
 }
 #endif
 

@@ -108,11 +108,11 @@ TEST(Gptq, RefusesWhatItCannotQuantize) {
 }
 
 TEST(Gptq, SharedInputProductGivesTheSameSymmetricHessian) {
-  // 300 inputs are split into column blocks of 128, 128 and 44: the blocked upper-triangle
-  // product, mirrored by hessian(), must equal the plain xᵀx sum.
-  const at::Tensor x = correlated_inputs(96, 300).reshape({3, 32, 300});
-  HessianAccumulator plain(300, at::kFloat);
-  HessianAccumulator shared(300, at::kFloat);
+  // 500 inputs are halved twice (leaves of 125 columns): the upper-triangle product, mirrored
+  // by hessian(), must equal the plain xᵀx sum.
+  const at::Tensor x = correlated_inputs(96, 500).reshape({3, 32, 500});
+  HessianAccumulator plain(500, at::kFloat);
+  HessianAccumulator shared(500, at::kFloat);
   for (int64_t b = 0; b < 3; ++b) {
     const at::Tensor batch = x.narrow(0, b, 1);
     plain.add(batch);
@@ -122,6 +122,27 @@ TEST(Gptq, SharedInputProductGivesTheSameSymmetricHessian) {
   const at::Tensor h = shared.hessian();
   EXPECT_TRUE(h.equal(h.t()));
   EXPECT_TRUE(at::allclose(h, plain.hessian(), 1e-5, 1e-4));
+}
+
+TEST(Gptq, InverseFactorIsTheCholeskyFactorOfTheInverse) {
+  // Sizes with and without halving in the triangular inverse.
+  for (int64_t n : {7, 200, 300}) {
+    const at::Tensor x = correlated_inputs(4 * n, n).to(at::kDouble);
+    HessianAccumulator h(n, at::kDouble);
+    h.add(x.reshape({4, -1, n}));
+    const at::Tensor hessian = h.hessian();
+    kernels::DampeningOptions dampening;
+    double used = 0;
+    const at::Tensor factor = kernels::inverse_hessian_factor(hessian, dampening, &used);
+    EXPECT_EQ(used, dampening.frac);
+    at::Tensor dampened = hessian.clone();
+    dampened.diagonal().add_(dampening.frac * hessian.diagonal().mean().item<double>());
+    // GPTQ's own sequence: Cholesky, inverse, Cholesky.
+    const at::Tensor expected =
+        at::linalg_cholesky(at::cholesky_inverse(at::linalg_cholesky(dampened)), /*upper=*/true);
+    EXPECT_TRUE(factor.equal(factor.triu())) << n;
+    EXPECT_TRUE(at::allclose(factor, expected, 1e-9, 1e-9)) << n;
+  }
 }
 
 TEST(Gptq, FactorCacheReusesOnlyAnEqualHessian) {

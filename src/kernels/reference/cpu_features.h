@@ -1,0 +1,16 @@
+#pragma once
+// Which vector instructions this CPU has, for kernels that carry an AVX2 path beside the
+// portable one (the library is built for baseline x86-64).
+
+namespace stunt::kernels::detail {
+
+inline bool cpu_has_avx2() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+#else
+  return false;
+#endif
+}
+
+}  // namespace stunt::kernels::detail
