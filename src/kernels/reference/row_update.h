@@ -3,6 +3,7 @@
 // the rest of the row absorbs its error, w[c] -= err * h[c]. It is most of the loops' work.
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu_features.h"
 
@@ -32,26 +33,18 @@ __attribute__((target("avx2"))) inline void subtract_scaled_avx2(float* __restri
   for (; c < n; ++c) w[c] -= err * h[c];
 }
 
-__attribute__((target("avx2"))) inline void subtract_scaled_avx2(double* __restrict w,
-                                                                 const double* __restrict h,
-                                                                 double err, int64_t n) {
-  const __m256d e = _mm256_set1_pd(err);
-  int64_t c = 0;
-  for (; c + 4 <= n; c += 4) {
-    const __m256d product = _mm256_mul_pd(e, _mm256_loadu_pd(h + c));
-    _mm256_storeu_pd(w + c, _mm256_sub_pd(_mm256_loadu_pd(w + c), product));
-  }
-  for (; c < n; ++c) w[c] -= err * h[c];
-}
 #endif
 
-/// w[c] -= err * h[c] for c in [0, n); w and h must not overlap.
+/// w[c] -= err * h[c] for c in [0, n); w and h must not overlap. Float32 (what GPTQ and
+/// SparseGPT compute in by default) takes the vector path; float64 stays scalar.
 template <typename T>
 inline void subtract_scaled(T* w, const T* h, T err, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu_has_avx2()) {
-    subtract_scaled_avx2(w, h, err, n);
-    return;
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu_has_avx2()) {
+      subtract_scaled_avx2(w, h, err, n);
+      return;
+    }
   }
 #endif
   subtract_scaled_scalar(w, h, err, n);
