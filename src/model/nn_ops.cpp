@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "stunt/core/error.h"
+#include "stunt/kernels/causal_attention.h"
 
 namespace stunt::model::detail {
 
@@ -128,6 +129,11 @@ std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& ca
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale) {
   const bool grouped = k.size(1) != q.size(1);
+  if (!bias.defined() && causal && kernels::causal_attention_supported(q, k, v)) {
+    // Whole-sequence causal attention (calibration, perplexity, prefill): only the keys a query
+    // may see are scored, where ATen's kernel scores all of a 512-token window.
+    return kernels::causal_attention(q, k, v, scale);
+  }
   if (!bias.defined()) {
     // Without a mask SDPA's fused CPU kernel reads shared key/value heads itself
     // (enable_gqa), as transformers arranges: no copies.

@@ -13,4 +13,13 @@ inline bool cpu_has_avx2() {
 #endif
 }
 
+inline bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
 }  // namespace stunt::kernels::detail
