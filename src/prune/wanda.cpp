@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "stunt/core/error.h"
+#include "stunt/kernels/column_square_sums.h"
 #include "stunt/kernels/row_selection.h"
 
 namespace stunt::prune {
@@ -15,8 +16,7 @@ void InputNormAccumulator::add(const at::Tensor& input) {
 }
 
 at::Tensor InputNormAccumulator::square_sums(const at::Tensor& input) {
-  const at::Tensor tokens = input.reshape({-1, input.size(-1)}).to(at::kFloat);
-  return tokens.square().sum(0);
+  return kernels::column_square_sums(input.reshape({-1, input.size(-1)}).to(at::kFloat));
 }
 
 void InputNormAccumulator::add_square_sums(const at::Tensor& sums, const at::Tensor& input) {

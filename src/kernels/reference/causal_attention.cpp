@@ -118,7 +118,7 @@ __attribute__((target("avx2"))) float row_max_avx2(const float* x, int64_t n) {
 /// e^x for x <= 0 (Cephes' single-precision method: e^x = 2^j · e^r with j = round(x·log2 e)
 /// and |r| <= ln2 / 2, e^r by a degree-6 polynomial; about 1 ulp). Below float's normal range
 /// the result is 0.
-__attribute__((target("avx2,fma"))) __m256 exp_nonpositive(__m256 x) {
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp_nonpositive(__m256 x) {
   const __m256 lowest = _mm256_set1_ps(-87.33654f);
   const __m256 underflow = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
   x = _mm256_max_ps(x, lowest);

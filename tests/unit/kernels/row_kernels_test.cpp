@@ -47,6 +47,17 @@ TEST(RowSelection, ChoosesAsAStableSortDoes) {
   at::Tensor expected = at::zeros(distinct.sizes(), at::kBool);
   expected.scatter_(1, order.narrow(1, 0, 50), true);
   EXPECT_TRUE(lowest_per_row(distinct, 50).equal(expected));
+  // Signed zeros tie (as they compare equal), negatives order below them, and values one ulp
+  // apart differ only in the lowest byte.
+  const at::Tensor palette =
+      at::tensor({-1.5f, -0.0f, 0.0f, 1e-30f, 1.0f, 1.0f + 0x1p-23f, 1.0f + 0x1p-22f, -1e-30f});
+  const at::Tensor mixed = palette.index({at::randint(0, 8, {23, 301})});
+  const at::Tensor mixed_order = std::get<1>(mixed.sort(std::optional<bool>(true), 1));
+  for (int64_t k : {1, 100, 150, 300}) {
+    at::Tensor want = at::zeros(mixed.sizes(), at::kBool);
+    want.scatter_(1, mixed_order.narrow(1, 0, k), true);
+    EXPECT_TRUE(lowest_per_row(mixed, k).equal(want)) << "k = " << k;
+  }
   EXPECT_ANY_THROW(lowest_per_row(distinct, 101));
   EXPECT_ANY_THROW(lowest_per_row(distinct.to(at::kDouble), 3));
 }
