@@ -168,6 +168,18 @@ at::Tensor& Model::add_tensor(const std::string& name, at::Tensor tensor) {
   return it->second;
 }
 
+namespace {
+thread_local bool calibration_attention = false;
+}  // namespace
+
+CalibrationAttentionScope::CalibrationAttentionScope() : previous_(calibration_attention) {
+  calibration_attention = true;
+}
+
+CalibrationAttentionScope::~CalibrationAttentionScope() { calibration_attention = previous_; }
+
+bool CalibrationAttentionScope::active() { return calibration_attention; }
+
 InputCapture::InputCapture(Model& model, const std::vector<Layer*>& layers, Receiver receive)
     : model_(model), layers_(layers) {
   STUNT_CHECK_AS(LifecycleError, !model.capture_,

@@ -7,6 +7,7 @@
 
 #include "stunt/core/error.h"
 #include "stunt/kernels/causal_attention.h"
+#include "stunt/model/model.h"
 
 namespace stunt::model::detail {
 
@@ -129,9 +130,10 @@ std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& ca
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale) {
   const bool grouped = k.size(1) != q.size(1);
-  if (!bias.defined() && causal && kernels::causal_attention_supported(q, k, v)) {
-    // Whole-sequence causal attention (calibration, perplexity, prefill): only the keys a query
-    // may see are scored, where ATen's kernel scores all of a 512-token window.
+  if (!bias.defined() && causal && CalibrationAttentionScope::active() &&
+      kernels::causal_attention_supported(q, k, v)) {
+    // Calibration's whole-sequence causal attention: only the keys a query may see are scored,
+    // where ATen's kernel scores all of a 512-token window.
     return kernels::causal_attention(q, k, v, scale);
   }
   if (!bias.defined()) {

@@ -192,4 +192,21 @@ class LayerSwap {
   bool released_ = false;
 };
 
+/// While alive, whole-sequence causal attention without a mask runs on this thread through
+/// Stunt's causal kernel (kernels/causal_attention.h), which scores only the keys each query
+/// sees, instead of ATen's fused attention. Calibration passes use it for speed. Inference
+/// keeps ATen's kernel, the arithmetic transformers runs: with dynamically quantized
+/// activations, a last-bit difference in attention can move a value across a rounding step.
+class CalibrationAttentionScope {
+ public:
+  CalibrationAttentionScope();
+  ~CalibrationAttentionScope();
+  CalibrationAttentionScope(const CalibrationAttentionScope&) = delete;
+  CalibrationAttentionScope& operator=(const CalibrationAttentionScope&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
 }  // namespace stunt::model
