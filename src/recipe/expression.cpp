@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "detail/recipe_parsing.h"
 #include "stunt/core/error.h"
 
 namespace stunt::recipe::detail {
@@ -174,7 +175,7 @@ class Parser {
     if (value->is_number_integer()) return {value->get<double>(), true};
     if (value->is_boolean()) return {value->get<bool>() ? 1.0 : 0.0, true};
     if (value->is_number()) return {value->get<double>(), false};
-    error(str("variable '", name, "' is ", value->dump(), ", not a number"));
+    error(str("variable '", name, "' is ", dump_text(*value), ", not a number"));
   }
 
   Number call(const std::string& name, int depth) {

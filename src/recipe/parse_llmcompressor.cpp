@@ -12,7 +12,7 @@ Recipe parse_llmcompressor(const Value& root, const std::string& source) {
     const std::string& key = it.key();
     const Value& value = it.value();
     if (key == "version") {
-      recipe.version = value.is_string() ? value.get<std::string>() : value.dump();
+      recipe.version = version_text(value, source);
       continue;
     }
     if (!ends_with(key, "_stage")) {
@@ -29,7 +29,7 @@ Recipe parse_llmcompressor(const Value& root, const std::string& source) {
       const std::string path = join_path(key, g.key());
       if (g.key() == "run_type") {
         if (!g.value().is_string() || (g.value() != "oneshot" && g.value() != "train")) {
-          fail(source, path, "expected oneshot or train, found ", g.value().dump());
+          fail(source, path, "expected oneshot or train, found ", dump_text(g.value()));
         }
         stage.run_type = g.value().get<std::string>();
         continue;

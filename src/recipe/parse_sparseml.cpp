@@ -155,8 +155,7 @@ Recipe parse_sparseml(const Value& root, const std::string& source) {
   recipe.source = source;
   recipe.syntax = RecipeSyntax::SparseML;
   if (root.contains("version")) {
-    recipe.version =
-        root["version"].is_string() ? root["version"].get<std::string>() : root["version"].dump();
+    recipe.version = version_text(root["version"], source);
   }
   bool top_level_lists = false, stages = false;
   for (auto it = root.begin(); it != root.end(); ++it) {

@@ -137,6 +137,12 @@ bool ends_with(std::string_view text, std::string_view suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+std::string version_text(const Value& value, const std::string& source) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number()) return dump_text(value);
+  fail(source, "version", "expected a version string such as \"1.1.0\", found ", value.type_name());
+}
+
 bool contains(std::string_view text, std::string_view part) {
   return text.find(part) != std::string_view::npos;
 }
@@ -266,7 +272,7 @@ void emit(YAML::Emitter& out, const Value& v) {
   } else if (v.is_null()) {
     out << YAML::Null;
   } else {
-    out << v.dump();
+    out << detail::dump_text(v);
   }
 }
 

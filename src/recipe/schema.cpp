@@ -11,7 +11,7 @@ namespace stunt::recipe {
 namespace {
 
 std::string shown(const Value& value) {
-  std::string text = value.dump(-1, ' ', false, Value::error_handler_t::replace);
+  std::string text = detail::dump_text(value);
   return text.size() > 60 ? text.substr(0, 57) + "..." : text;
 }
 

@@ -31,6 +31,15 @@ template <typename... Args>
   throw RecipeError(str(source, ": ", path.empty() ? "" : path + ": ", args...));
 }
 
+/// JSON text of a value for messages and echoes. Recipe text may hold bytes that are not UTF-8
+/// (YAML passes them through); they become U+FFFD rather than an exception from the serializer.
+inline std::string dump_text(const Value& value) {
+  return value.dump(-1, ' ', false, Value::error_handler_t::replace);
+}
+
+/// A recipe's `version`: a string or a number ("1.1.0", 1.1); anything else is refused.
+std::string version_text(const Value& value, const std::string& source);
+
 bool ends_with(std::string_view text, std::string_view suffix);
 bool contains(std::string_view text, std::string_view part);
 

@@ -70,6 +70,21 @@ TEST(Recipe, OutOfRangeNumbersAreRangeErrorsNotCrashes) {
   EXPECT_TRUE(r.stages[0].modifiers[0].args["a"].is_number_float());
 }
 
+// The recipe fuzzer's find: a NUL inside a YAML key made the parser hand back a mapping whose
+// JSON serialization threw from nlohmann (not a RecipeError) when it was echoed as `version`.
+TEST(Recipe, VersionMustBeAStringOrNumber) {
+  const char bytes[] = "version:\n .F p_muss\0_ntage:\ne: DU5A5i}\n";
+  const std::string fuzzed(bytes, sizeof bytes - 1);
+  EXPECT_THROW_WITH(parse_recipe(fuzzed, "fuzz.yaml"), RecipeError,
+                    "fuzz.yaml: version: expected a version string");
+  EXPECT_THROW_WITH(parse_recipe("version: [1, 1]\nversion_stage: {}\n", "v.yaml"), RecipeError,
+                    "v.yaml: version: expected a version string such as \"1.1.0\", found array");
+  const std::string stage =
+      "q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: W4A16, targets: [Linear]}\n";
+  EXPECT_EQ(parse_recipe("version: 1.1\n" + stage, "v.yaml").version, "1.1");
+  EXPECT_EQ(parse_recipe("version: \"1.1.0\"\n" + stage, "v.yaml").version, "1.1.0");
+}
+
 TEST(Recipe, SparseMLVariablesAndEvalAreResolved) {
   const Recipe r = parse_and_validate(R"(
 num_epochs: 10
