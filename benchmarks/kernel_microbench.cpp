@@ -2,12 +2,16 @@
 // (8 windows of 512 tokens joined into one forward; 9 query heads reading 3 key/value heads of
 // 64; width 576, MLP 1536):
 //
-//   build/dev/benchmarks/stunt_microbench --benchmark_filter='Attention|Selection|SquareSums'
+//   build/dev/benchmarks/stunt_microbench \
+//       --benchmark_filter='Attention|Selection|SquareSums|Rotary|RmsNorm|GatedSilu'
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
 
 #include "stunt/kernels/causal_attention.h"
 #include "stunt/kernels/column_square_sums.h"
+#include "stunt/kernels/gated_silu.h"
+#include "stunt/kernels/rms_norm.h"
+#include "stunt/kernels/rotary_embedding.h"
 #include "stunt/kernels/row_selection.h"
 
 namespace {
@@ -73,5 +77,66 @@ void BM_ColumnSquareSumsAten(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(x.square().sum(0));
 }
 BENCHMARK(BM_ColumnSquareSumsAten)->Unit(benchmark::kMillisecond);
+
+// Rotary positions on the 9 query heads of a joined forward: [8, 512, 576] viewed as heads.
+struct RotaryInputs {
+  at::Tensor x, cos, sin;
+};
+
+RotaryInputs smollm2_rotary_inputs() {
+  at::manual_seed(0);
+  return {at::randn({8, 512, 9 * 64}).view({8, 512, 9, 64}).transpose(1, 2),
+          at::randn({1, 512, 64}), at::randn({1, 512, 64})};
+}
+
+void BM_RotaryStunt(benchmark::State& state) {
+  const RotaryInputs r = smollm2_rotary_inputs();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(stunt::kernels::rotary_embedding(r.x, r.cos, r.sin));
+  }
+}
+BENCHMARK(BM_RotaryStunt)->Unit(benchmark::kMillisecond);
+
+void BM_RotaryAten(benchmark::State& state) {
+  const RotaryInputs r = smollm2_rotary_inputs();
+  for (auto _ : state) {
+    const at::Tensor rotated = at::cat({-r.x.narrow(-1, 32, 32), r.x.narrow(-1, 0, 32)}, -1);
+    benchmark::DoNotOptimize(r.x * r.cos.unsqueeze(1) + rotated * r.sin.unsqueeze(1));
+  }
+}
+BENCHMARK(BM_RotaryAten)->Unit(benchmark::kMillisecond);
+
+void BM_RmsNormStunt(benchmark::State& state) {
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({8, 512, 576});
+  const at::Tensor weight = at::randn({576});
+  for (auto _ : state) benchmark::DoNotOptimize(stunt::kernels::rms_norm(x, weight, 1e-5));
+}
+BENCHMARK(BM_RmsNormStunt)->Unit(benchmark::kMillisecond);
+
+void BM_RmsNormAten(benchmark::State& state) {
+  at::manual_seed(0);
+  const at::Tensor x = at::randn({8, 512, 576});
+  const at::Tensor weight = at::randn({576});
+  for (auto _ : state) benchmark::DoNotOptimize(at::rms_norm(x, {576}, weight, 1e-5));
+}
+BENCHMARK(BM_RmsNormAten)->Unit(benchmark::kMillisecond);
+
+void BM_GatedSiluStunt(benchmark::State& state) {
+  at::manual_seed(0);
+  const at::Tensor gate = at::randn({8, 512, 1536});
+  const at::Tensor up = at::randn({8, 512, 1536});
+  for (auto _ : state) benchmark::DoNotOptimize(stunt::kernels::gated_silu(gate, up));
+}
+BENCHMARK(BM_GatedSiluStunt)->Unit(benchmark::kMillisecond);
+
+// ATen's form as the model ran it: silu into a new tensor, the product in place.
+void BM_GatedSiluAten(benchmark::State& state) {
+  at::manual_seed(0);
+  const at::Tensor gate = at::randn({8, 512, 1536});
+  const at::Tensor up = at::randn({8, 512, 1536});
+  for (auto _ : state) benchmark::DoNotOptimize(at::silu(gate).mul_(up));
+}
+BENCHMARK(BM_GatedSiluAten)->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -169,16 +169,16 @@ at::Tensor& Model::add_tensor(const std::string& name, at::Tensor tensor) {
 }
 
 namespace {
-thread_local bool calibration_attention = false;
+thread_local bool calibration_kernels = false;
 }  // namespace
 
-CalibrationAttentionScope::CalibrationAttentionScope() : previous_(calibration_attention) {
-  calibration_attention = true;
+CalibrationKernelScope::CalibrationKernelScope() : previous_(calibration_kernels) {
+  calibration_kernels = true;
 }
 
-CalibrationAttentionScope::~CalibrationAttentionScope() { calibration_attention = previous_; }
+CalibrationKernelScope::~CalibrationKernelScope() { calibration_kernels = previous_; }
 
-bool CalibrationAttentionScope::active() { return calibration_attention; }
+bool CalibrationKernelScope::active() { return calibration_kernels; }
 
 InputCapture::InputCapture(Model& model, const std::vector<Layer*>& layers, Receiver receive)
     : model_(model), layers_(layers) {

@@ -1,17 +1,24 @@
 #include "detail/nn_ops.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <limits>
 
 #include "stunt/core/error.h"
 #include "stunt/kernels/causal_attention.h"
+#include "stunt/kernels/gated_silu.h"
+#include "stunt/kernels/rms_norm.h"
+#include "stunt/kernels/rotary_embedding.h"
 #include "stunt/model/model.h"
 
 namespace stunt::model::detail {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (CalibrationKernelScope::active() && kernels::rms_norm_supported(x, weight)) {
+    return kernels::rms_norm(x, weight, eps);
+  }
   if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat) {
     // ATen's fused kernel: one pass instead of five, the same float32 arithmetic.
     return at::rms_norm(x, {x.size(-1)}, weight, eps);
@@ -37,6 +44,17 @@ at::Tensor activation(const std::string& name, const at::Tensor& x) {
   if (name == "tanh") return at::tanh(x);
   if (name == "quick_gelu") return x * at::sigmoid(1.702 * x);
   throw InternalError("activation " + name + " was not validated when loading");
+}
+
+at::Tensor gated_activation(const std::string& name, const at::Tensor& gate, const at::Tensor& up) {
+  if ((name == "silu" || name == "swish") && CalibrationKernelScope::active() &&
+      kernels::gated_silu_supported(gate, up)) {
+    return kernels::gated_silu(gate, up);
+  }
+  at::Tensor gated = activation(name, gate);
+  // In place when no autograd graph records it: one MLP-wide tensor less per forward.
+  if (at::GradMode::is_enabled()) return gated * up;
+  return gated.mul_(up);
 }
 
 at::Tensor split_heads(const at::Tensor& x, int64_t heads, int64_t head_dim) {
@@ -130,7 +148,7 @@ std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& ca
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale) {
   const bool grouped = k.size(1) != q.size(1);
-  if (!bias.defined() && causal && CalibrationAttentionScope::active() &&
+  if (!bias.defined() && causal && CalibrationKernelScope::active() &&
       kernels::causal_attention_supported(q, k, v)) {
     // Calibration's whole-sequence causal attention: only the keys a query may see are scored,
     // where ATen's kernel scores all of a 512-token window.
@@ -233,6 +251,9 @@ std::pair<at::Tensor, at::Tensor> Rotary::tables(const at::Tensor& positions,
 }
 
 at::Tensor Rotary::apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  // One pass, bit-identical to the form below, so inference uses it too.
+  if (kernels::rotary_embedding_supported(x, cos, sin))
+    return kernels::rotary_embedding(x, cos, sin);
   const int64_t half = x.size(-1) / 2;
   at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);

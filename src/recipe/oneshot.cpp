@@ -71,7 +71,7 @@ std::vector<model::Batch> joined_batches(const std::vector<model::Batch>& calibr
 /// One modifier's sequential pass: block by block, capture, apply, propagate.
 void sequential_pass(Modifier& modifier, State& state, model::Model& model,
                      const std::vector<model::Batch>& calibration) {
-  const model::CalibrationAttentionScope calibration_attention;
+  const model::CalibrationKernelScope calibration_kernels;
   const std::vector<model::Batch> batches =
       modifier.batch_invariant() ? joined_batches(calibration) : calibration;
   if (batches.size() != calibration.size()) {

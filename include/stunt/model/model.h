@@ -192,17 +192,18 @@ class LayerSwap {
   bool released_ = false;
 };
 
-/// While alive, whole-sequence causal attention without a mask runs on this thread through
-/// Stunt's causal kernel (kernels/causal_attention.h), which scores only the keys each query
-/// sees, instead of ATen's fused attention. Calibration passes use it for speed. Inference
-/// keeps ATen's kernel, the arithmetic transformers runs: with dynamically quantized
-/// activations, a last-bit difference in attention can move a value across a rounding step.
-class CalibrationAttentionScope {
+/// While alive, this thread's forwards may use Stunt's calibration kernels, which round
+/// differently from ATen in the last bits: causal attention that scores only the keys each
+/// query sees (kernels/causal_attention.h), and single-pass RMSNorm and gated activations
+/// (kernels/rms_norm.h, kernels/gated_activation.h). Calibration passes use them for speed.
+/// Inference keeps ATen's arithmetic, the arithmetic transformers runs: with dynamically
+/// quantized activations, a last-bit difference can move a value across a rounding step.
+class CalibrationKernelScope {
  public:
-  CalibrationAttentionScope();
-  ~CalibrationAttentionScope();
-  CalibrationAttentionScope(const CalibrationAttentionScope&) = delete;
-  CalibrationAttentionScope& operator=(const CalibrationAttentionScope&) = delete;
+  CalibrationKernelScope();
+  ~CalibrationKernelScope();
+  CalibrationKernelScope(const CalibrationKernelScope&) = delete;
+  CalibrationKernelScope& operator=(const CalibrationKernelScope&) = delete;
   static bool active();
 
  private:

@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "avx2_exp.h"
 #include "cpu_features.h"
 #include "stunt/core/error.h"
 
@@ -115,36 +116,12 @@ __attribute__((target("avx2"))) float row_max_avx2(const float* x, int64_t n) {
   return std::isnan(tail) ? kNaN : std::max(horizontal_max(best), tail);
 }
 
-/// e^x for x <= 0 (Cephes' single-precision method: e^x = 2^j · e^r with j = round(x·log2 e)
-/// and |r| <= ln2 / 2, e^r by a degree-6 polynomial; about 1 ulp). Below float's normal range
-/// the result is 0.
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp_nonpositive(__m256 x) {
-  const __m256 lowest = _mm256_set1_ps(-87.33654f);
-  const __m256 underflow = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
-  x = _mm256_max_ps(x, lowest);
-  const __m256 j = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  // r = x - j·ln2 with ln2 split in two so that the first product is exact.
-  __m256 r = _mm256_fnmadd_ps(j, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(j, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i exponent =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(j), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
-}
-
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* x, int64_t n, float shift) {
   const __m256 s = _mm256_set1_ps(shift);
   __m256 sum = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    const __m256 e = detail::exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
     _mm256_storeu_ps(x + i, e);
     sum = _mm256_add_ps(sum, e);
   }
@@ -154,7 +131,7 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* x, int64_t n, 
     for (int l = 0; l < 8; ++l) lanes[l] = i + l < n ? -1 : 0;
     const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
     const __m256 e =
-        _mm256_and_ps(exp_nonpositive(_mm256_sub_ps(_mm256_maskload_ps(x + i, mask), s)),
+        _mm256_and_ps(detail::exp_nonpositive(_mm256_sub_ps(_mm256_maskload_ps(x + i, mask), s)),
                       _mm256_castsi256_ps(mask));
     _mm256_maskstore_ps(x + i, mask, e);
     sum = _mm256_add_ps(sum, e);

@@ -188,15 +188,8 @@ class Llama final : public HfModel {
 
   // mlp: normalized hidden states in, down_proj's output out.
   at::Tensor mlp_forward(const Block& b, const at::Tensor& h) const {
-    at::Tensor gated = activation(activation_, call(*b.gate, h));
-    const at::Tensor up = call(*b.up, h);
-    // In place when no autograd graph records it: one MLP-wide tensor less per forward.
-    if (at::GradMode::is_enabled()) {
-      gated = gated * up;
-    } else {
-      gated.mul_(up);
-    }
-    return call(*b.down, gated);
+    const at::Tensor gate = call(*b.gate, h);
+    return call(*b.down, gated_activation(activation_, gate, call(*b.up, h)));
   }
 
  public:

@@ -324,8 +324,9 @@ class T5 final : public HfModel {
   }
 
   at::Tensor feed_forward(const FeedForward& f, const at::Tensor& x) const {
-    at::Tensor h = activation(activation_, call(*f.wi, x));
-    if (f.wi_gate != nullptr) h = h * call(*f.wi_gate, x);
+    at::Tensor h = call(*f.wi, x);
+    h = f.wi_gate != nullptr ? gated_activation(activation_, h, call(*f.wi_gate, x))
+                             : activation(activation_, h);
     return call(*f.wo, h);
   }
 

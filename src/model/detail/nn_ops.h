@@ -17,6 +17,8 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 /// The activation transformers calls `name`; throws FormatError (via config) for unknown names.
 at::Tensor activation(const std::string& name, const at::Tensor& x);
+/// activation(name, gate) · up, the gated MLP's product (SwiGLU, gated GELU).
+at::Tensor gated_activation(const std::string& name, const at::Tensor& gate, const at::Tensor& up);
 /// Whether activation() knows `name`.
 bool is_known_activation(const std::string& name);
 
