@@ -8,6 +8,7 @@
 
 #include "stunt/core/error.h"
 #include "stunt/core/strings.h"
+#include "stunt/kernels/onednn_linear.h"
 
 namespace stunt::model {
 
@@ -109,6 +110,10 @@ at::Tensor Model::call(const Layer& layer, const at::Tensor& input) const {
   if (layer.forward) return layer.forward(input, layer);
   switch (layer.kind) {
     case LayerKind::Linear:
+      if (CalibrationKernelScope::active() &&
+          kernels::onednn_linear_supported(input, layer.weight, layer.bias)) {
+        return kernels::onednn_linear(input, layer.weight, layer.bias);
+      }
       return at::linear(input, layer.weight, layer.bias);
     case LayerKind::Embedding:
       return at::embedding(layer.weight, input);

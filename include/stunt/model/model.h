@@ -194,8 +194,9 @@ class LayerSwap {
 
 /// While alive, this thread's forwards may use Stunt's calibration kernels, which round
 /// differently from ATen in the last bits: causal attention that scores only the keys each
-/// query sees (kernels/causal_attention.h), and single-pass RMSNorm and gated activations
-/// (kernels/rms_norm.h, kernels/gated_activation.h). Calibration passes use them for speed.
+/// query sees (kernels/causal_attention.h), single-pass RMSNorm and gated activations
+/// (kernels/rms_norm.h, kernels/gated_silu.h), and linear layers through oneDNN rather than MKL
+/// (kernels/onednn_linear.h). Calibration passes use them for speed.
 /// Inference keeps ATen's arithmetic, the arithmetic transformers runs: with dynamically
 /// quantized activations, a last-bit difference can move a value across a rounding step.
 class CalibrationKernelScope {
