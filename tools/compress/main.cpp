@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iostream>
 
 #include "commands.h"
@@ -76,7 +77,9 @@ int main(int argc, char** argv) {
     return kExitError;
   } catch (const std::exception& e) {
     // LibTorch (c10::Error), the standard library: still one line and exit 1, never a crash.
+    // Its first line, skipping the blank line some c10 messages open with.
     std::string message = e.what();
+    message.erase(0, std::min(message.size(), message.find_first_not_of(" \n")));
     std::cerr << "error: " << stunt::printable(message.substr(0, message.find('\n'))) << "\n";
     return kExitError;
   }

@@ -1,7 +1,7 @@
 #pragma once
 /// Linear layers through oneDNN's matrix product, for calibration forwards. LibTorch's at::linear
-/// calls MKL's sgemm, whose kernels on AMD processors reach about 13% less throughput than
-/// oneDNN's at a calibration forward's shapes (benchmarks/kernel_microbench.cpp, `Linear`).
+/// calls MKL's sgemm, which on this project's AMD machine takes about a tenth longer than
+/// oneDNN for a calibration forward's products (benchmarks/kernel_microbench.cpp, `Linear`).
 /// LibTorch carries oneDNN as the operator mkldnn::_linear_pointwise, which this calls.
 
 #include <ATen/core/Tensor.h>
