@@ -297,7 +297,17 @@ def parse_args():
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs and evaluations already in --out whose settings match")
     parser.add_argument("--skip-eval", action="store_true", help="time the runs only")
-    return parser.parse_args()
+    parser.add_argument("--llmcompressor-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set this in llm-compressor's environment (not the evaluator's); "
+                             "e.g. ATEN_CPU_CAPABILITY=default reruns it with PyTorch's scalar "
+                             "CPU kernels, which round differently, to see how far rounding "
+                             "alone moves its result")
+    args = parser.parse_args()
+    for setting in args.llmcompressor_env:
+        name, equals, _ = setting.partition("=")
+        if not equals or not name:
+            parser.error(f"--llmcompressor-env {setting!r}: expected NAME=VALUE")
+    return args
 
 
 def find_compress(explicit):
@@ -376,6 +386,7 @@ def run_tool(args, tool, method, recipe, model_dir, out, compress):
                                                  "bash benchmarks/setup_llmcompressor.sh"}
         if output.exists():
             subprocess.run(["rm", "-rf", str(output)], check=True)
+        env.update(setting.partition("=")[::2] for setting in args.llmcompressor_env)
         cmd = [args.llmcompressor_python, LLMC_RUNNER, "oneshot", "--model", model_dir,
                "--recipe", recipe, "--calib", out / "calib.safetensors", "-o", output,
                "--threads", args.threads, "--report", report]
@@ -422,8 +433,11 @@ def evaluate(args, folder, out, compress, name):
 
 
 def run_key(args, tool, recipe_text, data):
-    return {"tool": tool, "recipe_sha256": hashlib.sha256(recipe_text.encode()).hexdigest(),
-            "calib_sha256": data["calibration"]["sha256"], "threads": args.threads}
+    key = {"tool": tool, "recipe_sha256": hashlib.sha256(recipe_text.encode()).hexdigest(),
+           "calib_sha256": data["calibration"]["sha256"], "threads": args.threads}
+    if tool == "llmcompressor" and args.llmcompressor_env:
+        key["env"] = sorted(args.llmcompressor_env)
+    return key
 
 
 def eval_key(args, data):

@@ -12,6 +12,13 @@ Wall times are not compared here: the side-by-side scripts measure those.
 
 Arguments after `--` go to the side-by-side script. Each seed writes OUT/seed-S; the summary
 goes to OUT/spread.json and OUT/spread.md.
+
+How far rounding alone moves the reference: rerun llm-compressor with PyTorch's scalar CPU
+kernels and compare it with an earlier spread over the same seeds,
+
+  .venv/bin/python benchmarks/seed_spread.py --bench prune --seeds 0 1 2 3 4 \\
+      --methods wanda-50 --out out/spread-scalar --reference out/spread -- \\
+      --evaluator transformers --num-samples 32 --llmcompressor-env ATEN_CPU_CAPABILITY=default
 """
 import argparse
 import json
@@ -33,6 +40,16 @@ def perplexity(results, method, tool):
     return value
 
 
+def reference_run(folder, seed):
+    path = folder / f"seed-{seed}" / "results.json"
+    if not path.exists():
+        raise SystemExit(f"error: --reference {folder}: no {path}; it must be an earlier "
+                         f"seed_spread.py --out over the same seeds")
+    results = json.loads(path.read_text())
+    results["out"] = str(path.parent)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,6 +58,9 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--methods", nargs="+", required=True)
     parser.add_argument("--out", type=pathlib.Path, default=SOURCE_DIR / "out/seed-spread")
+    parser.add_argument("--reference", type=pathlib.Path,
+                        help="an earlier --out over the same seeds: also tabulate how far this "
+                             "run's llm-compressor perplexity is from that run's")
     parser.add_argument("rest", nargs=argparse.REMAINDER,
                         help="-- then arguments for the side-by-side script")
     args = parser.parse_args()
@@ -61,8 +81,14 @@ def main():
         results["out"] = str(out)
         for method in args.methods:
             stunt, llmc = (perplexity(results, method, tool) for tool in TOOLS)
-            rows[method].append({"seed": seed, "stunt": stunt, "llmcompressor": llmc,
-                                 "difference_pct": 100 * (stunt / llmc - 1)})
+            row = {"seed": seed, "stunt": stunt, "llmcompressor": llmc,
+                   "difference_pct": 100 * (stunt / llmc - 1)}
+            if args.reference:
+                reference_results = reference_run(args.reference, seed)
+                row["reference_llmcompressor"] = perplexity(reference_results, method,
+                                                            "llmcompressor")
+                row["reference_shift_pct"] = 100 * (llmc / row["reference_llmcompressor"] - 1)
+            rows[method].append(row)
 
     summary = {"command_line": " ".join(sys.argv), "bench": args.bench, "methods": {}}
     lines = ["| method | seed | Stunt ppl | llm-compressor ppl | difference |",
@@ -83,6 +109,18 @@ def main():
         lines.append(f"| {method} | mean of {len(per_seed)} | {mean_stunt:.4f} | {mean_llmc:.4f} "
                      f"| {s['difference_of_means_pct']:+.2f}% (per-seed differences: mean "
                      f"{s['mean_difference_pct']:+.2f}%, sd {s['stdev_difference_pct']:.2f}) |")
+    if args.reference:
+        lines += ["", f"llm-compressor here against llm-compressor in {args.reference}:", "",
+                  "| method | seed | here | there | shift |", "| --- | ---: | ---: | ---: | ---: |"]
+        for method, per_seed in rows.items():
+            for r in per_seed:
+                lines.append(f"| {method} | {r['seed']} | {r['llmcompressor']:.4f} | "
+                             f"{r['reference_llmcompressor']:.4f} | "
+                             f"{r['reference_shift_pct']:+.2f}% |")
+            shifts = [abs(r["reference_shift_pct"]) for r in per_seed]
+            summary["methods"][method]["mean_abs_reference_shift_pct"] = statistics.fmean(shifts)
+            lines.append(f"| {method} | mean of {len(per_seed)} | | | "
+                         f"{statistics.fmean(shifts):.2f}% (absolute) |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "spread.json").write_text(json.dumps(summary, indent=1) + "\n")
     (args.out / "spread.md").write_text("\n".join(lines) + "\n")
