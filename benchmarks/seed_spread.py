@@ -69,6 +69,9 @@ def main():
         parser.error("--seed, --out, --methods and --repeat are set per seed by this script")
     script = SOURCE_DIR / f"benchmarks/{args.bench}_side_by_side.py"
 
+    # Read before the long runs, so that a wrong --reference fails at once.
+    references = {seed: reference_run(args.reference, seed) for seed in args.seeds
+                  } if args.reference else {}
     rows = {m: [] for m in args.methods}
     for seed in args.seeds:
         out = args.out / f"seed-{seed}"
@@ -83,9 +86,8 @@ def main():
             stunt, llmc = (perplexity(results, method, tool) for tool in TOOLS)
             row = {"seed": seed, "stunt": stunt, "llmcompressor": llmc,
                    "difference_pct": 100 * (stunt / llmc - 1)}
-            if args.reference:
-                reference_results = reference_run(args.reference, seed)
-                row["reference_llmcompressor"] = perplexity(reference_results, method,
+            if references:
+                row["reference_llmcompressor"] = perplexity(references[seed], method,
                                                             "llmcompressor")
                 row["reference_shift_pct"] = 100 * (llmc / row["reference_llmcompressor"] - 1)
             rows[method].append(row)
