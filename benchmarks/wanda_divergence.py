@@ -24,6 +24,9 @@ import sys
 
 import torch
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from llmcompressor_oneshot import load_ids  # noqa: E402
+
 EXECUTION_ORDER = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                    "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
@@ -58,7 +61,6 @@ def main():
     parser.add_argument("second")
     args = parser.parse_args()
 
-    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
     a, b = load_weights(args.first), load_weights(args.second)
@@ -105,7 +107,7 @@ def main():
 
     target.register_forward_pre_hook(capture)
     model.model.layers = model.model.layers[:layer + 1]
-    ids = load_file(args.calib)["input_ids"]
+    ids = load_ids(args.calib)
     with torch.no_grad():
         for sample in ids:
             model.model(sample.unsqueeze(0))
