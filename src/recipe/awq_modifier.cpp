@@ -43,7 +43,7 @@ std::string parent_of(const std::string& name) {
 class AwqModifier final : public Modifier {
  public:
   explicit AwqModifier(ModifierSpec spec) : Modifier(std::move(spec)) {
-    const Value& a = this->spec().args;
+    const ArgReader a = this->spec().reader();
     if (a.contains("n_grid")) n_grid_ = a["n_grid"].get<int>();
     if (a.contains("duo_scaling")) {
       duo_ = a["duo_scaling"].is_boolean() ? (a["duo_scaling"].get<bool>() ? "true" : "false")
@@ -58,9 +58,19 @@ class AwqModifier final : public Modifier {
       }
     }
     // Older releases took the scheme here too; then AWQ quantizes after smoothing itself.
-    if ((a.contains("scheme") && !a["scheme"].is_null()) ||
-        (a.contains("config_groups") && !a["config_groups"].is_null())) {
+    if (a.has("scheme") || a.has("config_groups")) {
       mixin_.emplace(this->spec());
+    } else {
+      // Without a scheme, the quantization modifier after AWQ decides what is quantized, and
+      // AWQ smooths exactly the layers it quantizes.
+      for (const char* key :
+           {"targets", "ignore", "weight_observer", "input_observer", "output_observer", "observer",
+            "kv_cache_scheme", "bypass_divisibility_checks"}) {
+        STUNT_CHECK_AS(RecipeError, !a.has(key), this->spec().where(), ".", key,
+                       ": AWQModifier has no scheme here, so the quantization modifier after it "
+                       "decides which layers are quantized, and AWQ smooths those; move '",
+                       key, "' to that modifier (or give AWQModifier a scheme)");
+      }
     }
   }
 
@@ -198,7 +208,8 @@ class AwqModifier final : public Modifier {
 
   void search_and_apply(State& state, Mapping& m) {
     const at::Tensor x_mean = m.x_sum / static_cast<double>(m.count);
-    // Mean normalized weight magnitude per input channel, over every balance layer's rows.
+    // Mean normalized weight magnitude per input channel, over the rows of the balance layers
+    // that are quantized (llm-compressor leaves unquantized ones out of the mean).
     at::Tensor w_sum = at::zeros_like(x_mean, at::kDouble);
     int64_t rows = 0;
     std::vector<at::Tensor> originals;
@@ -211,14 +222,14 @@ class AwqModifier final : public Modifier {
         args = &*state.quantization.scheme(q->group).weights;
       }
       schemes.push_back(args);
+      if (args == nullptr) continue;
       const int64_t in = l->in_features();
-      const int64_t span =
-          args == nullptr || args->resolved_strategy() == quant::QuantStrategy::Channel ? in
-          : args->resolved_strategy() == quant::QuantStrategy::Group ? *args->group_size
-                                                                     : l->weight.numel();
+      const int64_t span = args->resolved_strategy() == quant::QuantStrategy::Channel ? in
+                           : args->resolved_strategy() == quant::QuantStrategy::Group
+                               ? *args->group_size
+                               : l->weight.numel();
       STUNT_CHECK_AS(ValueError,
-                     args == nullptr || args->resolved_strategy() != quant::QuantStrategy::Tensor ||
-                         duo_ == "false",
+                     args->resolved_strategy() != quant::QuantStrategy::Tensor || duo_ == "false",
                      spec().where(), ": duo_scaling needs per-channel or per-group weights (",
                      l->name, " is per tensor); set duo_scaling: false");
       const at::Tensor grouped = l->weight.abs().reshape({-1, span});
