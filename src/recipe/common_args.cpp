@@ -6,15 +6,32 @@
 namespace stunt::recipe::detail {
 
 std::vector<Field> llmcompressor_base_fields() {
-  return {field("index", ArgSchema::integer().nullable()),
-          field("start", ArgSchema::number().nullable(), "epoch to start at; -1 = one-shot"),
-          field("end", ArgSchema::number().nullable(), "epoch to end at; -1 = one-shot"),
-          field("update", ArgSchema::number().nullable(), "update frequency in epochs")};
+  return {inert_field("index", ArgSchema::integer().nullable(),
+                      "llm-compressor numbers a stage's modifiers itself; Stunt runs them in "
+                      "recipe order"),
+          field("start", ArgSchema::number().nullable(),
+                "epoch to start at; -1 or none = one-shot (training schedules are refused until "
+                "Stunt trains)"),
+          field("end", ArgSchema::number().nullable(), "epoch to end at; -1 or none = one-shot"),
+          field("update", ArgSchema::number().nullable(),
+                "update frequency in epochs; none = one-shot")};
 }
 
 std::vector<Field> sparseml_epoch_fields() {
   return {field("start_epoch", ArgSchema::number()), field("end_epoch", ArgSchema::number()),
           field("update_frequency", ArgSchema::number())};
+}
+
+Field sequential_update_field() {
+  return inert_field("sequential_update", ArgSchema::boolean().nullable(),
+                     "llm-compressor deprecated it; layers are always updated block by block, "
+                     "each block calibrated on the outputs of the blocks already compressed");
+}
+
+Field offload_hessians_field() {
+  return inert_field("offload_hessians", ArgSchema::boolean(),
+                     "Hessians stay in host memory on a CPU run; offloading would only move "
+                     "them, not change the result");
 }
 
 Field targets_field(bool required) {

@@ -13,7 +13,7 @@ namespace {
 class GptqModifier final : public Modifier {
  public:
   explicit GptqModifier(ModifierSpec spec) : Modifier(std::move(spec)), mixin_(this->spec()) {
-    const Value& a = this->spec().args;
+    const ArgReader a = this->spec().reader();
     if (a.contains("block_size")) options_.block_size = a["block_size"].get<int64_t>();
     if (a.contains("dampening_frac") && !a["dampening_frac"].is_null()) {
       options_.dampening_frac = a["dampening_frac"].get<double>();

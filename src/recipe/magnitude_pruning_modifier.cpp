@@ -4,6 +4,7 @@
 
 #include "detail/pruning_modifiers.h"
 #include "detail/pruning_targets.h"
+#include "detail/recipe_parsing.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
 #include "stunt/prune/magnitude.h"
@@ -15,9 +16,33 @@ class MagnitudePruningModifier final : public Modifier {
  public:
   explicit MagnitudePruningModifier(ModifierSpec spec)
       : Modifier(std::move(spec)), targets_(this->spec(), "final_sparsity") {
-    const Value& a = this->spec().args;
+    const ArgReader a = this->spec().reader();
     global_ = (a.contains("global_sparsity") && a["global_sparsity"].get<bool>()) ||
               (a.contains("apply_globally") && a["apply_globally"].get<bool>());
+    STUNT_CHECK_AS(NotImplementedError, !(a.contains("phased") && a["phased"].get<bool>()),
+                   this->spec().where(),
+                   ".phased: phased pruning (alternating pruned and recovery phases while "
+                   "training) is not implemented; remove phased");
+    // A gradual schedule (Zhu & Gupta): sparsity rises from init_sparsity at start_epoch to
+    // final_sparsity at end_epoch, every update_frequency, along inter_func (llm-compressor:
+    // update_scheduler with scheduler_args). It needs training between the updates; one-shot,
+    // only its end point can run, which is what a schedule with start_epoch == end_epoch (or
+    // none) asks for: then init_sparsity and the curve decide nothing and final_sparsity holds.
+    const bool spans_epochs = a.has("start_epoch") && a.has("end_epoch") &&
+                              a["end_epoch"].get<double>() != a["start_epoch"].get<double>();
+    if (spans_epochs) {
+      throw NotImplementedError(str(
+          this->spec().where(), ": prunes gradually from init_sparsity ",
+          detail::dump_text(a["init_sparsity"]), " at epoch ", detail::dump_text(a["start_epoch"]),
+          " to final_sparsity ", detail::dump_text(a["final_sparsity"]), " at epoch ",
+          detail::dump_text(a["end_epoch"]),
+          " while the model trains; Stunt has no training loop yet. For one-shot magnitude "
+          "pruning at final_sparsity, set end_epoch equal to start_epoch (or remove both)"));
+    }
+    for (const char* schedule_key : {"init_sparsity", "inter_func", "update_scheduler",
+                                     "scheduler_args", "leave_enabled", "score_type"}) {
+      a.contains(schedule_key);
+    }
   }
 
  protected:

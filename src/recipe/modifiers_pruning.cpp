@@ -85,14 +85,15 @@ void register_pruning_modifiers(ModifierRegistry& r) {
       field("mask_structure", detail::mask_structure(), "\"unstructured\" or N:M such as \"2:4\""),
       field("owl_m", ArgSchema::integer().range(1, 1e9).nullable()),
       field("owl_lmbda", ArgSchema::number().nullable()),
-      field("sequential_update", ArgSchema::boolean().nullable()),
+      detail::sequential_update_field(),
       detail::targets_field(),
       detail::ignore_field()};
   const std::vector<Field> hessian_fields = {
       field("block_size", ArgSchema::integer().range(1, 1e9)),
       field("dampening_frac", ArgSchema::number().range(0, 1).nullable()),
       field("preserve_sparsity_mask", ArgSchema::boolean()),
-      field("offload_hessians", ArgSchema::boolean())};
+      renamed_field("percdamp", "dampening_frac", ArgSchema::number().range(0, 1)),
+      detail::offload_hessians_field()};
   r.add({"SparseGPTModifier",
          "pruning",
          "SparseGPT: one-shot pruning with second-order weight reconstruction",
@@ -137,6 +138,11 @@ void register_pruning_modifiers(ModifierRegistry& r) {
          ArgSchema::object(concat({base, detail::sparseml_epoch_fields(), gradual})),
          {needs_targets_or_params, init_not_above_final, epochs_ordered},
          detail::make_magnitude_pruning_modifier});
+  // SparseML's name for gradual magnitude pruning with one threshold over all its params.
+  r.add_alias({"GlobalMagnitudePruningModifier", "GMPruningModifier", {{"global_sparsity", true}}});
+  r.add({"MovementPruningModifier", "pruning",
+         "movement pruning (Sanh et al. 2020): scores from -grad x weight while fine-tuning",
+         ArgSchema::object(concat({base, detail::sparseml_epoch_fields(), gradual}))});
   // Structured pruning: the model gets smaller tensors and a new config.
   const std::vector<Field> importance = {
       field("importance", ArgSchema::enumeration({"activation", "taylor"}),

@@ -87,7 +87,8 @@ std::vector<Field> quantization_mixin_fields() {
           field("input_observer", ArgSchema::string().nullable()),
           field("output_observer", ArgSchema::string().nullable()),
           field("observer", ArgSchema::map_of(ArgSchema::string()).nullable()),
-          field("bypass_divisibility_checks", ArgSchema::boolean())};
+          field("bypass_divisibility_checks", ArgSchema::boolean(),
+                "true is refused: a group size must divide every quantized layer's in_features")};
 }
 
 std::string needs_one_scheme(const Value& args) {
@@ -97,7 +98,13 @@ std::string needs_one_scheme(const Value& args) {
     return "give either 'scheme' or 'config_groups', not both";
   }
   if (!has_scheme && !has_groups) {
-    return "nothing to quantize: add 'scheme' (e.g. scheme: W4A16) or 'config_groups'";
+    if (args.contains("kv_cache_scheme") && !args["kv_cache_scheme"].is_null()) {
+      return "kv_cache_scheme: KV-cache quantization is not implemented in Stunt; remove it "
+             "(weights and input activations can be quantized with 'scheme' or "
+             "'config_groups')";
+    }
+    return "nothing to quantize: add 'scheme' (e.g. scheme: W4A16) or 'config_groups' (a "
+           "GPTQModifier may also take the scheme of a QuantizationModifier before it)";
   }
   return "";
 }
@@ -130,12 +137,14 @@ void register_quantization_modifiers(ModifierRegistry& r) {
               quantization_mixin_fields(),
               {field("block_size", ArgSchema::integer().range(1, 1e9)),
                field("dampening_frac", ArgSchema::number().range(0, 1).nullable()),
+               renamed_field("percdamp", "dampening_frac", ArgSchema::number().range(0, 1)),
+               detail::sequential_update_field(),
                field("actorder",
                      ArgSchema::one_of(
                          {ArgSchema::boolean(),
                           ArgSchema::enumeration({"group", "weight", "dynamic", "static"}, true)})
                          .nullable()),
-               field("offload_hessians", ArgSchema::boolean()),
+               detail::offload_hessians_field(),
                // Stunt's own: the Hessian and GPTQ's updates in float64, for very long
                // calibration sets or ill-conditioned layers where float32 sums lose precision.
                field("hessian_dtype", ArgSchema::enumeration({"float32", "float64"}))}})),
@@ -167,7 +176,8 @@ void register_quantization_modifiers(ModifierRegistry& r) {
   const std::vector<Field> smooth_fields = {
       field("smoothing_strength", ArgSchema::number().range(0, 1), "migration strength alpha"),
       field("mappings", ArgSchema(smooth_mappings).nullable()), detail::ignore_field(),
-      field("num_calibration_steps", ArgSchema::integer().range(1, 1e12).nullable())};
+      field("num_calibration_steps", ArgSchema::integer().range(1, 1e12).nullable(),
+            "calibration samples to observe (the first N); none = all")};
   r.add({"SmoothQuantModifier",
          "quantization",
          "SmoothQuant: migrate activation outliers into weights before W8A8",
@@ -196,7 +206,8 @@ void register_quantization_modifiers(ModifierRegistry& r) {
              {base,
               quantization_mixin_fields(),
               {field("mappings", ArgSchema::list_of(awq_mapping).nullable()),
-               field("offload_device", ArgSchema::string().nullable()),
+               inert_field("offload_device", ArgSchema::string().nullable(),
+                           "Stunt runs on the CPU, where nothing needs offloading"),
                field("duo_scaling",
                      ArgSchema::one_of({ArgSchema::boolean(), ArgSchema::enumeration({"both"})})),
                field("n_grid", ArgSchema::integer().range(1, 1e6))}})),

@@ -215,21 +215,61 @@ std::vector<model::Batch> load_calibration(const std::filesystem::path& path,
 
 namespace {
 
+/// Creates one modifier for a one-shot run, with every check that needs no model: the stage's
+/// run type, the modifier's own argument checks (in create), and structure changes coming first.
+std::unique_ptr<Modifier> create_for_oneshot(const Recipe& recipe, const Stage& stage,
+                                             const ModifierSpec& spec, bool after_other) {
+  if (!stage.run_type.empty() && stage.run_type != "oneshot") {
+    throw RecipeError(str(recipe.source, ": ", stage.name, ": run_type '", stage.run_type,
+                          "' needs a training loop; `compress --recipe` runs one-shot stages "
+                          "(run_type: oneshot)"));
+  }
+  std::unique_ptr<Modifier> modifier =
+      ModifierRegistry::builtin().create(spec, recipe.syntax, recipe.source);
+  if (modifier->changes_structure() && after_other) {
+    throw RecipeError(str(spec.where(), ": ", spec.type,
+                          " changes the model's structure, so it must come before every other "
+                          "modifier of the recipe"));
+  }
+  return modifier;
+}
+
 std::vector<std::unique_ptr<Modifier>> create_modifiers(const Recipe& recipe) {
-  const ModifierRegistry& registry = ModifierRegistry::builtin();
   std::vector<std::unique_ptr<Modifier>> modifiers;
+  bool after_other = false;
   for (const Stage& stage : recipe.stages) {
-    if (!stage.run_type.empty() && stage.run_type != "oneshot") {
-      throw RecipeError(str(recipe.source, ": ", stage.name, ": run_type '", stage.run_type,
-                            "' needs a training loop; `compress --recipe` runs one-shot stages "
-                            "(run_type: oneshot)"));
-    }
     for (const ModifierSpec& spec : stage.modifiers) {
-      modifiers.push_back(registry.create(spec, recipe.syntax, recipe.source));
+      modifiers.push_back(create_for_oneshot(recipe, stage, spec, after_other));
+      after_other |= !modifiers.back()->changes_structure();
     }
   }
   return modifiers;
 }
+
+}  // namespace
+
+std::vector<ModifierCheck> check_oneshot(const Recipe& recipe) {
+  std::vector<ModifierCheck> checks;
+  bool after_other = false;
+  for (const Stage& stage : recipe.stages) {
+    for (const ModifierSpec& spec : stage.modifiers) {
+      ModifierCheck check{&spec};
+      try {
+        const auto modifier = create_for_oneshot(recipe, stage, spec, after_other);
+        check.calibrates = modifier->needs_calibration();
+        check.changes_structure = modifier->changes_structure();
+        after_other |= !modifier->changes_structure();
+      } catch (const Error& e) {
+        check.refusal = e.what();
+        after_other = true;
+      }
+      checks.push_back(std::move(check));
+    }
+  }
+  return checks;
+}
+
+namespace {
 
 State run_modifiers(std::vector<std::unique_ptr<Modifier>> modifiers, model::Model& model,
                     const OneshotOptions& options) {

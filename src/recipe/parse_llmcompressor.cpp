@@ -1,13 +1,46 @@
 // llm-compressor's stage syntax:
-//   <name>_stage: {run_type?: oneshot|train, <group>_modifiers: {ModifierName: {args}}}
+//   <name>_stage: {run_type?: oneshot|train, args?: {...}, <group>_modifiers: {Name: {args}}}
+// Top-level keys that are not stages (numbers, strings, lists) and the keys of a top-level
+// `args` mapping are recipe variables, which eval(...) in modifier arguments reads, as
+// llm-compressor's RecipeArgs did; a stage's `args` are variables of that stage.
 #include "detail/recipe_parsing.h"
+#include "detail/recipe_variables.h"
 
 namespace stunt::recipe::detail {
+namespace {
 
-Recipe parse_llmcompressor(const Value& root, const std::string& source) {
+bool is_top_level_variable(const std::string& key, const Value& value) {
+  return key != "version" && key != "args" && !ends_with(key, "_stage") && !value.is_object();
+}
+
+}  // namespace
+
+Recipe parse_llmcompressor(const Value& root, const std::string& source,
+                           const RecipeArgs& recipe_args) {
   Recipe recipe;
   recipe.source = source;
   recipe.syntax = RecipeSyntax::LlmCompressor;
+  Value variables = Value::object();
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (is_top_level_variable(it.key(), it.value()) && !ends_with(it.key(), "modifiers")) {
+      variables[it.key()] = it.value();
+    }
+  }
+  if (root.contains("args")) {
+    if (!root["args"].is_object()) {
+      fail(source, "args", "expected a mapping of recipe variables, found ",
+           root["args"].type_name());
+    }
+    for (auto it = root["args"].begin(); it != root["args"].end(); ++it) {
+      if (variables.contains(it.key())) {
+        fail(source, join_path("args", it.key()), "the variable is defined at the top level too");
+      }
+      variables[it.key()] = it.value();
+    }
+  }
+  const auto any_key = [](const std::string&, const Value&) { return true; };
+  const Scope globals = resolve_variables(variables, nullptr, source, "", any_key, &recipe_args);
+  recipe.variables = globals;
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string& key = it.key();
     const Value& value = it.value();
@@ -15,18 +48,29 @@ Recipe parse_llmcompressor(const Value& root, const std::string& source) {
       recipe.version = version_text(value, source);
       continue;
     }
+    if (key == "args" || variables.contains(key)) continue;
     if (!ends_with(key, "_stage")) {
       fail(source, key,
            "unknown top-level key; stages are named '<name>_stage' (e.g. "
-           "quant_stage: {quant_modifiers: {GPTQModifier: {...}}})",
+           "quant_stage: {quant_modifiers: {GPTQModifier: {...}}}), and recipe variables are "
+           "numbers, strings or lists (or go under args:)",
            ends_with(key, "modifiers") ? "; wrap the modifiers in a stage" : "");
     }
     if (!value.is_object())
       fail(source, key, "a stage must be a mapping, found ", value.type_name());
     Stage stage;
     stage.name = key.substr(0, key.size() - 6);
+    Scope local;
+    if (value.contains("args")) {
+      if (!value["args"].is_object()) {
+        fail(source, join_path(key, "args"), "expected a mapping of stage variables, found ",
+             value["args"].type_name());
+      }
+      local = resolve_variables(value["args"], &globals, source, join_path(key, "args"), any_key);
+    }
     for (auto g = value.begin(); g != value.end(); ++g) {
       const std::string path = join_path(key, g.key());
+      if (g.key() == "args") continue;
       if (g.key() == "run_type") {
         if (!g.value().is_string() || (g.value() != "oneshot" && g.value() != "train")) {
           fail(source, path, "expected oneshot or train, found ", dump_text(g.value()));
@@ -56,7 +100,10 @@ Recipe parse_llmcompressor(const Value& root, const std::string& source) {
           fail(source, join_path(mpath, "group"), "the group comes from '", g.key(),
                "'; remove this key");
         }
-        stage.modifiers.push_back(ModifierSpec{m.key(), group, mpath, m.value()});
+        const Value args = value.contains("args")
+                               ? evaluate(m.value(), local, &globals, source, mpath)
+                               : evaluate(m.value(), globals, nullptr, source, mpath);
+        stage.modifiers.push_back(ModifierSpec{m.key(), group, mpath, args});
       }
     }
     if (stage.modifiers.empty()) fail(source, key, "the stage has no modifiers");

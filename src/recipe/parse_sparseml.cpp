@@ -3,13 +3,11 @@
 // variables and modifier lists.
 #include <map>
 
-#include "detail/expression.h"
 #include "detail/recipe_parsing.h"
+#include "detail/recipe_variables.h"
 
 namespace stunt::recipe::detail {
 namespace {
-
-using Scope = std::map<std::string, Value>;
 
 bool is_modifier_list(const std::string& key, const Value& value) {
   return contains(key, "modifiers") && value.is_array();
@@ -21,101 +19,6 @@ bool is_stage(const Value& value) {
     if (is_modifier_list(it.key(), it.value())) return true;
   }
   return false;
-}
-
-std::optional<Value> lookup(const Scope& scope, const Scope* parent, const std::string& name) {
-  if (auto it = scope.find(name); it != scope.end()) return it->second;
-  if (parent != nullptr) {
-    if (auto it = parent->find(name); it != parent->end()) return it->second;
-  }
-  return std::nullopt;
-}
-
-/// Evaluates "eval(...)" strings; other values pass through.
-Value evaluate(const Value& value, const Scope& scope, const Scope* parent,
-               const std::string& source, const std::string& path) {
-  if (value.is_string()) {
-    const auto body = eval_body(value.get<std::string>());
-    if (!body) return value;
-    // eval(name) of a non-numeric variable returns that value as it is (SparseML does too).
-    if (auto direct = lookup(scope, parent, *body); direct && !direct->is_number()) return *direct;
-    try {
-      return evaluate_expression(*body,
-                                 [&](const std::string& n) { return lookup(scope, parent, n); });
-    } catch (const UnknownVariable& u) {
-      fail(source, path, "eval() uses '", u.name,
-           "', which is not a variable of this recipe; "
-           "define it at the top level",
-           parent ? " or in the stage" : "");
-    } catch (const RecipeError& e) {
-      fail(source, path, e.what());
-    }
-  }
-  if (value.is_array()) {
-    Value out = Value::array();
-    for (size_t i = 0; i < value.size(); ++i) {
-      out.push_back(evaluate(value[i], scope, parent, source, str(path, "[", i, "]")));
-    }
-    return out;
-  }
-  if (value.is_object()) {
-    Value out = Value::object();
-    for (auto it = value.begin(); it != value.end(); ++it) {
-      if (it.key() == kTagKey) continue;
-      out[it.key()] = evaluate(it.value(), scope, parent, source, join_path(path, it.key()));
-    }
-    return out;
-  }
-  return value;
-}
-
-/// Resolves the variables of one level; they may refer to each other in any order, and to
-/// the parent level's (already resolved) variables.
-Scope resolve_variables(const Value& container, const Scope* parent, const std::string& source,
-                        const std::string& prefix) {
-  Scope resolved;
-  std::map<std::string, std::string> pending;  // name -> expression body
-  for (auto it = container.begin(); it != container.end(); ++it) {
-    const std::string& key = it.key();
-    const Value& value = it.value();
-    if (key == "version" || key == "__metadata__" || is_modifier_list(key, value) ||
-        is_stage(value)) {
-      continue;
-    }
-    if (value.is_string()) {
-      if (auto body = eval_body(value.get<std::string>())) {
-        pending[key] = *body;
-        continue;
-      }
-    }
-    resolved[key] = value;
-  }
-  while (!pending.empty()) {
-    bool progress = false;
-    for (auto it = pending.begin(); it != pending.end();) {
-      try {
-        if (auto direct = lookup(resolved, parent, it->second); direct && !direct->is_number()) {
-          resolved[it->first] = *direct;
-        } else {
-          resolved[it->first] = evaluate_expression(
-              it->second, [&](const std::string& n) { return lookup(resolved, parent, n); });
-        }
-        it = pending.erase(it);
-        progress = true;
-      } catch (const UnknownVariable&) {
-        ++it;
-      } catch (const RecipeError& e) {
-        fail(source, join_path(prefix, it->first), e.what());
-      }
-    }
-    if (!progress) {
-      const auto& [name, body] = *pending.begin();
-      fail(source, join_path(prefix, name), "cannot evaluate eval(", body,
-           "): it refers to a "
-           "variable that is undefined or part of a cycle");
-    }
-  }
-  return resolved;
 }
 
 void read_modifier_lists(const Value& container, const Scope& scope, const Scope* parent,
@@ -150,7 +53,7 @@ bool is_sparseml_syntax(const Value& root) {
   return false;
 }
 
-Recipe parse_sparseml(const Value& root, const std::string& source) {
+Recipe parse_sparseml(const Value& root, const std::string& source, const RecipeArgs& recipe_args) {
   Recipe recipe;
   recipe.source = source;
   recipe.syntax = RecipeSyntax::SparseML;
@@ -167,7 +70,12 @@ Recipe parse_sparseml(const Value& root, const std::string& source) {
          "the recipe has both top-level modifier lists and stages; SparseML would "
          "ignore the stages. Move the top-level lists into a stage");
   }
-  const Scope globals = resolve_variables(root, nullptr, source, "");
+  const auto is_variable = [](const std::string& key, const Value& value) {
+    return key != "version" && key != "__metadata__" && !is_modifier_list(key, value) &&
+           !is_stage(value);
+  };
+  const Scope globals = resolve_variables(root, nullptr, source, "", is_variable, &recipe_args);
+  recipe.variables = globals;
   if (!stages) {
     Stage stage;
     stage.name = "default";
@@ -178,7 +86,7 @@ Recipe parse_sparseml(const Value& root, const std::string& source) {
       if (!is_stage(it.value())) continue;
       Stage stage;
       stage.name = it.key();
-      const Scope local = resolve_variables(it.value(), &globals, source, it.key());
+      const Scope local = resolve_variables(it.value(), &globals, source, it.key(), is_variable);
       read_modifier_lists(it.value(), local, &globals, source, it.key(), stage);
       recipe.stages.push_back(std::move(stage));
     }

@@ -31,7 +31,9 @@ std::vector<std::string> params_as_targets(const Value& params) {
 
 PruningTargets::PruningTargets(const ModifierSpec& spec, const std::string& sparsity_key)
     : spec_(spec), sparsity_key_(sparsity_key) {
-  const Value& a = spec.args;
+  const ArgReader a = spec.reader();
+  STUNT_CHECK_AS(RecipeError, !(a.has("targets") && a.contains("params")), spec.where(),
+                 ": give the layers once, as targets (llm-compressor) or params (SparseML)");
   if (a.contains("targets") && !a["targets"].is_null()) {
     targets_ = string_list(a["targets"]);
   } else if (a.contains("params")) {
@@ -51,7 +53,8 @@ PruningTargets::PruningTargets(const ModifierSpec& spec, const std::string& spar
     structure = a["mask_type"].get<std::string>();
   }
   structure_ = prune::parse_mask_structure(structure, spec.where() + ".mask_structure");
-  STUNT_CHECK_AS(ValueError, !a.contains("sparsity_profile") || a["sparsity_profile"].is_null(),
+  // OWL's owl_m and owl_lmbda come only with sparsity_profile (a cross-check), refused here.
+  STUNT_CHECK_AS(ValueError, !a.has("sparsity_profile") && !a.has("owl_m") && !a.has("owl_lmbda"),
                  spec.where(),
                  ": sparsity_profile (OWL) is not supported yet; give one sparsity, or one per "
                  "layer");

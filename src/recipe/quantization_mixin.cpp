@@ -30,15 +30,15 @@ void apply_observer(std::optional<quant::QuantArgs>& args, const std::optional<s
   args->observer = chosen;
 }
 
-std::optional<std::string> optional_string(const Value& args, const char* key) {
-  if (!args.contains(key) || args[key].is_null()) return std::nullopt;
+std::optional<std::string> optional_string(const ArgReader& args, const char* key) {
+  if (!args.has(key)) return std::nullopt;
   return args[key].get<std::string>();
 }
 
 }  // namespace
 
 QuantizationMixin::QuantizationMixin(const ModifierSpec& spec) : spec_(spec) {
-  const Value& a = spec.args;
+  const ArgReader a = spec.reader();
   const std::vector<std::string> targets =
       a.contains("targets") ? string_list(a["targets"]) : std::vector<std::string>{"Linear"};
   ignore_ = a.contains("ignore") ? string_list(a["ignore"]) : std::vector<std::string>{};
@@ -63,9 +63,47 @@ QuantizationMixin::QuantizationMixin(const ModifierSpec& spec) : spec_(spec) {
   std::optional<std::string> weight_observer = optional_string(a, "weight_observer");
   std::optional<std::string> input_observer = optional_string(a, "input_observer");
   if (a.contains("observer") && a["observer"].is_object()) {
+    for (auto it = a["observer"].begin(); it != a["observer"].end(); ++it) {
+      STUNT_CHECK_AS(RecipeError, it.key() == "weights" || it.key() == "input", spec.where(),
+                     ".observer.", it.key(),
+                     ": unknown role; observer maps 'weights' and "
+                     "'input' to observer names (output activations are not quantized)");
+    }
     if (a["observer"].contains("weights"))
       weight_observer = a["observer"]["weights"].get<std::string>();
     if (a["observer"].contains("input")) input_observer = a["observer"]["input"].get<std::string>();
+  }
+  STUNT_CHECK_AS(NotImplementedError, !a.has("output_observer"), spec.where(),
+                 ".output_observer: output activations are not quantized in Stunt, so there is "
+                 "nothing to observe; remove it");
+  STUNT_CHECK_AS(
+      NotImplementedError,
+      !(a.contains("bypass_divisibility_checks") && a["bypass_divisibility_checks"].get<bool>()),
+      spec.where(),
+      ".bypass_divisibility_checks: Stunt quantizes a layer group-wise only when the "
+      "group size divides its in_features; remove this key and add such layers to "
+      "ignore");
+  STUNT_CHECK_AS(NotImplementedError, !a.has("kv_cache_scheme"), spec.where(),
+                 ".kv_cache_scheme: KV-cache quantization is not implemented; remove "
+                 "kv_cache_scheme (the weights and inputs are quantized without it)");
+  // Strategies the quantizers do not implement, refused before any model is loaded.
+  for (const quant::QuantScheme& scheme : schemes_) {
+    for (const auto* args : {&scheme.weights, &scheme.input_activations}) {
+      if (!*args) continue;
+      const quant::QuantStrategy strategy = (*args)->resolved_strategy();
+      if (strategy == quant::QuantStrategy::Block ||
+          strategy == quant::QuantStrategy::TensorGroup ||
+          strategy == quant::QuantStrategy::AttnHead) {
+        throw NotImplementedError(str(spec.where(), ": strategy '", quant::to_string(strategy),
+                                      "' is not implemented; use tensor, channel or group for "
+                                      "weights (token for dynamic inputs)"));
+      }
+    }
+    if (scheme.output_activations) {
+      throw NotImplementedError(str(spec.where(),
+                                    ": output_activations quantization is not implemented; "
+                                    "remove it from the scheme (vLLM uses it only for KV caches)"));
+    }
   }
   for (quant::QuantScheme& scheme : schemes_) {
     apply_observer(scheme.weights, weight_observer, true);
@@ -86,29 +124,7 @@ void QuantizationMixin::resolve(State& state) {
   STUNT_CHECK(state.model != nullptr, spec_.where(), ": no model to quantize");
   const std::string where = spec_.where();
   std::set<const model::Layer*> taken;
-  if (spec_.args.contains("kv_cache_scheme") && !spec_.args["kv_cache_scheme"].is_null()) {
-    throw NotImplementedError(str(where,
-                                  ".kv_cache_scheme: KV-cache quantization is not implemented; "
-                                  "remove kv_cache_scheme (the weights and inputs are quantized "
-                                  "without it)"));
-  }
   for (const quant::QuantScheme& scheme : schemes_) {
-    for (const auto* args : {&scheme.weights, &scheme.input_activations}) {
-      if (!*args) continue;
-      const quant::QuantStrategy strategy = (*args)->resolved_strategy();
-      if (strategy == quant::QuantStrategy::Block ||
-          strategy == quant::QuantStrategy::TensorGroup ||
-          strategy == quant::QuantStrategy::AttnHead) {
-        throw NotImplementedError(str(where, ": strategy '", quant::to_string(strategy),
-                                      "' is not implemented; use tensor, channel or group for "
-                                      "weights (token for dynamic inputs)"));
-      }
-    }
-    if (scheme.output_activations) {
-      throw NotImplementedError(str(where,
-                                    ": output_activations quantization is not implemented; "
-                                    "remove it from the scheme (vLLM uses it only for KV caches)"));
-    }
     const std::string group = state.quantization.add_group(scheme);
     const std::string format = quant::scheme_format(scheme);
     if (scheme.input_activations && scheme.input_activations->type == quant::QuantType::Float &&

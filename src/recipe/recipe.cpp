@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "detail/recipe_parsing.h"
+#include "stunt/core/logging.h"
+#include "stunt/core/strings.h"
 #include "stunt/io/json_keys.h"
 #include "stunt/recipe/registry.h"
 
@@ -182,7 +184,31 @@ const char* syntax_name(RecipeSyntax syntax) {
   return syntax == RecipeSyntax::SparseML ? "sparseml" : "llm-compressor";
 }
 
-Recipe parse_recipe(std::string_view text, const std::string& source) {
+RecipeArgs parse_recipe_args(std::string_view text) {
+  RecipeArgs out;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string item(text.substr(begin, end - begin));
+    const size_t eq = item.find('=');
+    std::string name = eq == std::string::npos ? "" : item.substr(0, eq);
+    name.erase(0, name.find_first_not_of(" \t"));
+    name.erase(name.find_last_not_of(" \t") + 1);
+    STUNT_CHECK_AS(ValueError, !name.empty() && eq + 1 < item.size(), "--recipe-args: '", item,
+                   "' is not name=value; write e.g. --recipe-args sparsity=0.5,num_epochs=2");
+    const Value value = detail::parse_document(item.substr(eq + 1), "--recipe-args " + name);
+    STUNT_CHECK_AS(ValueError, value.is_primitive() && !value.is_null(), "--recipe-args: ", name,
+                   " must be a number, true/false or text, found '", item.substr(eq + 1), "'");
+    STUNT_CHECK_AS(ValueError, !out.count(name), "--recipe-args: ", name, " is given twice");
+    out[name] = value;
+    begin = end + 1;
+  }
+  return out;
+}
+
+Recipe parse_recipe(std::string_view text, const std::string& source,
+                    const RecipeArgs& recipe_args) {
   const Value root = detail::parse_document(text, source);
   if (!root.is_object()) {
     detail::fail(source, "",
@@ -191,8 +217,8 @@ Recipe parse_recipe(std::string_view text, const std::string& source) {
                  "(SparseML), found ",
                  root.type_name());
   }
-  return detail::is_sparseml_syntax(root) ? detail::parse_sparseml(root, source)
-                                          : detail::parse_llmcompressor(root, source);
+  return detail::is_sparseml_syntax(root) ? detail::parse_sparseml(root, source, recipe_args)
+                                          : detail::parse_llmcompressor(root, source, recipe_args);
 }
 
 namespace {
@@ -224,14 +250,14 @@ std::string front_matter(const std::string& text, const std::string& source) {
 
 }  // namespace
 
-Recipe parse_recipe_file(const std::filesystem::path& path) {
+Recipe parse_recipe_file(const std::filesystem::path& path, const RecipeArgs& recipe_args) {
   std::ifstream in(path, std::ios::binary);
   STUNT_CHECK_AS(IoError, in.good(), "cannot open recipe '", path.string(), "'");
   std::stringstream buffer;
   buffer << in.rdbuf();
   std::string text = buffer.str();
   if (path.extension() == ".md") text = front_matter(text, path.string());
-  return parse_recipe(text, path.string());
+  return parse_recipe(text, path.string(), recipe_args);
 }
 
 Value Recipe::to_value() const {
@@ -284,14 +310,73 @@ std::string Recipe::to_yaml() const {
   return std::string(out.c_str()) + "\n";
 }
 
-void validate_recipe(const Recipe& recipe, const ModifierRegistry& registry) {
+namespace {
+
+bool gives_scheme(const Value& args) {
+  return (args.contains("scheme") && !args["scheme"].is_null()) ||
+         (args.contains("config_groups") && !args["config_groups"].is_null());
+}
+
+/// llm-compressor attaches a QuantizationModifier's scheme to the model, and a later
+/// GPTQModifier without a scheme of its own quantizes those layers with it. Here the
+/// GPTQModifier takes the scheme (and targets, ignore and observers) into its own arguments, and
+/// the QuantizationModifier, whose rounding GPTQ would redo, leaves the run.
+void inherit_gptq_schemes(Recipe& recipe) {
+  static const char* kSchemeKeys[] = {"scheme",          "config_groups",
+                                      "targets",         "ignore",
+                                      "weight_observer", "input_observer",
+                                      "output_observer", "observer",
+                                      "kv_cache_scheme", "bypass_divisibility_checks"};
+  const ModifierSpec* quantizer = nullptr;
+  size_t quantizer_stage = 0, quantizer_index = 0;
+  for (size_t s = 0; s < recipe.stages.size(); ++s) {
+    for (size_t i = 0; i < recipe.stages[s].modifiers.size(); ++i) {
+      ModifierSpec& m = recipe.stages[s].modifiers[i];
+      if (m.type == "QuantizationModifier" && gives_scheme(m.args)) {
+        quantizer = &m;
+        quantizer_stage = s;
+        quantizer_index = i;
+        continue;
+      }
+      if (m.type != "GPTQModifier" || gives_scheme(m.args) || quantizer == nullptr) continue;
+      for (const char* key : kSchemeKeys) {
+        if (!quantizer->args.contains(key)) continue;
+        if (m.args.contains(key) && m.args[key] != quantizer->args[key]) {
+          detail::fail(recipe.source, detail::join_path(m.path, key),
+                       "differs from the scheme's modifier ", quantizer->path,
+                       ", whose scheme this GPTQModifier takes; give it in one place");
+        }
+        m.args[key] = quantizer->args[key];
+      }
+      recipe.notes.push_back(str(recipe.source, ": ", m.path,
+                                 ": GPTQModifier quantizes with the scheme of ", quantizer->path,
+                                 " (as llm-compressor does); that modifier's "
+                                 "round to nearest is superseded and does not run"));
+      log::info(recipe.notes.back());
+      auto& mods = recipe.stages[quantizer_stage].modifiers;
+      mods.erase(mods.begin() + static_cast<std::ptrdiff_t>(quantizer_index));
+      if (mods.empty()) {
+        recipe.stages.erase(recipe.stages.begin() + static_cast<std::ptrdiff_t>(quantizer_stage));
+      }
+      return inherit_gptq_schemes(recipe);  // indices moved; look again
+    }
+  }
+}
+
+}  // namespace
+
+void validate_recipe(Recipe& recipe, const ModifierRegistry& registry) {
+  for (auto& stage : recipe.stages) {
+    for (auto& m : stage.modifiers)
+      registry.normalize(m, recipe.syntax, recipe.source, recipe.notes);
+  }
+  inherit_gptq_schemes(recipe);
   bool quantizer_pending_awq = false;
   std::string awq_path;
   for (const auto& stage : recipe.stages) {
     for (const auto& m : stage.modifiers) {
       registry.validate(m, recipe.syntax, recipe.source);
-      if (m.type == "AWQModifier" && !m.args.contains("scheme") &&
-          !m.args.contains("config_groups")) {
+      if (m.type == "AWQModifier" && !gives_scheme(m.args)) {
         quantizer_pending_awq = true;
         awq_path = m.path;
       }
@@ -308,8 +393,8 @@ void validate_recipe(const Recipe& recipe, const ModifierRegistry& registry) {
   }
 }
 
-Recipe load_recipe(const std::filesystem::path& path) {
-  Recipe recipe = parse_recipe_file(path);
+Recipe load_recipe(const std::filesystem::path& path, const RecipeArgs& recipe_args) {
+  Recipe recipe = parse_recipe_file(path, recipe_args);
   validate_recipe(recipe, ModifierRegistry::builtin());
   return recipe;
 }

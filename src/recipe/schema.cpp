@@ -53,8 +53,37 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 }
 
 Field field(std::string name, ArgSchema schema, std::string help) {
-  return Field{std::move(name), std::make_shared<const ArgSchema>(std::move(schema)), false,
-               std::move(help)};
+  Field f;
+  f.name = std::move(name);
+  f.schema = std::make_shared<const ArgSchema>(std::move(schema));
+  f.help = std::move(help);
+  return f;
+}
+
+const char* to_string(FieldUse use) {
+  switch (use) {
+    case FieldUse::Acts:
+      return "acts";
+    case FieldUse::Renamed:
+      return "renamed";
+    case FieldUse::Inert:
+      return "inert";
+  }
+  return "?";
+}
+
+Field renamed_field(std::string name, std::string current, ArgSchema schema) {
+  Field f = field(std::move(name), std::move(schema));
+  f.use = FieldUse::Renamed;
+  f.note = std::move(current);
+  return f;
+}
+
+Field inert_field(std::string name, ArgSchema schema, std::string why) {
+  Field f = field(std::move(name), std::move(schema));
+  f.use = FieldUse::Inert;
+  f.note = std::move(why);
+  return f;
 }
 
 Field required_field(std::string name, ArgSchema schema, std::string help) {

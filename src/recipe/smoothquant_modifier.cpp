@@ -2,6 +2,8 @@
 // so that int8 activations lose less.
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "detail/quantization_modifiers.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
@@ -40,7 +42,7 @@ std::string block_prefix(const std::vector<model::Layer*>& layers) {
 class SmoothQuantModifier final : public Modifier {
  public:
   explicit SmoothQuantModifier(ModifierSpec spec) : Modifier(std::move(spec)) {
-    const Value& a = this->spec().args;
+    const ArgReader a = this->spec().reader();
     if (a.contains("smoothing_strength")) alpha_ = a["smoothing_strength"].get<double>();
     log_equalization_ = this->spec().type == "LogarithmicEqualizationModifier" ||
                         a.value("algorithm", std::string("smoothquant")) == "log_equalization";
@@ -51,6 +53,10 @@ class SmoothQuantModifier final : public Modifier {
         mapping.smooth = m[1].get<std::string>();
         mappings_.push_back(mapping);
       }
+    }
+    // llm-compressor counts calibration steps of its dataloader, one sample each in oneshot.
+    if (a.has("num_calibration_steps")) {
+      max_samples_ = a["num_calibration_steps"].get<int64_t>();
     }
     if (a.contains("ignore") && !a["ignore"].is_null()) {
       if (a["ignore"].is_string()) {
@@ -146,7 +152,15 @@ class SmoothQuantModifier final : public Modifier {
   void observe(State&, const model::Layer& layer, const at::Tensor& input) override {
     for (Resolved& r : resolved_) {
       if (r.balance.front() != &layer) continue;
-      const at::Tensor rows = input.reshape({-1, input.size(-1)});
+      // A 3-D input holds one calibration sample per row; only the first max_samples_ count.
+      at::Tensor samples = input.dim() == 3 ? input : input.unsqueeze(0);
+      if (max_samples_ > 0) {
+        const int64_t take = std::min(samples.size(0), max_samples_ - r.samples);
+        if (take <= 0) continue;
+        samples = samples.narrow(0, 0, take);
+      }
+      r.samples += samples.size(0);
+      const at::Tensor rows = samples.reshape({-1, samples.size(-1)});
       const at::Tensor lo = std::get<0>(rows.min(0));
       const at::Tensor hi = std::get<0>(rows.max(0));
       r.min = r.min.defined() ? at::minimum(r.min, lo) : lo;
@@ -188,8 +202,12 @@ class SmoothQuantModifier final : public Modifier {
     std::vector<model::Layer*> balance;
     std::string smooth;
     at::Tensor min, max;
+    /// Calibration samples observed so far.
+    int64_t samples = 0;
   };
   double alpha_ = 0.5;
+  /// num_calibration_steps: how many calibration samples to observe (0: all).
+  int64_t max_samples_ = 0;
   bool log_equalization_ = false;
   std::vector<Mapping> mappings_;
   std::vector<std::string> ignore_;

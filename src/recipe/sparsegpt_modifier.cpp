@@ -18,7 +18,7 @@ class SparseGptModifier final : public Modifier {
  public:
   explicit SparseGptModifier(ModifierSpec spec)
       : Modifier(std::move(spec)), targets_(this->spec(), "sparsity") {
-    const Value& a = this->spec().args;
+    const ArgReader a = this->spec().reader();
     if (a.contains("block_size")) block_size_ = a["block_size"].get<int64_t>();
     if (a.contains("dampening_frac") && !a["dampening_frac"].is_null()) {
       dampening_frac_ = a["dampening_frac"].get<double>();

@@ -2,6 +2,7 @@
 // heads (HeadPruningModifier) and FFN channels (ChannelPruningModifier). Each returns a smaller
 // model (prune/structure.h) instead of changing weights in place.
 #include <cmath>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -18,7 +19,7 @@ namespace {
 class LayerPruningModifier final : public Modifier {
  public:
   explicit LayerPruningModifier(ModifierSpec spec) : Modifier(std::move(spec)) {
-    const Value& a = this->spec().args;
+    const ArgReader a = this->spec().reader();
     if (a.contains("stack") && !a["stack"].is_null()) stack_ = a["stack"].get<std::string>();
     if (a.contains("keep_every")) keep_every_ = a["keep_every"].get<int64_t>();
     if (a.contains("keep_last")) keep_last_ = a["keep_last"].get<bool>();
@@ -99,10 +100,9 @@ class LayerPruningModifier final : public Modifier {
 };
 
 /// How many of `total` units `sparsity` (a fraction) or `count` prunes, in steps of `step`.
-int64_t units_to_prune(const Value& args, const char* count_key, int64_t total, int64_t step,
+int64_t units_to_prune(std::optional<int64_t> count, double sparsity, int64_t total, int64_t step,
                        const std::string& where, const char* what) {
-  if (args.contains(count_key)) return args[count_key].get<int64_t>();
-  const double sparsity = args["sparsity"].get<double>();
+  if (count) return *count;
   const int64_t steps =
       std::llround(sparsity * static_cast<double>(total) / static_cast<double>(step));
   const int64_t prune = steps * step;
@@ -113,23 +113,35 @@ int64_t units_to_prune(const Value& args, const char* count_key, int64_t total, 
   return prune;
 }
 
-/// Heads or channels chosen by an importance measured on calibration data.
+/// Heads or channels chosen by an importance measured on calibration data; how many comes from
+/// `sparsity` (a fraction) or a count under `count_key`.
 class UnitPruningModifier : public Modifier {
  public:
-  explicit UnitPruningModifier(ModifierSpec spec)
+  UnitPruningModifier(ModifierSpec spec, const char* count_key)
       : Modifier(std::move(spec)),
         importance_(prune::parse_importance(
-            this->spec().args.value("importance", std::string("activation")),
-            this->spec().where() + ".importance")) {}
+            this->spec().reader().value("importance", std::string("activation")),
+            this->spec().where() + ".importance")) {
+    const ArgReader a = this->spec().reader();
+    if (a.contains(count_key)) count_ = a[count_key].get<int64_t>();
+    if (a.contains("sparsity")) sparsity_ = a["sparsity"].get<double>();
+  }
   bool changes_structure() const override { return true; }
 
  protected:
+  int64_t units(int64_t total, int64_t step, const char* what) const {
+    return units_to_prune(count_, sparsity_, total, step, spec().where(), what);
+  }
+
   prune::Importance importance_;
+  std::optional<int64_t> count_;
+  double sparsity_ = 0;
 };
 
 class HeadPruningModifier final : public UnitPruningModifier {
  public:
-  using UnitPruningModifier::UnitPruningModifier;
+  explicit HeadPruningModifier(ModifierSpec spec)
+      : UnitPruningModifier(std::move(spec), "num_heads") {}
 
   std::unique_ptr<model::HfModel> restructure(
       model::HfModel& model, const std::vector<model::Batch>& calibration) override {
@@ -137,8 +149,7 @@ class HeadPruningModifier final : public UnitPruningModifier {
     const prune::StructureLayout layout = prune::structure_layout(model);
     STUNT_CHECK_AS(ValueError, layout.heads_refusal.empty(), where, ": ", layout.heads_refusal);
     const int64_t step = layout.heads == layout.kv_heads ? 1 : layout.kv_heads;
-    const int64_t prune =
-        units_to_prune(spec().args, "num_heads", layout.heads, step, where, "heads");
+    const int64_t prune = units(layout.heads, step, "heads");
     STUNT_CHECK_AS(ValueError, prune < layout.heads, where, ": pruning ", prune, " of ",
                    layout.heads,
                    " heads in every layer leaves no attention; keep at least one "
@@ -157,14 +168,14 @@ class HeadPruningModifier final : public UnitPruningModifier {
 
 class ChannelPruningModifier final : public UnitPruningModifier {
  public:
-  using UnitPruningModifier::UnitPruningModifier;
+  explicit ChannelPruningModifier(ModifierSpec spec)
+      : UnitPruningModifier(std::move(spec), "num_channels") {}
 
   std::unique_ptr<model::HfModel> restructure(
       model::HfModel& model, const std::vector<model::Batch>& calibration) override {
     const std::string where = spec().where();
     const prune::StructureLayout layout = prune::structure_layout(model);
-    const int64_t prune =
-        units_to_prune(spec().args, "num_channels", layout.ffn_width, 1, where, "channels");
+    const int64_t prune = units(layout.ffn_width, 1, "channels");
     STUNT_CHECK_AS(ValueError, prune < layout.ffn_width, where, ": pruning ", prune, " of ",
                    layout.ffn_width, " FFN channels leaves no FFN; keep at least one");
     std::vector<std::string> outputs;

@@ -9,7 +9,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const auto recipe = stunt::recipe::parse_recipe(
+    auto recipe = stunt::recipe::parse_recipe(
         std::string_view(reinterpret_cast<const char*>(data), size), "fuzz");
     stunt::recipe::validate_recipe(recipe, stunt::recipe::ModifierRegistry::builtin());
     (void)recipe.to_yaml();

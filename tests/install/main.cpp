@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
       std::filesystem::path(argc > 1 ? argv[1] : ".") / "w.safetensors";
   stunt::io::save_safetensors(file, {{"w", at::arange(6, at::kFloat).reshape({2, 3})}});
   const auto loaded = stunt::io::SafetensorsFile::open(file)->tensor("w");
-  const auto recipe = stunt::recipe::parse_recipe(
+  auto recipe = stunt::recipe::parse_recipe(
       "q_stage:\n  q_modifiers:\n    GPTQModifier: {scheme: W4A16}\n", "inline");
   stunt::recipe::validate_recipe(recipe, stunt::recipe::ModifierRegistry::builtin());
   try {

@@ -42,7 +42,6 @@ REFUSED = {
     "e2e_fp8_block.yaml": "'FP8_BLOCK' is not a preset scheme",
     "e2e_w4a16_actorder_group.yaml": "was removed from compressed-tensors",
     "e2e_w4a16_awq_sym_with_smooth.yaml": "AWQModifier.smooth_layer_quantization: unknown key",
-    "e2e_w4a16_no_actorder.yaml": "GPTQModifier.sequential_update: unknown key",
     "example_awq_fp8_block.yaml": "'FP8_BLOCK' is not a preset scheme",
 }
 ACCEPTED = [p for p in RECIPES if p.name not in REFUSED]

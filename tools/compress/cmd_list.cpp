@@ -16,15 +16,41 @@ void print_modifiers(bool json) {
     std::string args;
     for (const auto& f : m.schema.fields()) args += (args.empty() ? "" : ", ") + f.name;
     if (json) {
+      // Each field's status: acts (read and acted on, or its value refused with the recipe path),
+      // renamed (a deprecated name, read as `current`), inert (changes nothing; `why`), or
+      // refused (the whole modifier is not implemented yet).
+      stunt::recipe::Value fields = stunt::recipe::Value::array();
+      for (const auto& f : m.schema.fields()) {
+        stunt::recipe::Value entry = {
+            {"name", f.name},
+            {"status", m.factory ? stunt::recipe::to_string(f.use) : "refused"},
+            {"required", f.required},
+            {"expects", f.schema->describe()}};
+        if (f.use == stunt::recipe::FieldUse::Renamed) entry["current"] = f.note;
+        if (f.use == stunt::recipe::FieldUse::Inert) entry["why"] = f.note;
+        if (!f.help.empty()) entry["help"] = f.help;
+        fields.push_back(std::move(entry));
+      }
       out.push_back({{"name", m.name},
                      {"method", m.method},
                      {"syntax", syntax},
                      {"implemented", static_cast<bool>(m.factory)},
                      {"summary", m.summary},
-                     {"arguments", args}});
+                     {"arguments", args},
+                     {"fields", std::move(fields)}});
     } else {
       std::printf("%-32s %-13s %-15s %-20s %s\n", m.name.c_str(), m.method.c_str(), syntax.c_str(),
                   m.factory ? "implemented" : "not implemented yet", m.summary.c_str());
+    }
+  }
+  for (const auto& a : registry.aliases()) {
+    std::string implied = a.implied_args.empty() ? "" : " with " + a.implied_args.dump();
+    if (json) {
+      out.push_back({{"name", a.name}, {"alias_of", a.target}, {"implied_args", a.implied_args}});
+    } else {
+      const std::string summary = "another name for " + a.target + implied;
+      std::printf("%-32s %-13s %-15s %-20s %s\n", a.name.c_str(), "alias", "any", "",
+                  summary.c_str());
     }
   }
   if (json) std::cout << out.dump(2) << "\n";

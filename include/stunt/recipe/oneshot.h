@@ -40,6 +40,22 @@ std::vector<model::Batch> load_calibration(const std::filesystem::path& path,
                                            const io::Tokenizer* tokenizer,
                                            const CalibrationOptions& options);
 
+/// What a one-shot run would do with one modifier, found without a model.
+struct ModifierCheck {
+  const ModifierSpec* spec = nullptr;
+  /// Why the run would stop at this modifier; empty when it runs.
+  std::string refusal;
+  /// Whether it needs calibration data (--dataset).
+  bool calibrates = false;
+  /// Whether it cuts layers, heads or channels (Hugging Face models only).
+  bool changes_structure = false;
+};
+
+/// Every check that run_oneshot makes before it looks at the model, for every modifier at once
+/// (a run stops at the first refusal): training stages and schedules, each modifier's own
+/// argument checks, structure-changing modifiers first. `recipe` must be validated.
+std::vector<ModifierCheck> check_oneshot(const Recipe& recipe);
+
 /// Creates every modifier of `recipe` and initializes them all (so every check runs before any
 /// work), gives each its turn in recipe order (a sequential pass over the blocks when it
 /// calibrates), ends and finalizes them, and finally makes quantized layers quantize their

@@ -31,19 +31,38 @@ struct ModifierInfo {
   std::optional<RecipeSyntax> syntax;
 };
 
+/// Another name for a registered modifier, with the arguments that name implies (SparseML's
+/// GlobalMagnitudePruningModifier is GMPruningModifier with global_sparsity: true).
+struct ModifierAlias {
+  std::string name;
+  std::string target;
+  Value implied_args = Value::object();
+  std::optional<RecipeSyntax> syntax;
+};
+
 class ModifierRegistry {
  public:
   void add(ModifierInfo info);
+  void add_alias(ModifierAlias alias);
   /// The entry for `name` in a recipe of `syntax`, or nullptr.
   const ModifierInfo* find(const std::string& name, RecipeSyntax syntax) const;
   const std::vector<ModifierInfo>& all() const { return entries_; }
+  const std::vector<ModifierAlias>& aliases() const { return aliases_; }
   /// Sorted, comma-separated distinct names.
   std::string known_names() const;
 
+  /// Rewrites an alias to the modifier it names (adding the arguments it implies) and
+  /// deprecated keys to their current names, and notes keys that change nothing here. Appends
+  /// one line per change to `notes` (and logs it). Throws RecipeError for an unknown modifier,
+  /// or a key given under both its old and its new name.
+  void normalize(ModifierSpec& spec, RecipeSyntax syntax, const std::string& source,
+                 std::vector<std::string>& notes) const;
   /// Validates one modifier's arguments; throws RecipeError.
   void validate(const ModifierSpec& spec, RecipeSyntax syntax, const std::string& source) const;
-  /// Builds the modifier; throws NotImplementedError naming it and its recipe path when Stunt
-  /// does not implement it yet.
+  /// Builds the modifier, which reads and checks its arguments (what it cannot do is refused
+  /// here, before any model is loaded), and checks the one-shot schedule fields. Throws
+  /// NotImplementedError naming it and its recipe path when Stunt does not implement it yet,
+  /// and InternalError when an argument the schema marks as acting was never read.
   std::unique_ptr<Modifier> create(const ModifierSpec& spec, RecipeSyntax syntax,
                                    const std::string& source) const;
 
@@ -51,7 +70,10 @@ class ModifierRegistry {
   static const ModifierRegistry& builtin();
 
  private:
+  std::string unknown_modifier_message(const std::string& name) const;
+
   std::vector<ModifierInfo> entries_;
+  std::vector<ModifierAlias> aliases_;
 };
 
 void register_quantization_modifiers(ModifierRegistry& registry);

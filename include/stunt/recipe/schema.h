@@ -14,12 +14,29 @@ namespace stunt::recipe {
 
 class ArgSchema;
 
+/// What Stunt does with a modifier's field. Nothing is accepted and then ignored: a field
+/// either acts (some code reads it and acts on it or refuses its value with the recipe path),
+/// is an old name of another field, or is known to change nothing in Stunt (and says why).
+enum class FieldUse {
+  /// Read by the modifier (or the one-shot schedule check); ModifierRegistry::create fails
+  /// loudly if a given value is never read.
+  Acts,
+  /// A deprecated name: validate_recipe renames it to `note` with one warning.
+  Renamed,
+  /// Accepted for compatibility; changes nothing here. validate_recipe warns with `note`.
+  Inert
+};
+const char* to_string(FieldUse use);
+
 /// A named field of an object schema.
 struct Field {
   std::string name;
   std::shared_ptr<const ArgSchema> schema;
   bool required = false;
   std::string help;
+  FieldUse use = FieldUse::Acts;
+  /// Renamed: the current name. Inert: why the field changes nothing.
+  std::string note;
 };
 
 /// The expected shape of one argument value.
@@ -76,6 +93,10 @@ class ArgSchema {
 /// Shorthand for object fields.
 Field field(std::string name, ArgSchema schema, std::string help = "");
 Field required_field(std::string name, ArgSchema schema, std::string help = "");
+/// A deprecated key that means what `current` means now.
+Field renamed_field(std::string name, std::string current, ArgSchema schema);
+/// A key that older releases used and that changes nothing in Stunt; `why` says so to the user.
+Field inert_field(std::string name, ArgSchema schema, std::string why);
 
 /// The closest of `candidates` to `word` by edit distance, or "" when none is close.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);

@@ -12,6 +12,9 @@ namespace stunt::recipe::detail {
 std::vector<Field> llmcompressor_base_fields();
 /// SparseML's scheduling fields: start_epoch, end_epoch, update_frequency.
 std::vector<Field> sparseml_epoch_fields();
+/// Deprecated or placement-only keys that llm-compressor recipes still carry (inert here).
+Field sequential_update_field();
+Field offload_hessians_field();
 /// `targets` / `ignore` as recipes write them (class names, exact names, re: patterns).
 Field targets_field(bool required = false);
 Field ignore_field();

@@ -18,8 +18,9 @@ inline const std::string kTagKey = std::string("\0tag", 4);
 Value parse_document(std::string_view text, const std::string& source);
 
 bool is_sparseml_syntax(const Value& root);
-Recipe parse_llmcompressor(const Value& root, const std::string& source);
-Recipe parse_sparseml(const Value& root, const std::string& source);
+Recipe parse_llmcompressor(const Value& root, const std::string& source,
+                           const RecipeArgs& recipe_args);
+Recipe parse_sparseml(const Value& root, const std::string& source, const RecipeArgs& recipe_args);
 
 /// "a.b" + "c" -> "a.b.c"; list indices as "a.b[2]".
 inline std::string join_path(const std::string& parent, const std::string& key) {
