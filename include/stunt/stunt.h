@@ -28,7 +28,13 @@
 #include "stunt/quant/quant_args.h"
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/quant/sparse_compressed.h"
+#include "stunt/recipe/compress.h"
 #include "stunt/recipe/modifier.h"
 #include "stunt/recipe/oneshot.h"
 #include "stunt/recipe/recipe.h"
 #include "stunt/recipe/registry.h"
+
+namespace stunt {
+/// Opens any model Stunt runs: Hugging Face folders (dense or compressed-tensors), GGUF files.
+using quant::load_model;
+}  // namespace stunt

@@ -4,7 +4,8 @@
 
 namespace stunt::model {
 
-std::unique_ptr<HfModel> load_model(const std::filesystem::path& path, const LoadOptions& options) {
+std::unique_ptr<HfModel> load_dense_model(const std::filesystem::path& path,
+                                          const LoadOptions& options) {
   STUNT_CHECK_AS(IoError, std::filesystem::exists(path), "model ", path.string(),
                  " does not exist");
   if (std::filesystem::is_directory(path)) return load_hf_model(path, options);

@@ -151,7 +151,7 @@ bool is_compressed_tensors_folder(const fs::path& path) {
 
 std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::LoadOptions& options,
                                            QuantizationPlan* plan) {
-  if (!is_compressed_tensors_folder(path)) return model::load_model(path, options);
+  if (!is_compressed_tensors_folder(path)) return model::load_dense_model(path, options);
   const std::string source = (path / "config.json").string();
   const Json q = detail::read_config(path)["quantization_config"];
   const std::string status = q.value("quantization_status", std::string("compressed"));

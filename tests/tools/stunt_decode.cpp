@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    auto model = stunt::model::load_model(argv[1]);
+    auto model = stunt::model::load_dense_model(argv[1]);
     auto inputs = stunt::io::SafetensorsFile::open(argv[2]);
     const int64_t prefill = std::stoll(argv[4]);
     at::Tensor ids = inputs->tensor("input_ids").clone();

@@ -10,10 +10,12 @@
 
 namespace stunt::model {
 
-/// A Hugging Face folder (load_hf_model) or a GGUF file (load_gguf_model). Anything else is a
-/// ValueError that says what Stunt runs.
-std::unique_ptr<HfModel> load_model(const std::filesystem::path& path,
-                                    const LoadOptions& options = {});
+/// A Hugging Face folder (load_hf_model) or a GGUF file (load_gguf_model), with the weights as
+/// stored. Anything else is a ValueError that says what Stunt runs. To open any model, compressed
+/// or not, call stunt::load_model (quant/compressed_tensors.h), which decompresses
+/// compressed-tensors folders and otherwise comes here.
+std::unique_ptr<HfModel> load_dense_model(const std::filesystem::path& path,
+                                          const LoadOptions& options = {});
 
 /// The tokenizer that belongs to the model at `path`: the folder's tokenizer files, or the
 /// vocabulary inside a GGUF file.

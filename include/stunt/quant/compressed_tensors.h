@@ -59,7 +59,9 @@ void save_compressed(const model::HfModel& model, const QuantizationPlan& plan,
 /// Whether `path` is a Hugging Face folder whose config.json declares compressed-tensors.
 bool is_compressed_tensors_folder(const std::filesystem::path& path);
 
-/// Loads any model model::load_model opens. A compressed-tensors folder is decompressed (its
+/// Opens any model Stunt runs, compressed or not: the one loader for programs (also reachable
+/// as stunt::load_model). A Hugging Face folder or GGUF file loads as model::load_dense_model
+/// loads it; a compressed-tensors folder is decompressed (its
 /// weights equal what compressed-tensors decompresses) and its layers quantize their input
 /// activations as the checkpoint's schemes say, so the model computes what vLLM would; `plan`,
 /// when given, receives the schemes and scales.

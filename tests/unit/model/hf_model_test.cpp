@@ -154,7 +154,7 @@ TEST_F(HfModelTest, SavedFolderReloadsWithTheEditedWeights) {
   model->layer("model.layers.0.self_attn.q_proj").weight.mul_(-1.5);
   const at::Tensor expected = model->forward(tiny_batch()).logits;
   model->save(dir_.path() / "saved");
-  auto reloaded = load_model(dir_.path() / "saved");
+  auto reloaded = load_dense_model(dir_.path() / "saved");
   EXPECT_TRUE(at::equal(reloaded->forward(tiny_batch()).logits, expected));
   // The tied head is not written while it still shares the embedding.
   auto file = io::SafetensorsFile::open(dir_.path() / "saved" / "model.safetensors");
@@ -213,7 +213,7 @@ TEST_F(HfModelTest, BadConfigsNameTheKey) {
   EXPECT_THROW_WITH(load_hf_model(dir_.path() / "mamba"), NotImplementedError,
                     "model_type \"mamba\" is not supported natively; supported: bert, llama, "
                     "mistral, qwen2, gpt2, t5");
-  EXPECT_THROW_WITH(load_model(dir_.path() / "missing"), IoError, "does not exist");
+  EXPECT_THROW_WITH(load_dense_model(dir_.path() / "missing"), IoError, "does not exist");
 }
 
 TEST_F(HfModelTest, BatchesAreChecked) {

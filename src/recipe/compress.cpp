@@ -1,0 +1,102 @@
+#include "stunt/recipe/compress.h"
+
+#include <optional>
+
+#include "stunt/core/atomic_file.h"
+#include "stunt/core/error.h"
+#include "stunt/core/logging.h"
+#include "stunt/io/checkpoint.h"
+#include "stunt/model/load.h"
+#include "stunt/model/script_model.h"
+#include "stunt/quant/compressed_tensors.h"
+#include "stunt/quant/torchscript_export.h"
+
+namespace stunt::recipe {
+namespace fs = std::filesystem;
+
+CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
+                              const fs::path& output, const CompressOptions& options) {
+  using quant::SparseFormat;
+  const std::string sparse_name = quant::to_string(options.sparse_format);
+  // The legacy sparse layouts store unquantized values: refuse before any work.
+  if (const auto* spec = first_weight_quantizer(recipe);
+      spec != nullptr && options.sparse_format != SparseFormat::Dense) {
+    throw ValueError(str("--sparse-format ", sparse_name, ": ", recipe.source, ": ", spec->path,
+                         " (", spec->type,
+                         ") quantizes the weights, and the sparse layouts store unquantized "
+                         "values; drop --sparse-format (quantized outputs are packed already) or "
+                         "the quantization"));
+  }
+  bool torchscript = false;
+  if (model_path.extension() != ".gguf") {
+    // Damaged weights are reported by the reader that understands them, before anything else.
+    const auto checkpoint = io::Checkpoint::open(model_path);
+    torchscript = checkpoint->format() == io::CheckpointFormat::TorchScript;
+    // A sound bare file still lacks the configuration the model engine needs.
+    if (!torchscript && !fs::is_directory(model_path)) {
+      throw ValueError(str(model_path.string(), ": a bare ", io::format_name(checkpoint->format()),
+                           " checkpoint has no model configuration; `compress --recipe` runs on a "
+                           "Hugging Face folder (config.json + weights), a GGUF file or a "
+                           "TorchScript archive"));
+    }
+  }
+  const bool tokenized = options.dataset.extension() == ".safetensors";
+  if (torchscript && !options.dataset.empty() && !tokenized) {
+    throw ValueError(str(options.dataset.string(),
+                         ": a TorchScript archive carries no tokenizer to read text with; give "
+                         "--dataset a .safetensors file holding input_ids [samples, tokens]"));
+  }
+  if (torchscript && options.sparse_format != SparseFormat::Dense) {
+    throw ValueError(str("--sparse-format ", sparse_name,
+                         ": the sparse layouts are written for Hugging Face folders, not "
+                         "TorchScript archives"));
+  }
+  // Fail before any work when the output cannot be written.
+  AtomicDirectory folder(output, {.overwrite = options.overwrite});
+  OneshotOptions oneshot;
+  oneshot.target = options.target;
+  auto calibrate = [&](const io::Tokenizer* tokenizer) {
+    if (!options.dataset.empty()) {
+      oneshot.calibration = load_calibration(options.dataset, tokenizer, options.calibration);
+    }
+  };
+  CompressResult result;
+  if (torchscript) {
+    auto model = model::load_script_model(model_path);
+    calibrate(nullptr);
+    const State state = run_oneshot(recipe, *model, oneshot);
+    result.quantized_layers = state.quantization.layers().size();
+    if (state.quantization.empty()) {
+      model->save(folder.staging());
+    } else {
+      quant::save_compressed_script(*model, state.quantization, folder.staging());
+    }
+    result.format = "torchscript";
+  } else {
+    auto model = quant::load_model(model_path);
+    std::optional<io::Tokenizer> tokenizer;
+    if (!options.dataset.empty() && !tokenized) {
+      tokenizer.emplace(model::load_model_tokenizer(model_path));
+    }
+    calibrate(tokenizer ? &*tokenizer : nullptr);
+    // Structured pruning may replace the model with a smaller one.
+    const State state = run_oneshot(recipe, model, oneshot);
+    result.quantized_layers = state.quantization.layers().size();
+    if (!state.quantization.empty()) {
+      quant::save_compressed(*model, state.quantization, folder.staging());
+      result.format = "compressed-tensors";
+    } else if (options.sparse_format != SparseFormat::Dense) {
+      quant::save_sparse_compressed(*model, options.sparse_format, folder.staging());
+      result.format = sparse_name;
+    } else {
+      model->save(folder.staging());
+      result.format = "dense";
+    }
+  }
+  write_file_atomic(folder.staging() / "recipe.yaml", recipe.to_yaml());
+  folder.commit();
+  log::info("wrote ", output.string(), " (", result.format, ")");
+  return result;
+}
+
+}  // namespace stunt::recipe
