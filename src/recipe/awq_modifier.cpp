@@ -14,6 +14,7 @@
 #include "stunt/core/logging.h"
 #include "stunt/core/name_pattern.h"
 #include "stunt/core/strings.h"
+#include "stunt/model/architecture.h"
 #include "stunt/quant/observer.h"
 
 namespace stunt::recipe::detail {
@@ -24,15 +25,13 @@ struct MappingSpec {
   std::vector<std::string> balance;
 };
 
-/// llm-compressor's mappings for Llama-family models (smooth module -> balance layers).
+/// The architecture's default mappings (stunt/model/architecture.h).
 std::vector<MappingSpec> default_mappings(const std::string& architecture) {
-  if (architecture == "llama" || architecture == "mistral" || architecture == "qwen2") {
-    return {{"re:.*input_layernorm$", {"re:.*q_proj$", "re:.*k_proj$", "re:.*v_proj$"}},
-            {"re:.*v_proj$", {"re:.*o_proj$"}},
-            {"re:.*post_attention_layernorm$", {"re:.*gate_proj$", "re:.*up_proj$"}},
-            {"re:.*up_proj$", {"re:.*down_proj$"}}};
+  std::vector<MappingSpec> out;
+  for (const model::SmoothingMapping& m : model::architecture_traits(architecture).awq_mappings) {
+    out.push_back({m.smooth, m.balance});
   }
-  return {};
+  return out;
 }
 
 std::string parent_of(const std::string& name) {

@@ -9,6 +9,7 @@
 #include "stunt/core/logging.h"
 #include "stunt/core/name_pattern.h"
 #include "stunt/core/strings.h"
+#include "stunt/model/architecture.h"
 
 namespace stunt::recipe::detail {
 namespace {
@@ -18,13 +19,14 @@ struct Mapping {
   std::string smooth;
 };
 
-/// Mappings for the native Llama-family architectures (llm-compressor's defaults).
+/// The architecture's default mappings (stunt/model/architecture.h).
 std::vector<Mapping> default_mappings(const std::string& architecture) {
-  if (architecture == "llama" || architecture == "mistral" || architecture == "qwen2") {
-    return {{{"re:.*q_proj", "re:.*k_proj", "re:.*v_proj"}, "re:.*input_layernorm"},
-            {{"re:.*gate_proj", "re:.*up_proj"}, "re:.*post_attention_layernorm"}};
+  std::vector<Mapping> out;
+  for (const model::SmoothingMapping& m :
+       model::architecture_traits(architecture).smoothquant_mappings) {
+    out.push_back({m.balance, m.smooth});
   }
-  return {};
+  return out;
 }
 
 /// The prefix every layer of a block shares ("model.layers.3.").

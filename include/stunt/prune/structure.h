@@ -16,73 +16,19 @@
 #include <string>
 #include <vector>
 
+#include "stunt/model/architecture.h"
 #include "stunt/model/hf_model.h"
 
 namespace stunt::prune {
 
-/// A stack of blocks: a decoder's layers, or T5's encoder or decoder.
-struct BlockStack {
-  /// "" for single-stack models, "encoder" / "decoder" for T5.
-  std::string name;
-  /// Checkpoint prefix of block i: prefix + i + ".", e.g. "model.layers.".
-  std::string prefix;
-  /// The config.json key holding the number of blocks.
-  std::string count_key;
-  int64_t count = 0;
-  /// Index of the stack's first block in Model::num_blocks() order.
-  int first_block = 0;
-};
-
-/// One tensor a structured cut slices: the checkpoint name, the dimension, and whether its units
-/// are query heads (also the output projection's input) or key/value heads.
-struct SlicedTensor {
-  std::string name;
-  int64_t dim = 0;
-  bool key_value = false;
-};
-
-/// An attention module (self-attention, or T5's cross-attention) of one block.
-struct AttentionModule {
-  std::string prefix;
-  int block = 0;
-  /// The output projection, whose input is the heads' outputs side by side.
-  std::string output_layer;
-  /// T5's self-attention: the stack whose relative-position bias the heads share (-1: none).
-  int shared_bias_stack = -1;
-  std::vector<SlicedTensor> tensors;
-};
-
-/// The FFN of one block.
-struct FfnModule {
-  std::string prefix;
-  int block = 0;
-  /// The down projection, whose input is the FFN's channels.
-  std::string output_layer;
-  std::vector<SlicedTensor> tensors;
-};
-
-/// What structured pruning can cut in a model, read from its architecture and config.
-struct StructureLayout {
-  std::vector<BlockStack> stacks;
-  std::vector<AttentionModule> attention;
-  /// Why heads cannot be pruned in this architecture ("" when they can).
-  std::string heads_refusal;
-  int64_t heads = 0;
-  int64_t kv_heads = 0;
-  int64_t head_dim = 0;
-  std::string heads_key, kv_heads_key, head_dim_key;
-  /// Per stack: the relative-position bias tensor of T5 (empty otherwise), [buckets, heads].
-  std::vector<std::string> position_bias;
-  std::vector<FfnModule> ffns;
-  int64_t ffn_width = 0;
-  std::string ffn_width_key;
-  /// Whether the model computes a language-model loss on its calibration input (Taylor scores).
-  bool causal_lm = false;
-};
-
-/// The layout of `model`; throws NotImplementedError for architectures structured pruning does
-/// not know.
-StructureLayout structure_layout(const model::HfModel& model);
+// The layout types and structure_layout() describe architectures, so they live with them in
+// the model layer (stunt/model/architecture.h); structured pruning reads them under these names.
+using model::AttentionModule;
+using model::BlockStack;
+using model::FfnModule;
+using model::SlicedTensor;
+using model::structure_layout;
+using model::StructureLayout;
 
 /// A copy of `model` without the blocks `drop` (indices within `stack`, any order); the others
 /// are renumbered in order. T5's relative-position bias stays with the stack's new first block.

@@ -159,4 +159,25 @@ std::unique_ptr<HfModel> load_bert(HfConfig config, const std::filesystem::path&
   return std::make_unique<Bert>(std::move(config), source, std::move(weights), dtype);
 }
 
+// What structured pruning can cut: blocks and FFN channels (not heads, see heads_refusal).
+void bert_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors) {
+  const std::string p = prefix_of(tensors, {"bert.", ""}, "embeddings.word_embeddings.weight");
+  BlockStack stack{"", p + "encoder.layer.", "num_hidden_layers", c.integer("num_hidden_layers"),
+                   0};
+  layout.stacks.push_back(stack);
+  layout.position_bias.push_back("");
+  layout.heads_refusal =
+      "transformers derives BERT's head size from hidden_size / num_attention_heads, so a BERT "
+      "with fewer heads would not load; prune its FFN channels or whole layers instead";
+  layout.ffn_width = c.integer("intermediate_size");
+  layout.ffn_width_key = "intermediate_size";
+  const std::vector<SlicedTensor> ffn = {{"intermediate.dense.weight", 0, false},
+                                         {"intermediate.dense.bias", 0, false},
+                                         {"output.dense.weight", 1, false}};
+  for (int i = 0; i < stack.count; ++i) {
+    const std::string f = str(stack.prefix, i, ".");
+    layout.ffns.push_back({f, i, f + "output.dense", present(tensors, f, ffn)});
+  }
+}
+
 }  // namespace stunt::model::detail

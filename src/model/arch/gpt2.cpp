@@ -173,4 +173,25 @@ std::unique_ptr<HfModel> load_gpt2(HfConfig config, const std::filesystem::path&
   return std::make_unique<Gpt2>(std::move(config), source, std::move(weights), dtype);
 }
 
+// What structured pruning can cut: blocks and FFN channels (not heads, see heads_refusal).
+void gpt2_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors) {
+  const std::string p = prefix_of(tensors, {"transformer.", ""}, "wte.weight");
+  BlockStack stack{"", p + "h.", "n_layer", c.integer("n_layer"), 0};
+  layout.stacks.push_back(stack);
+  layout.position_bias.push_back("");
+  layout.heads_refusal =
+      "transformers derives GPT-2's head size from n_embd / n_head, so a GPT-2 with fewer heads "
+      "would not load; prune its FFN channels or whole layers instead";
+  layout.ffn_width = c.optional_integer("n_inner").value_or(4 * c.integer("n_embd"));
+  layout.ffn_width_key = "n_inner";
+  layout.causal_lm = true;
+  // Conv1D stores [in, out]: c_fc's channels are its columns, c_proj's its rows.
+  const std::vector<SlicedTensor> ffn = {
+      {"c_fc.weight", 1, false}, {"c_fc.bias", 0, false}, {"c_proj.weight", 0, false}};
+  for (int i = 0; i < stack.count; ++i) {
+    const std::string f = str(stack.prefix, i, ".mlp.");
+    layout.ffns.push_back({f, i, f + "c_proj", present(tensors, f, ffn)});
+  }
+}
+
 }  // namespace stunt::model::detail

@@ -226,4 +226,51 @@ std::unique_ptr<HfModel> load_llama(HfConfig config, const std::filesystem::path
   return std::make_unique<Llama>(std::move(config), source, std::move(weights), dtype);
 }
 
+// What structured pruning can cut: blocks, query and key/value heads, FFN channels.
+void llama_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors) {
+  const std::string p = prefix_of(tensors, {"model.", ""}, "embed_tokens.weight");
+  BlockStack stack{"", p + "layers.", "num_hidden_layers", c.integer("num_hidden_layers"), 0};
+  layout.stacks.push_back(stack);
+  layout.heads = c.integer("num_attention_heads");
+  layout.kv_heads = c.integer("num_key_value_heads", layout.heads);
+  layout.head_dim =
+      c.has("head_dim") ? c.integer("head_dim") : c.integer("hidden_size") / layout.heads;
+  layout.heads_key = "num_attention_heads";
+  layout.kv_heads_key = "num_key_value_heads";
+  layout.head_dim_key = "head_dim";
+  layout.position_bias.push_back("");
+  layout.ffn_width = c.integer("intermediate_size");
+  layout.ffn_width_key = "intermediate_size";
+  layout.causal_lm = true;
+  const std::vector<SlicedTensor> attention = {
+      {"q_proj.weight", 0, false}, {"q_proj.bias", 0, false},  {"k_proj.weight", 0, true},
+      {"k_proj.bias", 0, true},    {"v_proj.weight", 0, true}, {"v_proj.bias", 0, true},
+      {"o_proj.weight", 1, false}};
+  const std::vector<SlicedTensor> ffn = {{"gate_proj.weight", 0, false},
+                                         {"gate_proj.bias", 0, false},
+                                         {"up_proj.weight", 0, false},
+                                         {"up_proj.bias", 0, false},
+                                         {"down_proj.weight", 1, false}};
+  for (int i = 0; i < stack.count; ++i) {
+    const std::string a = str(stack.prefix, i, ".self_attn.");
+    layout.attention.push_back({a, i, a + "o_proj", -1, present(tensors, a, attention)});
+    const std::string f = str(stack.prefix, i, ".mlp.");
+    layout.ffns.push_back({f, i, f + "down_proj", present(tensors, f, ffn)});
+  }
+}
+
+// llm-compressor's default smoothing mappings for the Llama family.
+ArchitectureTraits llama_traits() {
+  ArchitectureTraits traits;
+  traits.smoothquant_mappings = {
+      {"re:.*input_layernorm", {"re:.*q_proj", "re:.*k_proj", "re:.*v_proj"}},
+      {"re:.*post_attention_layernorm", {"re:.*gate_proj", "re:.*up_proj"}}};
+  traits.awq_mappings = {
+      {"re:.*input_layernorm$", {"re:.*q_proj$", "re:.*k_proj$", "re:.*v_proj$"}},
+      {"re:.*v_proj$", {"re:.*o_proj$"}},
+      {"re:.*post_attention_layernorm$", {"re:.*gate_proj$", "re:.*up_proj$"}},
+      {"re:.*up_proj$", {"re:.*down_proj$"}}};
+  return traits;
+}
+
 }  // namespace stunt::model::detail

@@ -348,4 +348,47 @@ std::unique_ptr<HfModel> load_t5(HfConfig config, const std::filesystem::path& s
   return std::make_unique<T5>(std::move(config), source, std::move(weights), dtype);
 }
 
+// What structured pruning can cut: both stacks' blocks, heads (self-attention heads share
+// one relative-position bias per stack), FFN channels.
+void t5_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors) {
+  const int64_t encoder = c.integer("num_layers");
+  const int64_t decoder = c.integer("num_decoder_layers", encoder);
+  layout.stacks.push_back({"encoder", "encoder.block.", "num_layers", encoder, 0});
+  layout.stacks.push_back(
+      {"decoder", "decoder.block.", "num_decoder_layers", decoder, static_cast<int>(encoder)});
+  layout.heads = layout.kv_heads = c.integer("num_heads");
+  layout.head_dim = c.integer("d_kv");
+  layout.heads_key = "num_heads";
+  layout.ffn_width = c.integer("d_ff");
+  layout.ffn_width_key = "d_ff";
+  const std::vector<SlicedTensor> attention = {{"q.weight", 0, false},
+                                               {"k.weight", 0, false},
+                                               {"v.weight", 0, false},
+                                               {"o.weight", 1, false}};
+  const std::vector<SlicedTensor> ffn = {{"wi.weight", 0, false},
+                                         {"wi_0.weight", 0, false},
+                                         {"wi_1.weight", 0, false},
+                                         {"wo.weight", 1, false}};
+  for (size_t s = 0; s < layout.stacks.size(); ++s) {
+    const BlockStack& stack = layout.stacks[s];
+    const bool is_decoder = stack.name == "decoder";
+    layout.position_bias.push_back(stack.prefix +
+                                   "0.layer.0.SelfAttention.relative_attention_bias.weight");
+    for (int i = 0; i < stack.count; ++i) {
+      const int block = stack.first_block + i;
+      const std::string self = str(stack.prefix, i, ".layer.0.SelfAttention.");
+      layout.attention.push_back(
+          {self, block, self + "o", static_cast<int>(s), present(tensors, self, attention)});
+      if (is_decoder) {
+        const std::string cross = str(stack.prefix, i, ".layer.1.EncDecAttention.");
+        layout.attention.push_back(
+            {cross, block, cross + "o", -1, present(tensors, cross, attention)});
+      }
+      const std::string f =
+          str(stack.prefix, i, is_decoder ? ".layer.2" : ".layer.1", ".DenseReluDense.");
+      layout.ffns.push_back({f, block, f + "wo", present(tensors, f, ffn)});
+    }
+  }
+}
+
 }  // namespace stunt::model::detail

@@ -2,8 +2,12 @@
 // The native architectures, one file each under src/model/arch/.
 
 #include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "stunt/io/checkpoint.h"
+#include "stunt/model/architecture.h"
 #include "stunt/model/hf_model.h"
 
 namespace stunt::model::detail {
@@ -26,6 +30,24 @@ std::unique_ptr<HfModel> load_t5(HfConfig config, const std::filesystem::path& s
 
 /// The loader for `model_type`, or nullptr.
 ArchitectureLoader find_architecture(const std::string& model_type);
+
+// Layouts for structured pruning (stunt/model/architecture.h), probed from the checkpoint names
+// of a model's tensors without materialising its state dict (which would convert every weight
+// stored in another dtype).
+using NameSet = std::set<std::string>;
+NameSet checkpoint_names(const Model& model);
+/// The first of `prefixes` under which `probe` is a tensor of the model.
+std::string prefix_of(const NameSet& tensors, const std::vector<std::string>& prefixes,
+                      const std::string& probe);
+/// `relative` tensors (name, dim, key/value) under `prefix` that the model has: biases are
+/// optional, so absent ones are skipped.
+std::vector<SlicedTensor> present(const NameSet& tensors, const std::string& prefix,
+                                  const std::vector<SlicedTensor>& relative);
+void llama_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors);
+void t5_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors);
+void bert_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors);
+void gpt2_layout(StructureLayout& layout, const HfConfig& c, const NameSet& tensors);
+ArchitectureTraits llama_traits();
 
 /// A linear layer of block `block` (-1: outside blocks); bias may be undefined.
 inline Layer linear_layer(std::string name, at::Tensor weight, at::Tensor bias, int block,
