@@ -15,6 +15,7 @@
 #include "stunt/core/name_pattern.h"
 #include "stunt/core/strings.h"
 #include "stunt/model/architecture.h"
+#include "stunt/quant/awq.h"
 #include "stunt/quant/observer.h"
 
 namespace stunt::recipe::detail {
@@ -207,10 +208,6 @@ class AwqModifier final : public Modifier {
 
   void search_and_apply(State& state, Mapping& m) {
     const at::Tensor x_mean = m.x_sum / static_cast<double>(m.count);
-    // Mean normalized weight magnitude per input channel, over the rows of the balance layers
-    // that are quantized (llm-compressor leaves unquantized ones out of the mean).
-    at::Tensor w_sum = at::zeros_like(x_mean, at::kDouble);
-    int64_t rows = 0;
     std::vector<at::Tensor> originals;
     std::vector<const quant::QuantArgs*> schemes;
     for (model::Layer* l : m.balance) {
@@ -221,59 +218,23 @@ class AwqModifier final : public Modifier {
         args = &*state.quantization.scheme(q->group).weights;
       }
       schemes.push_back(args);
-      if (args == nullptr) continue;
-      const int64_t in = l->in_features();
-      const int64_t span = args->resolved_strategy() == quant::QuantStrategy::Channel ? in
-                           : args->resolved_strategy() == quant::QuantStrategy::Group
-                               ? *args->group_size
-                               : l->weight.numel();
       STUNT_CHECK_AS(ValueError,
-                     args->resolved_strategy() != quant::QuantStrategy::Tensor || duo_ == "false",
+                     args == nullptr || args->resolved_strategy() != quant::QuantStrategy::Tensor ||
+                         duo_ == "false",
                      spec().where(), ": duo_scaling needs per-channel or per-group weights (",
                      l->name, " is per tensor); set duo_scaling: false");
-      const at::Tensor grouped = l->weight.abs().reshape({-1, span});
-      const at::Tensor normalized =
-          (grouped / (std::get<0>(grouped.max(1, true)) + 1e-6)).reshape(l->weight.sizes());
-      w_sum += normalized.sum(0).to(at::kDouble);
-      rows += l->weight.size(0);
     }
-    const at::Tensor w_mean = w_sum / static_cast<double>(rows);
+    const at::Tensor w_mean = quant::awq_weight_mean(originals, schemes);
     const std::vector<at::Tensor> reference = parent_outputs(state, m);
-    std::vector<std::pair<double, bool>> grid;
-    if (duo_ == "both") {
-      const int n = n_grid_ / 2;
-      for (int i = 0; i < n; ++i) {
-        for (bool d : {false, true})
-          grid.emplace_back(n > 1 ? static_cast<double>(i) / (n - 1) : 0.0, d);
-      }
-    } else if (duo_ == "true") {
-      grid.emplace_back(0.0, false);
-      for (int i = 0; i < n_grid_ - 1; ++i) {
-        grid.emplace_back(n_grid_ > 2 ? static_cast<double>(i) / (n_grid_ - 2) : 0.0, true);
-      }
-    } else {
-      for (int i = 0; i < n_grid_; ++i) {
-        grid.emplace_back(n_grid_ > 1 ? static_cast<double>(i) / (n_grid_ - 1) : 0.0, false);
-      }
-    }
     double best_loss = std::numeric_limits<double>::infinity();
     at::Tensor best_scales;
-    for (const auto& [ratio, duo] : grid) {
-      at::Tensor s =
-          duo ? at::clamp_min(x_mean.to(at::kDouble).pow(ratio) / (w_mean.pow(1 - ratio) + 1e-4),
-                              1e-4)
-              : at::clamp_min(x_mean.pow(ratio), 1e-4);
-      s = s / std::sqrt((s.max() * s.min()).item<double>());
-      s = at::where(at::isfinite(s), s, at::ones_like(s))
-              .to(m.balance.front()->weight.scalar_type());
+    for (const quant::AwqCandidate& candidate : quant::awq_grid(n_grid_, duo_)) {
+      const at::Tensor s =
+          quant::awq_scales(x_mean, w_mean, candidate, m.balance.front()->weight.scalar_type());
       for (size_t i = 0; i < m.balance.size(); ++i) {
-        if (schemes[i] == nullptr) continue;
-        const at::Tensor scaled = originals[i] * s.unsqueeze(0);
-        const quant::QParams qp =
-            quant::Observer::create("memoryless_minmax", *schemes[i], quant::Observed::Weight)
-                ->update(scaled);
-        m.balance[i]->weight =
-            quant::fake_quantize_weight(scaled, qp, *schemes[i]) / s.unsqueeze(0);
+        if (schemes[i] != nullptr) {
+          m.balance[i]->weight = quant::awq_fake_quantized(originals[i], s, *schemes[i]);
+        }
       }
       const std::vector<at::Tensor> outputs = parent_outputs(state, m);
       double error = 0;

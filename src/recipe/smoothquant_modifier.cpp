@@ -10,6 +10,7 @@
 #include "stunt/core/name_pattern.h"
 #include "stunt/core/strings.h"
 #include "stunt/model/architecture.h"
+#include "stunt/quant/smoothquant.h"
 
 namespace stunt::recipe::detail {
 namespace {
@@ -176,17 +177,11 @@ class SmoothQuantModifier final : public Modifier {
       STUNT_CHECK_AS(ValueError, r.min.defined(), spec().where(), ": ", r.balance.front()->name,
                      " never ran during calibration");
       const at::Tensor range = r.max - r.min;
-      at::Tensor scales;
-      if (log_equalization_) {
-        scales = range / at::log2(2 + range);
-      } else {
-        std::vector<at::Tensor> per_layer;
-        for (model::Layer* l : r.balance) per_layer.push_back(std::get<0>(l->weight.abs().max(0)));
-        const at::Tensor weight_range = 2.0 * std::get<0>(at::stack(per_layer).max(0));
-        scales =
-            at::where(weight_range > 0, range.pow(alpha_) / weight_range.pow(1 - alpha_), range);
-      }
-      scales = at::clamp_min(scales, 1e-5);
+      std::vector<at::Tensor> weights;
+      for (model::Layer* l : r.balance) weights.push_back(l->weight);
+      const at::Tensor scales = log_equalization_
+                                    ? quant::log_equalization_scales(range)
+                                    : quant::smoothquant_scales(range, weights, alpha_);
       for (model::Layer* l : r.balance) l->weight = l->weight * scales.unsqueeze(0);
       at::Tensor* weight = state.model->find_tensor(r.smooth + ".weight");
       weight->copy_(*weight / scales);
