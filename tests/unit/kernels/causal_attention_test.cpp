@@ -5,21 +5,10 @@
 
 #include <cmath>
 
+#include "stunt/kernels/reference.h"
+
 namespace stunt::kernels {
 namespace {
-
-/// softmax(q kᵀ · scale + causal mask) v in float64, key/value heads repeated for their groups.
-at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               double scale) {
-  const int64_t group = q.size(1) / k.size(1);
-  const at::Tensor key = k.to(at::kDouble).repeat_interleave(group, 1);
-  const at::Tensor value = v.to(at::kDouble).repeat_interleave(group, 1);
-  const int64_t length = q.size(2);
-  at::Tensor scores = at::matmul(q.to(at::kDouble), key.transpose(-1, -2)) * scale;
-  const at::Tensor future = at::ones({length, length}, at::kBool).triu(1);
-  scores = scores.masked_fill(future, -std::numeric_limits<double>::infinity());
-  return at::matmul(at::softmax(scores, -1), value);
-}
 
 struct Shape {
   int64_t batch, heads, kv_heads, length, dim;
@@ -47,7 +36,7 @@ TEST(CausalAttention, MatchesTheFloat64Reference) {
       const double scale = 1.0 / std::sqrt(static_cast<double>(s.dim));
       const at::Tensor got = causal_attention(q, k, v, scale);
       ASSERT_EQ(got.sizes(), q.sizes());
-      const at::Tensor want = reference_attention(q, k, v, scale);
+      const at::Tensor want = reference::causal_attention(q, k, v, scale);
       // Float32 rounding of scores near 30 shows in the outputs; ATen's kernel, scored the same
       // way, sets the bar.
       const at::Tensor aten = at::scaled_dot_product_attention(

@@ -1,7 +1,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "reference/row_update.h"
+#include "cpu/row_update.h"
 #include "stunt/kernels/row_selection.h"
 
 namespace stunt::kernels {
