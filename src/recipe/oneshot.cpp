@@ -253,7 +253,8 @@ std::vector<ModifierCheck> check_oneshot(const Recipe& recipe) {
   bool after_other = false;
   for (const Stage& stage : recipe.stages) {
     for (const ModifierSpec& spec : stage.modifiers) {
-      ModifierCheck check{&spec};
+      ModifierCheck check;
+      check.spec = &spec;
       try {
         const auto modifier = create_for_oneshot(recipe, stage, spec, after_other);
         check.calibrates = modifier->needs_calibration();

@@ -58,10 +58,10 @@ struct ModifierSpec {
   std::string path;
   Value args = Value::object();
   /// The recipe file it came from (set when the registry creates the modifier).
-  std::string source;
+  std::string source{};
 
   /// The keys that code has read through reader() (see ArgReader).
-  mutable std::set<std::string> read_keys;
+  mutable std::set<std::string> read_keys{};
 
   /// "recipe.yaml: quant_stage.quant_modifiers.GPTQModifier", for error messages.
   std::string where() const { return source.empty() ? path : source + ": " + path; }

@@ -23,12 +23,12 @@ struct ModifierInfo {
   std::string method;
   std::string summary;
   ArgSchema schema;
-  std::vector<CrossCheck> cross_checks;
+  std::vector<CrossCheck> cross_checks{};
   /// Empty until the method is implemented: recipes naming it are refused.
-  ModifierFactory factory;
+  ModifierFactory factory{};
   /// When set, this entry serves only recipes of that syntax (SparseML's QAT
   /// QuantizationModifier has other arguments than llm-compressor's).
-  std::optional<RecipeSyntax> syntax;
+  std::optional<RecipeSyntax> syntax{};
 };
 
 /// Another name for a registered modifier, with the arguments that name implies (SparseML's
@@ -37,7 +37,7 @@ struct ModifierAlias {
   std::string name;
   std::string target;
   Value implied_args = Value::object();
-  std::optional<RecipeSyntax> syntax;
+  std::optional<RecipeSyntax> syntax{};
 };
 
 class ModifierRegistry {
