@@ -22,29 +22,15 @@ import transformers
 from compressed_tensors.compressors import BaseCompressor
 from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
 from compressed_tensors.quantization.lifecycle.forward import fake_quantize
-from compressed_tensors.quantization.utils import calculate_qparams
 from safetensors.torch import load_file
 
 from test_prune_reference import PARENTS, linear, llmc_hessian, sequential_inputs
-from test_ptq_reference import (LINEAR, compress, ct_rtn, stunt_decompress,
+from test_ptq_reference import (LINEAR, compress, ct_qparams, ct_rtn, stunt_decompress,
                                 tiny_llama)  # noqa: F401 (tiny_llama is a fixture)
 
 # llm-compressor's GPTQModifier defaults.
 DEFAULT_BLOCK_SIZE = 128
 DEFAULT_DAMPENING = 0.01
-
-
-def observe(weight, args):
-    """llm-compressor's memoryless min-max observer on a whole [out, in] weight: scale and zero
-    point per tensor [1], channel [out, 1] or group [out, in / group_size]."""
-    if args.strategy == "group":
-        groups = weight.unflatten(-1, (-1, args.group_size))
-        lo, hi = groups.amin(-1), groups.amax(-1)
-    elif args.strategy == "channel":
-        lo, hi = weight.amin(-1, keepdim=True), weight.amax(-1, keepdim=True)
-    else:
-        lo, hi = weight.amin().reshape(1), weight.amax().reshape(1)
-    return calculate_qparams(lo, hi, args)
 
 
 def port_gptq(weight, hessian, args, actorder, block_size=DEFAULT_BLOCK_SIZE,
@@ -55,7 +41,7 @@ def port_gptq(weight, hessian, args, actorder, block_size=DEFAULT_BLOCK_SIZE,
     W = weight.detach().clone().float()
     H = hessian.clone().float()
     rows, columns = W.shape
-    scale, zero_point = observe(W, args)
+    scale, zero_point = ct_qparams(W, args)
     group_of = None
     if args.strategy == "group":
         group_of = torch.arange(columns) // args.group_size

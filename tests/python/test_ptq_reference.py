@@ -88,9 +88,10 @@ def stunt_decompress(out, tmp_path):
     return load_file(str(dense / "model.safetensors"))
 
 
-def ct_rtn(weight, args):
-    """compressed-tensors' fake quantization of a weight with memoryless min/max qparams."""
-    args = QuantizationArgs.model_validate(args)
+def ct_qparams(weight, args):
+    """llm-compressor's memoryless min-max observer on a whole [out, in] weight (`args`:
+    QuantizationArgs): scale and zero point per tensor [1], channel [out, 1] or group
+    [out, in / group_size]."""
     if args.strategy == "group":
         groups = weight.unflatten(-1, (-1, args.group_size))
         lo, hi = groups.amin(-1), groups.amax(-1)
@@ -98,7 +99,13 @@ def ct_rtn(weight, args):
         lo, hi = weight.amin(-1, keepdim=True), weight.amax(-1, keepdim=True)
     else:
         lo, hi = weight.amin().reshape(1), weight.amax().reshape(1)
-    scale, zero_point = calculate_qparams(lo, hi, args)
+    return calculate_qparams(lo, hi, args)
+
+
+def ct_rtn(weight, args):
+    """compressed-tensors' fake quantization of a weight with memoryless min/max qparams."""
+    args = QuantizationArgs.model_validate(args)
+    scale, zero_point = ct_qparams(weight, args)
     return fake_quantize(weight, scale, zero_point, args)
 
 
