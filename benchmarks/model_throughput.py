@@ -26,6 +26,7 @@ import transformers  # noqa: E402
 SOURCE_DIR = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SOURCE_DIR / "tests"))
 from conftest_common import MINILM  # noqa: E402
+from machine import cpu_description  # noqa: E402
 
 BENCH = os.environ.get("STUNT_MODEL_BENCH",
                        str(SOURCE_DIR / "build/dev/benchmarks/stunt_model_bench"))
@@ -150,7 +151,8 @@ def main():
               f"{r['transformers_ms']:.1f} | {r['stunt_ms']:.1f} | {r['ratio']:.2f} | "
               f"{r['max_load_1min']:.1f} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        report = {"command_line": " ".join(sys.argv), "machine": cpu_description(), "rows": rows}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

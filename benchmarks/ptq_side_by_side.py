@@ -30,7 +30,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import platform
 import shlex
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from safetensors.torch import save_file  # noqa: E402
 SOURCE_DIR = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SOURCE_DIR / "tests"))
 from conftest_common import WIKITEXT_DIR, calibration_starts  # noqa: E402
+from machine import cpu_description  # noqa: E402
 
 LLMC_PYTHON = SOURCE_DIR / ".venv-llmcompressor/bin/python"
 LLMC_RUNNER = SOURCE_DIR / "benchmarks/llmcompressor_oneshot.py"
@@ -348,6 +348,11 @@ def convert_model(compress, out):
     return folder
 
 
+def repository_path(path):
+    """`path` as the repository names it (results are read on other machines)."""
+    return os.path.relpath(pathlib.Path(path).resolve(), SOURCE_DIR)
+
+
 def make_data(args, model_dir, out):
     import transformers
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
@@ -361,10 +366,12 @@ def make_data(args, model_dir, out):
                            dtype=torch.int64).reshape(count, args.eval_seq_len)
     save_file({"input_ids": windows}, str(out / "eval_windows.safetensors"))
     return {
-        "calibration": {"file": str(WIKITEXT_DIR / "valid.txt"), "stream_tokens": len(calib_ids),
+        "calibration": {"file": repository_path(WIKITEXT_DIR / "valid.txt"),
+                        "stream_tokens": len(calib_ids),
                         "num_samples": args.num_samples, "seq_len": args.seq_len,
                         "seed": args.seed, "starts": starts, "sha256": sha256_of(calib)},
-        "evaluation": {"file": str(WIKITEXT_DIR / "test.txt"), "stream_tokens": len(test_ids),
+        "evaluation": {"file": repository_path(WIKITEXT_DIR / "test.txt"),
+                       "stream_tokens": len(test_ids),
                        "windows": count, "seq_len": args.eval_seq_len,
                        "sha256": sha256_of(windows)},
     }
@@ -557,8 +564,7 @@ def main():
     key = eval_key(args, data)
     results = {
         "command_line": command_line, "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} logical "
-                   f"CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "machine": f"{cpu_description()}, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "threads": args.threads, "evaluator": args.evaluator, "eval_key": key,
         "versions": {"stunt": stunt_version(compress), "torch": torch.__version__,
                      "llmcompressor": llmc_versions(args.llmcompressor_python)},

