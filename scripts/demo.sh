@@ -32,7 +32,7 @@ step() {
   shift 2
   echo
   echo "== $title"
-  echo "\$ $*"
+  echo "\$ $(printf '%q ' "$@")"
   local start elapsed
   start=$(date +%s%N)
   if [ "${*: -1}" = "--json" ]; then

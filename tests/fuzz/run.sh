@@ -21,7 +21,9 @@ recipe_sources=(src/recipe/recipe.cpp src/recipe/parse_llmcompressor.cpp src/rec
                 src/recipe/expression.cpp src/recipe/schema.cpp src/recipe/registry.cpp
                 src/recipe/common_args.cpp src/recipe/lifecycle.cpp src/recipe/modifiers_quantization.cpp
                 src/recipe/modifiers_pruning.cpp src/recipe/modifiers_training.cpp
-                src/quant/quant_args.cpp tests/fuzz/recipe_factories_stub.cpp)
+                src/recipe/recipe_variables.cpp src/recipe/oneshot_schedule.cpp
+                src/quant/quant_args.cpp tests/fuzz/recipe_factories_stub.cpp
+                tests/fuzz/logging_stub.cpp)
 
 build() {
   local name=$1
