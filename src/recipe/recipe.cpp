@@ -318,9 +318,9 @@ bool gives_scheme(const Value& args) {
 }
 
 /// llm-compressor attaches a QuantizationModifier's scheme to the model, and a later
-/// GPTQModifier without a scheme of its own quantizes those layers with it. Here the
-/// GPTQModifier takes the scheme (and targets, ignore and observers) into its own arguments, and
-/// the QuantizationModifier, whose rounding GPTQ would redo, leaves the run.
+/// GPTQModifier without a scheme of its own quantizes those layers with it (without its default
+/// act-order). Here the GPTQModifier takes the scheme (and targets, ignore and observers) into its
+/// own arguments, and the QuantizationModifier, whose rounding GPTQ would redo, leaves the run.
 void inherit_gptq_schemes(Recipe& recipe) {
   static const char* kSchemeKeys[] = {"scheme",          "config_groups",
                                       "targets",         "ignore",
@@ -348,6 +348,10 @@ void inherit_gptq_schemes(Recipe& recipe) {
         }
         m.args[key] = quantizer->args[key];
       }
+      // llm-compressor applies GPTQ's default act-order only to schemes GPTQ declares itself:
+      // an inherited scheme keeps its own (none unless it says so). Measured with
+      // benchmarks/llmcompressor_inherited_scheme.py.
+      if (!m.args.contains("actorder")) m.args["actorder"] = nullptr;
       recipe.notes.push_back(str(recipe.source, ": ", m.path,
                                  ": GPTQModifier quantizes with the scheme of ", quantizer->path,
                                  " (as llm-compressor does); that modifier's "
