@@ -35,7 +35,10 @@ class MemoryCheckpoint final : public Checkpoint {
     if (it == tensors_.end()) {
       throw ValueError(str(path().string(), ": no tensor named ", name));
     }
-    return it->second;
+    // A tensor of its own (sharing the storage): a model built from these tensors must not
+    // share tensor objects with the model they came from, or readying one for training
+    // (Model::prepare_training) would change the other.
+    return it->second.detach();
   }
 
  private:

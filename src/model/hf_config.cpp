@@ -80,6 +80,15 @@ double HfConfig::number(const std::string& key, std::optional<double> fallback,
   return result;
 }
 
+double HfConfig::probability(const std::string& key, double fallback) const {
+  const nlohmann::json* value = find(key);
+  if (value == nullptr || value->is_null()) return fallback;
+  if (!value->is_number()) fail(key, "is not a number");
+  const double result = value->get<double>();
+  if (!(result >= 0.0 && result < 1.0)) fail(key, "is out of range; expected a number in [0, 1)");
+  return result;
+}
+
 bool HfConfig::boolean(const std::string& key, bool fallback) const {
   const nlohmann::json* value = find(key);
   if (value == nullptr) return fallback;

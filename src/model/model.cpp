@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 
 #include "stunt/core/error.h"
 #include "stunt/core/strings.h"
@@ -101,6 +102,43 @@ Output Model::forward(const Batch& batch) {
   return head(state);
 }
 
+Output Model::forward_with_grad(const Batch& batch) {
+  at::AutoGradMode grad_mode(true);
+  BlockState state = embed(batch);
+  for (int i = 0; i < num_blocks(); ++i) run_block(i, state);
+  return head(state);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::prepare_training() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  std::set<const c10::TensorImpl*> seen;
+  auto make_trainable = [&](const std::string& name, at::Tensor& t) {
+    if (!t.defined() || !t.is_floating_point() || !seen.insert(t.unsafeGetTensorImpl()).second) {
+      return;
+    }
+    if (!t.requires_grad()) {
+      c10::NoGradGuard no_grad;
+      // set_ swaps the storage under the same tensor, so that architectures holding a handle
+      // to it (and tied layers, which share it) see the owned copy. Tensors made by detach()
+      // (a model rebuilt from another's tensors) forbid that unless allowed.
+      t.unsafeGetTensorImpl()->set_allow_tensor_metadata_change(true);
+      t.set_(t.clone(at::MemoryFormat::Contiguous));
+      t.requires_grad_(true);
+    }
+    out.emplace_back(name, t);
+  };
+  for (const auto& layer : layers_) {
+    make_trainable(layer->name + ".weight", layer->weight);
+    make_trainable(layer->name + ".bias", layer->bias);
+  }
+  for (auto& [name, tensor] : tensors_) make_trainable(name, tensor);
+  return out;
+}
+
+at::Tensor Model::dropout(const at::Tensor& x, double p) const {
+  return training_ && p > 0 ? at::dropout(x, p, /*train=*/true) : x;
+}
+
 void Model::deliver_capture(const Layer& layer, const at::Tensor& input) const {
   if (layer.capture && capture_) capture_(layer, input);
 }
@@ -116,7 +154,7 @@ at::Tensor Model::call(const Layer& layer, const at::Tensor& input) const {
       }
       return at::linear(input, layer.weight, layer.bias);
     case LayerKind::Embedding:
-      return at::embedding(layer.weight, input);
+      return at::embedding(layer.weight, input, layer.padding_idx);
     case LayerKind::Conv:
       break;
   }

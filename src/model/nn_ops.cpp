@@ -146,9 +146,9 @@ std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& ca
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& bias, bool causal, double scale) {
+                     const at::Tensor& bias, bool causal, double scale, double dropout_p) {
   const bool grouped = k.size(1) != q.size(1);
-  if (!bias.defined() && causal && CalibrationKernelScope::active() &&
+  if (!bias.defined() && causal && dropout_p == 0.0 && CalibrationKernelScope::active() &&
       kernels::causal_attention_supported(q, k, v)) {
     // Calibration's whole-sequence causal attention: only the keys a query may see are scored,
     // where ATen's kernel scores all of a 512-token window.
@@ -157,7 +157,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   if (!bias.defined()) {
     // Without a mask SDPA's fused CPU kernel reads shared key/value heads itself
     // (enable_gqa), as transformers arranges: no copies.
-    return at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, causal, scale,
+    return at::scaled_dot_product_attention(q, k, v, std::nullopt, dropout_p, causal, scale,
                                             /*enable_gqa=*/grouped);
   }
   at::Tensor key = k;
@@ -167,7 +167,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     key = k.repeat_interleave(groups, 1);
     value = v.repeat_interleave(groups, 1);
   }
-  return at::scaled_dot_product_attention(q, key, value, bias, 0.0, /*is_causal=*/false, scale);
+  return at::scaled_dot_product_attention(q, key, value, bias, dropout_p, /*is_causal=*/false,
+                                          scale);
 }
 
 namespace {

@@ -34,6 +34,8 @@ class HfConfig {
   double number(const std::string& key, std::optional<double> fallback = std::nullopt,
                 double min_exclusive = 0.0) const;
   bool boolean(const std::string& key, bool fallback) const;
+  /// A probability in [0, 1) such as a dropout rate; `fallback` when absent or null.
+  double probability(const std::string& key, double fallback) const;
   std::string string(const std::string& key,
                      std::optional<std::string> fallback = std::nullopt) const;
 

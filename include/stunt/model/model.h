@@ -50,6 +50,9 @@ struct Layer {
   bool stored_transposed = false;
   /// The layer whose weight this one shares in the checkpoint (lm_head ↔ embed_tokens), if any.
   std::string tied_to;
+  /// Embedding: the row whose gradient stays zero in training (transformers' padding_idx);
+  /// -1 for none. Inference ignores it.
+  int64_t padding_idx = -1;
 
   int64_t out_features() const { return weight.size(0); }
   int64_t in_features() const { return weight.size(1); }
@@ -107,6 +110,24 @@ class Model {
   /// The whole forward pass: embed, every block, head. Runs without autograd.
   Output forward(const Batch& batch);
 
+  /// The same forward pass with autograd recorded, for training. Stunt's fused inference
+  /// kernels, which have no backward, stand aside while grad mode is on.
+  Output forward_with_grad(const Batch& batch);
+
+  /// Training mode turns dropout on, at the rates the model's config gives (transformers'
+  /// model.train()); models start in inference mode, as from_pretrained leaves them. Dropout
+  /// draws from ATen's default CPU generator.
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+
+  /// Readies the model for training: every floating layer weight and bias and every floating
+  /// non-layer tensor (norms, position tables) becomes a leaf that requires grad and owns its
+  /// memory (a weight memory-mapped from its checkpoint is copied in place first, so that every
+  /// holder of the tensor sees the copy and the optimizer never writes into the file's pages).
+  /// Returns them by checkpoint name; a weight tied to another layer's is listed once, under
+  /// the partner's name. Calling it again returns the same tensors.
+  std::vector<std::pair<std::string, at::Tensor>> prepare_training();
+
   /// Block-by-block forward, for sequential calibration: `embed` prepares the state, then
   /// `run_block(i)` for i in [0, num_blocks()) in order, then `head`. An algorithm may change the
   /// weights of block i between capturing its inputs and running it for the next block.
@@ -149,6 +170,11 @@ class Model {
   /// Adds a non-layer tensor (a norm weight, a buffer) kept under its checkpoint name.
   at::Tensor& add_tensor(const std::string& name, at::Tensor tensor);
   const std::map<std::string, at::Tensor>& tensors() const { return tensors_; }
+  /// x with dropout at rate `p` in training mode; x itself in inference mode.
+  at::Tensor dropout(const at::Tensor& x, double p) const;
+  /// The attention-probability dropout rate to pass to attention(): `p` in training mode, 0
+  /// otherwise.
+  double attention_dropout(double p) const { return training_ ? p : 0.0; }
   /// Hands `input` to the active capture when it covers `layer`. For adapters that cannot call
   /// their layers through call() (ScriptModel's instrumented graph).
   void deliver_capture(const Layer& layer, const at::Tensor& input) const;
@@ -159,6 +185,7 @@ class Model {
   std::map<std::string, Layer*> layers_by_name_;
   std::map<std::string, at::Tensor> tensors_;
   std::function<void(const Layer&, const at::Tensor&)> capture_;
+  bool training_ = false;
 };
 
 /// While alive, hands the input of each chosen layer to `receive` on every forward pass (full or

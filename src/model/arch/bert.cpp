@@ -26,6 +26,10 @@ class Bert final : public HfModel {
     max_positions_ = c.integer("max_position_embeddings");
     const int64_t type_vocab = c.integer("type_vocab_size", 2);
     eps_ = c.number("layer_norm_eps", 1e-12);
+    // transformers' BertConfig defaults; the classifier falls back to the hidden rate.
+    hidden_dropout_ = c.probability("hidden_dropout_prob", 0.1);
+    attention_dropout_ = c.probability("attention_probs_dropout_prob", 0.1);
+    classifier_dropout_ = c.probability("classifier_dropout", hidden_dropout_);
     activation_ = c.string("hidden_act", "gelu");
     if (!is_known_activation(activation_)) c.fail("hidden_act", "is not a supported activation");
     if (hidden_ % heads_ != 0) {
@@ -40,7 +44,9 @@ class Bert final : public HfModel {
     const std::string p = w.find_prefix({"", "bert."}, "embeddings.word_embeddings.weight");
     word_ = &add_layer(
         embedding_layer(p + "embeddings.word_embeddings",
-                        w.take(p + "embeddings.word_embeddings.weight", {vocab_, hidden_})));
+                        w.take(p + "embeddings.word_embeddings.weight", {vocab_, hidden_}),
+                        // BertConfig's default is 0; ids outside the vocabulary mean none.
+                        c.optional_integer("pad_token_id", INT64_MIN).value_or(0)));
     auto tensor = [&](const std::string& name, std::vector<int64_t> shape) {
       return add_tensor(name, w.take(name, shape));
     };
@@ -106,7 +112,8 @@ class Bert final : public HfModel {
     at::Tensor x =
         call(*word_, batch.input_ids) + token_types_[0] + positions_.narrow(0, 0, seq).unsqueeze(0);
     BlockState state;
-    state.hidden = at::layer_norm(x, {hidden_}, embed_norm_.first, embed_norm_.second, eps_);
+    state.hidden = dropout(
+        at::layer_norm(x, {hidden_}, embed_norm_.first, embed_norm_.second, eps_), hidden_dropout_);
     state.context["bias"] =
         attention_bias(batch.attention_mask, seq, seq, /*causal=*/false, x.scalar_type());
     return state;
@@ -120,11 +127,13 @@ class Bert final : public HfModel {
     at::Tensor k = split_heads(call(*b.key, x), heads_, head_dim);
     at::Tensor v = split_heads(call(*b.value, x), heads_, head_dim);
     at::Tensor context = attention(q, k, v, state.context.at("bias"), false,
-                                   1.0 / std::sqrt(static_cast<double>(head_dim)));
-    at::Tensor attended = call(*b.attention_out, merge_heads(context));
+                                   1.0 / std::sqrt(static_cast<double>(head_dim)),
+                                   attention_dropout(attention_dropout_));
+    at::Tensor attended = dropout(call(*b.attention_out, merge_heads(context)), hidden_dropout_);
     x = at::layer_norm(attended + x, {hidden_}, b.attention_norm.first, b.attention_norm.second,
                        eps_);
-    at::Tensor h = call(*b.output, activation(activation_, call(*b.intermediate, x)));
+    at::Tensor h = dropout(call(*b.output, activation(activation_, call(*b.intermediate, x))),
+                           hidden_dropout_);
     state.hidden =
         at::layer_norm(h + x, {hidden_}, b.output_norm.first, b.output_norm.second, eps_);
   }
@@ -132,7 +141,7 @@ class Bert final : public HfModel {
   Output head(BlockState& state) override {
     if (classifier_ == nullptr) return {at::Tensor(), state.hidden};
     at::Tensor pooled = at::tanh(call(*pooler_, state.hidden.select(1, 0)));
-    return {call(*classifier_, pooled), state.hidden};
+    return {call(*classifier_, dropout(pooled, classifier_dropout_)), state.hidden};
   }
 
  private:
@@ -143,6 +152,7 @@ class Bert final : public HfModel {
   };
   int64_t hidden_, heads_, vocab_, max_positions_;
   double eps_;
+  double hidden_dropout_ = 0.0, attention_dropout_ = 0.0, classifier_dropout_ = 0.0;
   std::string activation_;
   Layer* word_;
   Layer* pooler_ = nullptr;

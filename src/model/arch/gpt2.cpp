@@ -33,6 +33,10 @@ class Gpt2 final : public HfModel {
     max_positions_ = c.integer("n_positions");
     const int64_t inner = c.optional_integer("n_inner", 1).value_or(4 * hidden_);
     eps_ = c.number("layer_norm_epsilon", 1e-5);
+    // transformers' GPT2Config defaults.
+    embedding_dropout_ = c.probability("embd_pdrop", 0.1);
+    attention_dropout_ = c.probability("attn_pdrop", 0.1);
+    residual_dropout_ = c.probability("resid_pdrop", 0.1);
     activation_ = c.string("activation_function", "gelu_new");
     if (!is_known_activation(activation_)) {
       c.fail("activation_function", "is not a supported activation");
@@ -87,7 +91,8 @@ class Gpt2 final : public HfModel {
     check_token_batch(batch.input_ids, batch.attention_mask, vocab_, max_positions_, "gpt2");
     const int64_t seq = batch.input_ids.size(1);
     BlockState state;
-    state.hidden = call(*wte_, batch.input_ids) + wpe_.narrow(0, 0, seq).unsqueeze(0);
+    state.hidden = dropout(call(*wte_, batch.input_ids) + wpe_.narrow(0, 0, seq).unsqueeze(0),
+                           embedding_dropout_);
     state.context["bias"] =
         attention_bias(batch.attention_mask, seq, seq, true, state.hidden.scalar_type());
     return state;
@@ -149,14 +154,17 @@ class Gpt2 final : public HfModel {
     if (cached_k != nullptr) std::tie(k, v) = append_kv(*cached_k, *cached_v, k, v);
     const double scale = scale_by_layer_ ? scale_ / (index + 1) : scale_;
     const bool causal = q.size(2) > 1;
-    at::Tensor attended = attention(q, k, v, bias, causal, scale);
-    x = x + call(*b.attn_proj, merge_heads(attended));
+    at::Tensor attended =
+        attention(q, k, v, bias, causal, scale, attention_dropout(attention_dropout_));
+    x = x + dropout(call(*b.attn_proj, merge_heads(attended)), residual_dropout_);
     h = at::layer_norm(x, {hidden_}, b.ln_2.first, b.ln_2.second, eps_);
-    return x + call(*b.mlp_proj, activation(activation_, call(*b.c_fc, h)));
+    return x +
+           dropout(call(*b.mlp_proj, activation(activation_, call(*b.c_fc, h))), residual_dropout_);
   }
 
   int64_t hidden_, heads_, vocab_, max_positions_;
   double eps_, scale_;
+  double embedding_dropout_ = 0.0, attention_dropout_ = 0.0, residual_dropout_ = 0.0;
   bool scale_by_layer_;
   std::string activation_;
   Layer* wte_;

@@ -30,6 +30,7 @@ class Llama final : public HfModel {
     vocab_ = c.integer("vocab_size");
     max_positions_ = c.integer("max_position_embeddings", int64_t{1} << 40);
     eps_ = c.number("rms_norm_eps", 1e-6);
+    attention_dropout_ = c.probability("attention_dropout", 0.0);  // Llama has no other dropout
     activation_ = c.string("hidden_act", "silu");
     if (!is_known_activation(activation_)) c.fail("hidden_act", "is not a supported activation");
     if (heads_ % kv_heads_ != 0) {
@@ -51,8 +52,11 @@ class Llama final : public HfModel {
 
     WeightLoader w(std::move(weights), dtype);
     const std::string p = w.find_prefix({"model.", ""}, "embed_tokens.weight");
-    embed_ = &add_layer(
-        embedding_layer(p + "embed_tokens", w.take(p + "embed_tokens.weight", {vocab_, hidden_})));
+    embed_ = &add_layer(embedding_layer(p + "embed_tokens",
+                                        w.take(p + "embed_tokens.weight", {vocab_, hidden_}),
+                                        // -1 (old conversions) means none, as any id outside
+                                        // the vocabulary does.
+                                        c.optional_integer("pad_token_id", INT64_MIN)));
     auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias,
                       int block) -> Layer* {
       return &add_layer(linear_layer(name, w.take(name + ".weight", {out, in}),
@@ -182,7 +186,8 @@ class Llama final : public HfModel {
     if (slot != nullptr) std::tie(k, v) = append_kv(*slot->keys, *slot->values, k, v);
     const bool causal = q.size(2) > 1;
     at::Tensor attended =
-        attention(q, k, v, bias, causal, 1.0 / std::sqrt(static_cast<double>(head_dim_)));
+        attention(q, k, v, bias, causal, 1.0 / std::sqrt(static_cast<double>(head_dim_)),
+                  attention_dropout(attention_dropout_));
     return call(*b.o, merge_heads(attended));
   }
 
@@ -210,6 +215,7 @@ class Llama final : public HfModel {
   int64_t hidden_, heads_, kv_heads_, head_dim_, vocab_, max_positions_;
   int64_t sliding_window_ = 0;
   double eps_;
+  double attention_dropout_ = 0.0;
   std::string activation_;
   Rotary rotary_;
   Layer* embed_;

@@ -61,6 +61,7 @@ class T5 final : public HfModel {
              str("must exceed relative_attention_num_buckets / 2 = ", buckets_ / 2));
     }
     eps_ = c.number("layer_norm_epsilon", 1e-6);
+    dropout_ = c.probability("dropout_rate", 0.1);  // transformers' T5Config default
     decoder_start_ = c.integer("decoder_start_token_id", c.integer("pad_token_id", 0, 0), 0);
     const std::string ff = c.string("feed_forward_proj", "relu");
     gated_ = ff.rfind("gated-", 0) == 0;
@@ -170,18 +171,21 @@ class T5 final : public HfModel {
     const Block& b = blocks_.at(index);
     if (index < encoder_blocks_) {
       at::Tensor x = state.hidden;
-      x = x + attend(b.self_attention, rms_norm(x, b.self_norm, eps_), {},
-                     state.context.at("encoder_bias"));
-      state.hidden = x + feed_forward(b.ff, rms_norm(x, b.ff_norm, eps_));
+      x = x + dropout(attend(b.self_attention, rms_norm(x, b.self_norm, eps_), {},
+                             state.context.at("encoder_bias")),
+                      dropout_);
+      state.hidden = x + dropout(feed_forward(b.ff, rms_norm(x, b.ff_norm, eps_)), dropout_);
       return;
     }
     if (index == encoder_blocks_) start_decoder(state);
     at::Tensor x = state.hidden;
-    x = x + attend(b.self_attention, rms_norm(x, b.self_norm, eps_), {},
-                   state.context.at("decoder_bias"));
-    x = x + attend(b.cross_attention, rms_norm(x, b.cross_norm, eps_),
-                   state.context.at("encoder_hidden"), state.context.at("cross_bias"));
-    state.hidden = x + feed_forward(b.ff, rms_norm(x, b.ff_norm, eps_));
+    x = x + dropout(attend(b.self_attention, rms_norm(x, b.self_norm, eps_), {},
+                           state.context.at("decoder_bias")),
+                    dropout_);
+    x = x + dropout(attend(b.cross_attention, rms_norm(x, b.cross_norm, eps_),
+                           state.context.at("encoder_hidden"), state.context.at("cross_bias")),
+                    dropout_);
+    state.hidden = x + dropout(feed_forward(b.ff, rms_norm(x, b.ff_norm, eps_)), dropout_);
   }
 
   bool supports_decoding() const override { return true; }
@@ -254,7 +258,7 @@ class T5 final : public HfModel {
 
   Output head(BlockState& state) override {
     if (encoder_blocks_ == num_blocks()) start_decoder(state);  // no decoder blocks
-    at::Tensor hidden = rms_norm(state.hidden, decoder_norm_, eps_);
+    at::Tensor hidden = dropout(rms_norm(state.hidden, decoder_norm_, eps_), dropout_);
     return {logits_of(hidden), hidden};
   }
 
@@ -283,7 +287,7 @@ class T5 final : public HfModel {
   void encoder_inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                       BlockState& state) const {
     const int64_t seq = input_ids.size(1);
-    state.hidden = call(*shared_, input_ids);
+    state.hidden = dropout(call(*shared_, input_ids), dropout_);
     const auto dtype = state.hidden.scalar_type();
     at::Tensor position = position_bias(encoder_bias_, seq, seq, /*bidirectional=*/true, dtype);
     at::Tensor padding = attention_bias(attention_mask, seq, seq, false, dtype);
@@ -302,9 +306,10 @@ class T5 final : public HfModel {
   }
 
   void start_decoder(BlockState& state) {
-    state.context["encoder_hidden"] = rms_norm(state.hidden, encoder_norm_, eps_);
+    state.context["encoder_hidden"] =
+        dropout(rms_norm(state.hidden, encoder_norm_, eps_), dropout_);
     const at::Tensor& ids = state.context.at("decoder_input_ids");
-    state.hidden = call(*shared_, ids);
+    state.hidden = dropout(call(*shared_, ids), dropout_);
     const int64_t seq = ids.size(1);
     const auto dtype = state.hidden.scalar_type();
     at::Tensor causal = at::ones({seq, seq}, at::kBool).tril().logical_not();
@@ -320,18 +325,20 @@ class T5 final : public HfModel {
     at::Tensor q = split_heads(call(*a.q, x), heads_, d_kv_);
     at::Tensor k = split_heads(call(*a.k, source), heads_, d_kv_);
     at::Tensor v = split_heads(call(*a.v, source), heads_, d_kv_);
-    return call(*a.o, merge_heads(attention(q, k, v, bias, false, 1.0)));
+    return call(*a.o,
+                merge_heads(attention(q, k, v, bias, false, 1.0, attention_dropout(dropout_))));
   }
 
   at::Tensor feed_forward(const FeedForward& f, const at::Tensor& x) const {
     at::Tensor h = call(*f.wi, x);
     h = f.wi_gate != nullptr ? gated_activation(activation_, h, call(*f.wi_gate, x))
                              : activation(activation_, h);
-    return call(*f.wo, h);
+    return call(*f.wo, dropout(h, dropout_));
   }
 
   int64_t d_model_, heads_, d_kv_, vocab_, buckets_, max_distance_, decoder_start_;
   double eps_;
+  double dropout_ = 0.0;
   bool gated_, scale_outputs_;
   std::string activation_;
   int encoder_blocks_ = 0;

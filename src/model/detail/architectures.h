@@ -63,11 +63,16 @@ inline Layer linear_layer(std::string name, at::Tensor weight, at::Tensor bias, 
 }
 
 /// A token embedding outside the blocks.
-inline Layer embedding_layer(std::string name, at::Tensor weight) {
+inline Layer embedding_layer(std::string name, at::Tensor weight,
+                             std::optional<int64_t> padding_idx = std::nullopt) {
   Layer layer;
   layer.name = std::move(name);
   layer.kind = LayerKind::Embedding;
   layer.class_name = "Embedding";
+  // transformers gives nn.Embedding the pad token only when it names a row.
+  if (padding_idx && *padding_idx >= 0 && *padding_idx < weight.size(0)) {
+    layer.padding_idx = *padding_idx;
+  }
   layer.weight = std::move(weight);
   return layer;
 }

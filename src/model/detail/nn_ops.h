@@ -62,9 +62,9 @@ std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& ca
 
 /// Scaled dot-product attention. q: [b, h, q, d]; k, v: [b, kv_h, k, d] (grouped-query when
 /// kv_h < h); bias: additive, broadcastable to [b, h, q, k], or undefined; causal applies only
-/// when bias is undefined.
+/// when bias is undefined. dropout_p drops attention probabilities (training only).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& bias, bool causal, double scale);
+                     const at::Tensor& bias, bool causal, double scale, double dropout_p = 0.0);
 
 /// Rotary position embedding as transformers computes it (default, linear, llama3 scaling).
 class Rotary {

@@ -14,49 +14,18 @@
 #include "stunt/model/hf_model.h"
 #include "stunt/model/load.h"
 #include "test_util.h"
+#include "tiny_llama.h"
 
 namespace stunt::model {
 namespace {
 
-constexpr int64_t kVocab = 40, kHidden = 16, kInter = 24, kLayers = 2, kHeads = 4, kKv = 2;
+using namespace test::tiny_llama;
 
-nlohmann::json tiny_config() {
-  return {{"model_type", "llama"},         {"hidden_size", kHidden},
-          {"intermediate_size", kInter},   {"num_hidden_layers", kLayers},
-          {"num_attention_heads", kHeads}, {"num_key_value_heads", kKv},
-          {"vocab_size", kVocab},          {"rms_norm_eps", 1e-6},
-          {"tie_word_embeddings", true},   {"max_position_embeddings", 64}};
-}
-
-std::vector<io::NamedTensor> tiny_weights() {
-  at::manual_seed(0);
-  const int64_t kv_dim = kKv * kHidden / kHeads;
-  std::vector<io::NamedTensor> t;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
-    t.emplace_back(name, at::randn(shape) * 0.2);
-  };
-  add("model.embed_tokens.weight", {kVocab, kHidden});
-  for (int i = 0; i < kLayers; ++i) {
-    const std::string b = "model.layers." + std::to_string(i) + ".";
-    add(b + "input_layernorm.weight", {kHidden});
-    add(b + "self_attn.q_proj.weight", {kHidden, kHidden});
-    add(b + "self_attn.k_proj.weight", {kv_dim, kHidden});
-    add(b + "self_attn.v_proj.weight", {kv_dim, kHidden});
-    add(b + "self_attn.o_proj.weight", {kHidden, kHidden});
-    add(b + "post_attention_layernorm.weight", {kHidden});
-    add(b + "mlp.gate_proj.weight", {kInter, kHidden});
-    add(b + "mlp.up_proj.weight", {kInter, kHidden});
-    add(b + "mlp.down_proj.weight", {kHidden, kInter});
-  }
-  add("model.norm.weight", {kHidden});
-  return t;
-}
-
+nlohmann::json tiny_config() { return test::tiny_llama::config(); }
+std::vector<io::NamedTensor> tiny_weights() { return test::tiny_llama::weights(); }
 void write_model(const std::filesystem::path& folder, const nlohmann::json& config,
                  const std::vector<io::NamedTensor>& weights) {
-  std::filesystem::create_directories(folder);
-  test::write_text(folder / "config.json", config.dump());
-  io::save_safetensors(folder / "model.safetensors", weights);
+  test::tiny_llama::write(folder, config, weights);
 }
 
 Batch tiny_batch() {
