@@ -15,6 +15,7 @@
 #include "stunt/kernels/cuda_device.h"
 #include "stunt/kernels/hessian.h"
 #include "stunt/kernels/quantize.h"
+#include "stunt/prune/gradual_schedule.h"
 #include "stunt/prune/magnitude.h"
 #include "stunt/prune/mask.h"
 #include "stunt/prune/parameter_masks.h"
@@ -22,6 +23,7 @@
 #include "stunt/prune/structure.h"
 #include "stunt/prune/wanda.h"
 #include "stunt/quant/compressed_tensors.h"
+#include "stunt/quant/fake_quant.h"
 #include "stunt/quant/gptq.h"
 #include "stunt/quant/observer.h"
 #include "stunt/quant/qparams.h"
@@ -33,6 +35,11 @@
 #include "stunt/recipe/oneshot.h"
 #include "stunt/recipe/recipe.h"
 #include "stunt/recipe/registry.h"
+#include "stunt/recipe/training.h"
+#include "stunt/train/gradual_pruning.h"
+#include "stunt/train/learning_rate.h"
+#include "stunt/train/quantization_aware.h"
+#include "stunt/train/trainer.h"
 
 namespace stunt {
 /// Opens any model Stunt runs: Hugging Face folders (dense or compressed-tensors), GGUF files.

@@ -52,6 +52,13 @@ class LifecycleError : public Error {
   using Error::Error;
 };
 
+/// A long run stopped on SIGINT or SIGTERM after saving its progress; rerunning with resume
+/// continues it. The CLI exits 130, as a shell does for an interrupted command.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 /// An invariant of Stunt itself was broken: a bug, never the user's fault.
 class InternalError : public Error {
  public:

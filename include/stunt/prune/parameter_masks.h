@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ class ParameterMasks {
   void add(const std::string& name, at::Tensor parameter, const at::Tensor& pruned);
   /// The same for every zero `parameter` holds now (ConstantPruningModifier's mask).
   void add_existing_zeros(const std::string& name, at::Tensor parameter);
+  /// Replaces the pruned positions of the parameter added under `name` (a gradual schedule's
+  /// next mask) and zeroes them; its gradient is masked with the new positions from then on.
+  void update(const std::string& name, const at::Tensor& pruned);
   /// Zeroes every pruned position again: call after each optimizer step, since weight decay or
   /// momentum built up before masking could move them.
   void apply();
@@ -37,6 +41,8 @@ class ParameterMasks {
     at::Tensor parameter;
     at::Tensor pruned;
     int hook = -1;
+    /// 1 where the parameter is kept, in its dtype: what the gradient hook multiplies by.
+    std::shared_ptr<at::Tensor> keep;
   };
   std::vector<Mask> masks_;
 };

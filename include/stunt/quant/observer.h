@@ -32,6 +32,19 @@ class Observer {
   /// The qparams of the statistics so far; throws when nothing was observed.
   QParams qparams() const;
   bool has_data() const { return min_.defined(); }
+  /// The statistics so far and the scale layout, for training checkpoints.
+  struct Statistics {
+    at::Tensor min;
+    at::Tensor max;
+    std::vector<int64_t> scale_shape;
+  };
+  Statistics statistics() const { return {min_, max_, scale_shape_}; }
+  /// Continues from statistics() of an observer of the same kind.
+  void restore(Statistics statistics) {
+    min_ = std::move(statistics.min);
+    max_ = std::move(statistics.max);
+    scale_shape_ = std::move(statistics.scale_shape);
+  }
   const QuantArgs& args() const { return args_; }
 
   /// The observer `name` (see above) with its observer_kwargs. Unknown names and kwargs are

@@ -1,0 +1,393 @@
+#include "stunt/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+
+#include "detail/signal_stop.h"
+#include "detail/training_checkpoint.h"
+#include "stunt/core/error.h"
+#include "stunt/core/logging.h"
+#include "stunt/core/progress.h"
+#include "stunt/prune/gradual_schedule.h"
+
+namespace stunt::train {
+namespace {
+
+/// splitmix64 (Steele et al. 2014): a fixed, portable stream for the example order.
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/// An index uniformly below `bound` (Lemire's multiply-shift, with its rejection step).
+uint64_t below(uint64_t bound, uint64_t& state) {
+  const uint64_t threshold = (0 - bound) % bound;
+  while (true) {
+    const unsigned __int128 product =
+        static_cast<unsigned __int128>(splitmix64(state)) * static_cast<unsigned __int128>(bound);
+    if (static_cast<uint64_t>(product) >= threshold) return static_cast<uint64_t>(product >> 64);
+  }
+}
+
+/// The trainer's own state in a checkpoint, beside the callbacks': dropout's random stream.
+constexpr const char* kTrainerState = "stunt.trainer";
+
+at::Tensor cpu_generator_state() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_cpu_generator_state(const at::Tensor& state) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+/// Puts the model in training mode for a scope, and back as it was.
+class TrainingMode {
+ public:
+  explicit TrainingMode(model::Model& model) : model_(model), previous_(model.training()) {
+    model_.set_training(true);
+  }
+  ~TrainingMode() { model_.set_training(previous_); }
+  TrainingMode(const TrainingMode&) = delete;
+  TrainingMode& operator=(const TrainingMode&) = delete;
+
+ private:
+  model::Model& model_;
+  bool previous_;
+};
+
+}  // namespace
+
+std::vector<int64_t> epoch_order(int64_t size, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) order[static_cast<size_t>(i)] = i;
+  uint64_t state = seed ^ (0xD1B54A32D192ED03ULL * static_cast<uint64_t>(epoch + 1));
+  for (int64_t i = size - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(below(static_cast<uint64_t>(i + 1), state));
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+  }
+  return order;
+}
+
+TokenWindowData::TokenWindowData(std::vector<std::vector<int64_t>> windows, std::string fingerprint)
+    : windows_(std::move(windows)), fingerprint_(std::move(fingerprint)) {
+  for (const auto& w : windows_) {
+    STUNT_CHECK_AS(ValueError, w.size() == windows_.front().size() && w.size() >= 2,
+                   "training windows must share one length of at least 2 tokens (", fingerprint_,
+                   ")");
+  }
+}
+
+TrainingBatch TokenWindowData::batch(const std::vector<int64_t>& examples) const {
+  const int64_t seq = static_cast<int64_t>(windows_.front().size());
+  at::Tensor ids = at::empty({static_cast<int64_t>(examples.size()), seq}, at::kLong);
+  int64_t* out = ids.data_ptr<int64_t>();
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const auto& w = windows_.at(static_cast<size_t>(examples[i]));
+    std::copy(w.begin(), w.end(), out + static_cast<int64_t>(i) * seq);
+  }
+  TrainingBatch batch;
+  batch.inputs.input_ids = ids;
+  batch.labels = ids;
+  return batch;
+}
+
+at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch) {
+  STUNT_CHECK_AS(NotImplementedError, model.architecture() != "t5", model.architecture(),
+                 ": encoder-decoder models train on (input, target) pairs, which Stunt does not "
+                 "implement yet; causal language modelling trains decoder-only models");
+  const model::Output out = model.forward_with_grad(batch.inputs);
+  STUNT_CHECK_AS(
+      ValueError,
+      out.logits.defined() && out.logits.dim() == 3 && out.logits.size(1) == batch.labels.size(1),
+      model.architecture(),
+      " gives no next-token logits [batch, seq, vocab]: causal language modelling "
+      "needs a language model (Llama, Mistral, Qwen2, GPT-2), not an encoder");
+  const int64_t seq = out.logits.size(1);
+  const at::Tensor logits = out.logits.narrow(1, 0, seq - 1);
+  const at::Tensor labels = batch.labels.narrow(1, 1, seq - 1);
+  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
+                                labels.reshape({-1}), /*weight=*/{}, at::Reduction::Mean,
+                                /*ignore_index=*/-100);
+}
+
+const char* to_string(OptimizerKind kind) { return kind == OptimizerKind::AdamW ? "adamw" : "sgd"; }
+
+struct Trainer::Impl {
+  model::Model& model;
+  const TrainingData& data;
+  LossFunction loss;
+  TrainerOptions options;
+  std::vector<TrainingCallbacks*> callbacks;
+  /// The model's trainable tensors, then those the callbacks add (learned scales).
+  std::vector<std::pair<std::string, at::Tensor>> parameters;
+  size_t model_parameters = 0;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+
+  Impl(model::Model& m, const TrainingData& d, LossFunction l, TrainerOptions o)
+      : model(m), data(d), loss(std::move(l)), options(std::move(o)) {}
+
+  int64_t examples_per_step() const { return options.batch_size * options.gradient_accumulation; }
+
+  int64_t steps_per_epoch() const {
+    STUNT_CHECK_AS(ValueError, options.batch_size > 0 && options.gradient_accumulation > 0,
+                   "batch size (", options.batch_size, ") and gradient accumulation (",
+                   options.gradient_accumulation, ") must be at least 1");
+    const int64_t steps = data.size() / examples_per_step();
+    STUNT_CHECK_AS(ValueError, steps > 0, "the training data (", data.fingerprint(), ") holds ",
+                   data.size(), " examples, fewer than one optimizer step takes (batch size ",
+                   options.batch_size, " x gradient accumulation ", options.gradient_accumulation,
+                   " = ", examples_per_step(), "); give more data or a smaller batch");
+    return steps;
+  }
+
+  int64_t total_steps() const {
+    if (options.max_steps > 0) return options.max_steps;
+    STUNT_CHECK_AS(ValueError, std::isfinite(options.epochs) && options.epochs > 0,
+                   "the number of epochs (", options.epochs, ") must be above 0");
+    // A fraction of an epoch rounds up to whole steps; 1e-9 keeps 3 * (1/3) at 1.
+    return static_cast<int64_t>(std::ceil(options.epochs * steps_per_epoch() - 1e-9));
+  }
+
+  void make_optimizer() {
+    std::vector<at::Tensor> tensors;
+    for (const auto& [name, t] : parameters) tensors.push_back(t);
+    const OptimizerOptions& o = options.optimizer;
+    if (o.kind == OptimizerKind::AdamW) {
+      optimizer = std::make_unique<torch::optim::AdamW>(
+          tensors, torch::optim::AdamWOptions(options.learning_rate.peak)
+                       .betas({o.beta1, o.beta2})
+                       .eps(o.eps)
+                       .weight_decay(o.weight_decay));
+    } else {
+      optimizer = std::make_unique<torch::optim::SGD>(
+          tensors, torch::optim::SGDOptions(options.learning_rate.peak)
+                       .momentum(o.momentum)
+                       .nesterov(o.nesterov)
+                       .weight_decay(o.weight_decay));
+    }
+  }
+
+  void set_learning_rate(double rate) {
+    for (auto& group : optimizer->param_groups()) group.options().set_lr(rate);
+  }
+
+  detail::CheckpointIdentity identity(int64_t spe, int64_t total) const {
+    return {options.run_fingerprint, data.fingerprint(), spe, total,
+            to_string(options.optimizer.kind)};
+  }
+
+  void write_checkpoint(const StepInfo& info) {
+    if (options.checkpoint_dir.empty()) return;
+    c10::NoGradGuard no_grad;
+    detail::CheckpointContents contents;
+    contents.step = info.step;
+    contents.identity = identity(info.steps_per_epoch, info.total_steps);
+    contents.parameters = &parameters;
+    contents.optimizer = optimizer.get();
+    for (TrainingCallbacks* cb : callbacks) cb->save_state(contents.callbacks[cb->name()]);
+    contents.callbacks[kTrainerState].tensors["cpu_rng"] = cpu_generator_state();
+    detail::write_training_checkpoint(options.checkpoint_dir, contents, options.keep_checkpoints);
+  }
+
+  /// Restores the newest checkpoint; returns its step (0 when there is none).
+  int64_t restore(int64_t spe, int64_t total) {
+    if (options.checkpoint_dir.empty()) return 0;
+    if (!options.resume) {
+      // A fresh run would interleave its checkpoints with an earlier run's.
+      const auto earlier = detail::list_training_checkpoints(options.checkpoint_dir);
+      STUNT_CHECK_AS(ValueError, earlier.empty(), options.checkpoint_dir.string(),
+                     " holds checkpoints of an earlier run (up to step ", earlier.back().first,
+                     "); resume it, or remove the folder to start over");
+      return 0;
+    }
+    std::map<std::string, CallbackState> states;
+    const std::optional<int64_t> step = detail::read_training_checkpoint(
+        options.checkpoint_dir, identity(spe, total), parameters, *optimizer, states);
+    if (!step) return 0;
+    const auto trainer_state = states.find(kTrainerState);
+    STUNT_CHECK_AS(FormatError,
+                   trainer_state != states.end() && trainer_state->second.tensors.count("cpu_rng"),
+                   options.checkpoint_dir.string(), ": the checkpoint holds no random state");
+    set_cpu_generator_state(trainer_state->second.tensors.at("cpu_rng"));
+    for (TrainingCallbacks* cb : callbacks) {
+      auto it = states.find(cb->name());
+      STUNT_CHECK_AS(ValueError, it != states.end(), options.checkpoint_dir.string(),
+                     ": the checkpoint holds no state for '", cb->name(),
+                     "'; it was written by another recipe. Start over without resume");
+      cb->load_state(it->second);
+    }
+    return *step;
+  }
+
+  void write_metrics(const StepInfo& info, double tokens_per_s) {
+    if (options.metrics_file.empty()) return;
+    nlohmann::ordered_json line = {{"step", info.step},
+                                   {"epoch", info.epoch},
+                                   {"loss", info.loss},
+                                   {"learning_rate", info.learning_rate},
+                                   {"tokens_per_s", tokens_per_s}};
+    std::map<std::string, double> extra;
+    for (TrainingCallbacks* cb : callbacks) cb->metrics(extra);
+    for (const auto& [k, v] : extra) line[k] = v;
+    std::ofstream out(options.metrics_file, std::ios::app);
+    out << line.dump() << '\n';
+    STUNT_CHECK_AS(IoError, out.good(), options.metrics_file.string(),
+                   ": cannot append the metrics line");
+  }
+};
+
+Trainer::Trainer(model::Model& model, const TrainingData& data, LossFunction loss,
+                 TrainerOptions options)
+    : impl_(std::make_unique<Impl>(model, data, std::move(loss), std::move(options))) {
+  impl_->parameters = model.prepare_training();
+  impl_->model_parameters = impl_->parameters.size();
+  STUNT_CHECK_AS(ValueError, !impl_->parameters.empty(), model.architecture(),
+                 ": the model has no trainable tensors");
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::add_callbacks(TrainingCallbacks& callbacks) {
+  impl_->callbacks.push_back(&callbacks);
+}
+
+int64_t Trainer::steps_per_epoch() const { return impl_->steps_per_epoch(); }
+
+int64_t Trainer::total_steps() const { return impl_->total_steps(); }
+
+TrainResult Trainer::run() {
+  Impl& t = *impl_;
+  const auto started = std::chrono::steady_clock::now();
+  const int64_t spe = t.steps_per_epoch();
+  const int64_t total = t.total_steps();
+  LearningRateSchedule schedule = t.options.learning_rate;
+  schedule.total_steps = total;
+  schedule.validate("training options");
+
+  t.parameters.resize(t.model_parameters);
+  for (TrainingCallbacks* cb : t.callbacks) {
+    for (auto& named : cb->parameters()) t.parameters.push_back(std::move(named));
+  }
+  t.make_optimizer();
+
+  // A fresh run seeds dropout's stream; a resumed one takes it from the checkpoint.
+  at::manual_seed(t.options.seed);
+  TrainingMode training_mode(t.model);
+  TrainResult result;
+  result.resumed_from = t.restore(spe, total);
+  if (result.resumed_from > 0) {
+    log::info("resumed from step ", result.resumed_from, " of ", total, " (",
+              t.options.checkpoint_dir.string(), ")");
+  }
+  StepInfo info;
+  info.steps_per_epoch = spe;
+  info.total_steps = total;
+  info.step = result.resumed_from;
+  info.epoch = prune::epoch_after_steps(info.step, spe);
+  for (TrainingCallbacks* cb : t.callbacks) cb->on_train_start(info);
+
+  detail::SignalStop stop;
+  Progress progress("train", total, ProgressOptions{.unit = "steps"});
+  progress.advance(info.step);
+  const int64_t batch = t.options.batch_size;
+  const int64_t accumulation = t.options.gradient_accumulation;
+  int64_t order_epoch = -1;
+  std::vector<int64_t> order;
+  int64_t tokens_since_log = 0;
+  auto last_log = std::chrono::steady_clock::now();
+
+  for (int64_t step = info.step; step < total; ++step) {
+    const int64_t epoch = step / spe;
+    if (epoch != order_epoch) {
+      order = epoch_order(t.data.size(), t.options.seed, epoch);
+      order_epoch = epoch;
+    }
+    info.step = step;
+    info.epoch = prune::epoch_after_steps(step, spe);
+    info.learning_rate = schedule.at(step);
+    for (TrainingCallbacks* cb : t.callbacks) {
+      if (auto rate = cb->learning_rate(info)) info.learning_rate = *rate;
+    }
+    t.set_learning_rate(info.learning_rate);
+    for (TrainingCallbacks* cb : t.callbacks) cb->on_batch_start(info);
+
+    t.optimizer->zero_grad();
+    double loss_sum = 0.0;
+    const int64_t first = (step % spe) * batch * accumulation;
+    for (int64_t micro = 0; micro < accumulation; ++micro) {
+      const auto begin = order.begin() + first + micro * batch;
+      const TrainingBatch b = t.data.batch(std::vector<int64_t>(begin, begin + batch));
+      at::Tensor loss = t.loss(t.model, b);
+      for (TrainingCallbacks* cb : t.callbacks) cb->on_loss(info, b, loss);
+      STUNT_CHECK_AS(ValueError, std::isfinite(loss.item<double>()), "the loss at step ", step,
+                     " is not finite (", loss.item<double>(),
+                     "); lower the learning rate or check the data");
+      (loss / static_cast<double>(accumulation)).backward();
+      loss_sum += loss.item<double>();
+      tokens_since_log += b.inputs.input_ids.numel();
+    }
+    if (t.options.max_grad_norm > 0) {
+      std::vector<at::Tensor> tensors;
+      for (const auto& [name, p] : t.parameters) tensors.push_back(p);
+      torch::nn::utils::clip_grad_norm_(tensors, t.options.max_grad_norm);
+    }
+    for (TrainingCallbacks* cb : t.callbacks) cb->on_optimizer_pre_step(info);
+    t.optimizer->step();
+
+    info.step = step + 1;
+    info.epoch = prune::epoch_after_steps(info.step, spe);
+    info.loss = loss_sum / static_cast<double>(accumulation);
+    for (TrainingCallbacks* cb : t.callbacks) cb->on_optimizer_post_step(info);
+    if (info.step % spe == 0) {
+      for (TrainingCallbacks* cb : t.callbacks) cb->on_epoch_end(info);
+    }
+    progress.advance();
+
+    if (t.options.log_every > 0 && (info.step % t.options.log_every == 0 || info.step == total)) {
+      const auto now = std::chrono::steady_clock::now();
+      const double seconds = std::chrono::duration<double>(now - last_log).count();
+      t.write_metrics(info, seconds > 0 ? tokens_since_log / seconds : 0.0);
+      tokens_since_log = 0;
+      last_log = now;
+    }
+    const bool due = t.options.checkpoint_every > 0 && info.step % t.options.checkpoint_every == 0;
+    if (stop.requested()) {
+      t.write_checkpoint(info);
+      log::info("stopped by ", stop.signal_name(), " after step ", info.step,
+                "; rerun with resume ", "to continue from ", t.options.checkpoint_dir.string());
+      result.interrupted = true;
+      break;
+    }
+    if (due && info.step < total) t.write_checkpoint(info);
+  }
+  if (!result.interrupted) {
+    t.write_checkpoint(info);
+    for (TrainingCallbacks* cb : t.callbacks) cb->on_train_end(info);
+  }
+  progress.finish();
+  // Gradients are not part of the result; later stages and saving need the memory.
+  for (auto& [name, p] : t.parameters) p.mutable_grad().reset();
+  result.steps = info.step;
+  result.epochs = info.epoch;
+  result.final_loss = info.loss;
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace stunt::train
