@@ -1,5 +1,6 @@
 #include "stunt/recipe/compress.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "stunt/core/atomic_file.h"
@@ -27,6 +28,20 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
                          "values; drop --sparse-format (quantized outputs are packed already) or "
                          "the quantization"));
   }
+  const bool trains = std::any_of(recipe.stages.begin(), recipe.stages.end(), is_train_stage);
+  // Where training checkpoints go unless the caller says: beside the output ("out/" as "out").
+  const fs::path bare_output = output.filename().empty() ? output.parent_path() : output;
+  const fs::path default_checkpoints =
+      bare_output.parent_path() / (bare_output.filename().string() + ".checkpoints");
+  if (trains) {
+    // Every refusal before the model loads: a modifier that cannot train, or one-shot.
+    for (const ModifierCheck& check : check_oneshot(recipe)) {
+      if (!check.refusal.empty()) throw RecipeError(check.refusal);
+    }
+    STUNT_CHECK_AS(ValueError, !options.dataset.empty(), recipe.source,
+                   ": the recipe has a train stage; give the training data with --dataset (text, "
+                   "JSONL with a \"text\" field, or .safetensors input_ids)");
+  }
   bool torchscript = false;
   if (model_path.extension() != ".gguf") {
     // Damaged weights are reported by the reader that understands them, before anything else.
@@ -45,6 +60,12 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
     throw ValueError(str(options.dataset.string(),
                          ": a TorchScript archive carries no tokenizer to read text with; give "
                          "--dataset a .safetensors file holding input_ids [samples, tokens]"));
+  }
+  if (torchscript && trains) {
+    throw ValueError(str(model_path.string(),
+                         ": the recipe trains, and training runs on Hugging "
+                         "Face models (folders or GGUF files), not TorchScript "
+                         "archives"));
   }
   if (torchscript && options.sparse_format != SparseFormat::Dense) {
     throw ValueError(str("--sparse-format ", sparse_name,
@@ -78,9 +99,17 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
     if (!options.dataset.empty() && !tokenized) {
       tokenizer.emplace(model::load_model_tokenizer(model_path));
     }
-    calibrate(tokenizer ? &*tokenizer : nullptr);
+    const bool calibrates = std::any_of(recipe.stages.begin(), recipe.stages.end(),
+                                        [](const Stage& s) { return !is_train_stage(s); });
+    if (calibrates) calibrate(tokenizer ? &*tokenizer : nullptr);
+    TrainingRunOptions training = options.training;
+    training.dataset = options.dataset;
+    training.tokenizer = tokenizer ? &*tokenizer : nullptr;
+    training.fingerprint = fs::absolute(model_path).string();
+    if (training.checkpoint_dir.empty()) training.checkpoint_dir = default_checkpoints;
     // Structured pruning may replace the model with a smaller one.
-    const State state = run_oneshot(recipe, model, oneshot);
+    const State state =
+        trains ? run_recipe(recipe, model, oneshot, training) : run_oneshot(recipe, model, oneshot);
     result.quantized_layers = state.quantization.layers().size();
     if (!state.quantization.empty()) {
       quant::save_compressed(*model, state.quantization, folder.staging());
@@ -95,6 +124,12 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
   }
   write_file_atomic(folder.staging() / "recipe.yaml", recipe.to_yaml());
   folder.commit();
+  std::error_code ec;
+  if (trains && (options.training.checkpoint_dir.empty() ||
+                 fs::equivalent(options.training.checkpoint_dir, default_checkpoints, ec))) {
+    // The output holds the result; the default checkpoints only served a resume.
+    fs::remove_all(default_checkpoints, ec);
+  }
   log::info("wrote ", output.string(), " (", result.format, ")");
   return result;
 }

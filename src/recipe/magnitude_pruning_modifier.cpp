@@ -36,8 +36,10 @@ class MagnitudePruningModifier final : public Modifier {
           detail::dump_text(a["init_sparsity"]), " at epoch ", detail::dump_text(a["start_epoch"]),
           " to final_sparsity ", detail::dump_text(a["final_sparsity"]), " at epoch ",
           detail::dump_text(a["end_epoch"]),
-          " while the model trains; Stunt has no training loop yet. For one-shot magnitude "
-          "pruning at final_sparsity, set end_epoch equal to start_epoch (or remove both)"));
+          " while the model trains, but its stage says run_type: oneshot. Make it a train stage "
+          "(run_type: train, or no run_type) and give the training data with --dataset; for "
+          "one-shot magnitude pruning at final_sparsity, set end_epoch equal to start_epoch (or "
+          "remove both)"));
     }
     for (const char* schedule_key : {"init_sparsity", "inter_func", "update_scheduler",
                                      "scheduler_args", "leave_enabled", "score_type"}) {

@@ -125,8 +125,16 @@ void register_quantization_modifiers(ModifierRegistry& r) {
   const auto base = detail::llmcompressor_base_fields();
   r.add({"QuantizationModifier",
          "quantization",
-         "round-to-nearest weights and calibrated activation scales (post-training)",
-         ArgSchema::object(concat({base, quantization_mixin_fields()})),
+         "round-to-nearest weights and calibrated activation scales (post-training); "
+         "quantization-aware training in a train stage",
+         ArgSchema::object(
+             concat({base,
+                     quantization_mixin_fields(),
+                     // Stunt's own, for quantization-aware training (train stages).
+                     {field("learnable_scales", ArgSchema::boolean(),
+                            "train: learn the weight scales (LSQ) instead of observing them"),
+                      field("disable_quantization_observer_epoch", ArgSchema::number().nullable(),
+                            "train: the epoch from which observed scales stay fixed")}})),
          {needs_one_scheme, observers_not_mixed},
          detail::make_quantization_modifier});
   r.add({"GPTQModifier",

@@ -13,6 +13,7 @@
 #include "stunt/io/dataset.h"
 #include "stunt/io/safetensors.h"
 #include "stunt/recipe/registry.h"
+#include "stunt/recipe/training.h"
 
 namespace stunt::recipe {
 namespace {
@@ -221,8 +222,8 @@ std::unique_ptr<Modifier> create_for_oneshot(const Recipe& recipe, const Stage& 
                                              const ModifierSpec& spec, bool after_other) {
   if (!stage.run_type.empty() && stage.run_type != "oneshot") {
     throw RecipeError(str(recipe.source, ": ", stage.name, ": run_type '", stage.run_type,
-                          "' needs a training loop; `compress --recipe` runs one-shot stages "
-                          "(run_type: oneshot)"));
+                          "' is not a one-shot stage; train stages run through the trainer "
+                          "(compress --recipe with --dataset)"));
   }
   std::unique_ptr<Modifier> modifier =
       ModifierRegistry::builtin().create(spec, recipe.syntax, recipe.source);
@@ -252,9 +253,31 @@ std::vector<ModifierCheck> check_oneshot(const Recipe& recipe) {
   std::vector<ModifierCheck> checks;
   bool after_other = false;
   for (const Stage& stage : recipe.stages) {
+    const bool trains = is_train_stage(stage);
     for (const ModifierSpec& spec : stage.modifiers) {
       ModifierCheck check;
       check.spec = &spec;
+      check.trains = trains;
+      if (trains) {
+        try {
+          ModifierRegistry::builtin().validate(spec, recipe.syntax, recipe.source);
+          if (!runs_in_training(spec.type, recipe.syntax)) {
+            check.refusal = str(recipe.source, ": ", spec.path, ": ", spec.type,
+                                " is not implemented yet in train stages (one-shot modifiers "
+                                "belong in a one-shot stage)");
+          } else {
+            // Every argument check that needs no model.
+            ModifierSpec located = spec;
+            located.source = recipe.source;
+            make_training_modifier(located, recipe.syntax);
+          }
+        } catch (const Error& e) {
+          check.refusal = e.what();
+        }
+        after_other = true;
+        checks.push_back(std::move(check));
+        continue;
+      }
       try {
         const auto modifier = create_for_oneshot(recipe, stage, spec, after_other);
         check.calibrates = modifier->needs_calibration();
@@ -273,7 +296,7 @@ std::vector<ModifierCheck> check_oneshot(const Recipe& recipe) {
 namespace {
 
 State run_modifiers(std::vector<std::unique_ptr<Modifier>> modifiers, model::Model& model,
-                    const OneshotOptions& options) {
+                    const OneshotOptions& options, State state) {
   c10::NoGradGuard no_grad;
   for (const auto& m : modifiers) {
     if (m->changes_structure()) {
@@ -282,7 +305,6 @@ State run_modifiers(std::vector<std::unique_ptr<Modifier>> modifiers, model::Mod
                             "modifier of the recipe (and needs a Hugging Face model)"));
     }
   }
-  State state;
   state.model = &model;
   state.target = options.target;
   state.has_calibration_data = !options.calibration.empty();
@@ -311,11 +333,16 @@ State run_modifiers(std::vector<std::unique_ptr<Modifier>> modifiers, model::Mod
 }  // namespace
 
 State run_oneshot(const Recipe& recipe, model::Model& model, const OneshotOptions& options) {
-  return run_modifiers(create_modifiers(recipe), model, options);
+  return run_modifiers(create_modifiers(recipe), model, options, State{});
 }
 
 State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                   const OneshotOptions& options) {
+  return run_oneshot(recipe, model, options, State{});
+}
+
+State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
+                  const OneshotOptions& options, State state) {
   std::vector<std::unique_ptr<Modifier>> modifiers = create_modifiers(recipe);
   size_t structural = 0;
   while (structural < modifiers.size() && modifiers[structural]->changes_structure()) {
@@ -339,7 +366,7 @@ State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     model = std::move(smaller);
   }
   modifiers.erase(modifiers.begin(), modifiers.begin() + static_cast<std::ptrdiff_t>(structural));
-  return run_modifiers(std::move(modifiers), *model, options);
+  return run_modifiers(std::move(modifiers), *model, options, std::move(state));
 }
 
 }  // namespace stunt::recipe

@@ -18,12 +18,12 @@ std::string what_training_means(const std::string& type) {
 }
 
 [[noreturn]] void refuse(const ModifierSpec& spec, const std::string& key, const Value& value) {
-  throw NotImplementedError(str(
-      spec.where(), ".", key, ": ", value.dump(), " schedules ", spec.type,
-      " inside a training run", what_training_means(spec.type),
-      "; Stunt has no training loop yet, so `compress --recipe` runs one-shot work only. Remove ",
-      key,
-      " (or set it to -1) to run it one-shot now, or keep the recipe for the training engine"));
+  throw NotImplementedError(
+      str(spec.where(), ".", key, ": ", value.dump(), " schedules ", spec.type,
+          " inside a training run", what_training_means(spec.type),
+          ", but its stage says run_type: oneshot. Make it a train stage (run_type: train, or no "
+          "run_type) and give the training data with --dataset, or remove ",
+          key, " (or set it to -1) to run it one-shot"));
 }
 
 }  // namespace

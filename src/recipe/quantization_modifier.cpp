@@ -8,7 +8,15 @@ namespace {
 class QuantizationModifier final : public Modifier {
  public:
   explicit QuantizationModifier(ModifierSpec spec)
-      : Modifier(std::move(spec)), mixin_(this->spec()) {}
+      : Modifier(std::move(spec)), mixin_(this->spec()) {
+    const ArgReader a = this->spec().reader();
+    for (const char* key : {"learnable_scales", "disable_quantization_observer_epoch"}) {
+      STUNT_CHECK_AS(RecipeError, !a.has(key), this->spec().where(), ".", key,
+                     ": shapes quantization-aware training, which runs in a train stage; put the "
+                     "modifier in a stage with run_type: train (and give --dataset), or remove ",
+                     key);
+    }
+  }
 
   bool needs_calibration() const override { return mixin_.has_static_inputs(); }
 

@@ -4,10 +4,11 @@ main form would refuse. All on the tiny random Llama of test_ptq_reference.py.""
 import json
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from conftest_common import run
-from test_ptq_reference import tiny_llama  # noqa: F401
+from test_ptq_reference import ct_decompress, tiny_llama  # noqa: F401
 
 
 def write(tmp_path, text, name="recipe.yaml"):
@@ -137,11 +138,11 @@ prune_stage:
     assert mlp_sparsity(tmp_path / "half") == pytest.approx(0.5, abs=1e-3)
     compress(tiny_llama, recipe, tmp_path / "quarter", "--recipe-args", "sparsity=0.25")
     assert mlp_sparsity(tmp_path / "quarter") == pytest.approx(0.25, abs=1e-3)
-    # A training schedule from a recipe argument is refused, naming what it would need.
-    line = refusal(compress(tiny_llama, recipe, tmp_path / "warm", "--recipe-args", "warm_up=0",
-                            check=1))
-    assert "MagnitudePruningModifier.start: 0 schedules MagnitudePruningModifier inside a " \
-           "training run" in line
+    # A schedule from a recipe argument makes the stage train on --dataset (8 windows, one step
+    # of 8): the masks hold through the step.
+    result = compress(tiny_llama, recipe, tmp_path / "warm", "--recipe-args", "warm_up=0")
+    assert "prune: 1 steps of 8 windows" in result.stderr
+    assert mlp_sparsity(tmp_path / "warm") == pytest.approx(0.5, abs=1e-3)
     line = refusal(compress(tiny_llama, recipe, tmp_path / "typo", "--recipe-args", "sparsty=0.2",
                             check=1))
     assert "--recipe-args: 'sparsty' is not a variable of" in line
@@ -180,20 +181,26 @@ modifiers:
     per_layer = [float(original[k].abs().flatten().kthvalue(int(0.6 * original[k].numel()))[0])
                  for k in weights]
     assert max(per_layer) > kept or min(per_layer) < pruned  # the test can tell them apart
-    # The same modifier spread over epochs needs training: refused, with the way to one-shot.
+    # The same modifier spread over 10 epochs prunes while the model trains on --dataset (8
+    # windows, one step per epoch) and reaches the final sparsity on the last step.
     gradual = write(tmp_path, recipe.read_text().replace("end_epoch: 0.0", "end_epoch: 10.0"),
                     "gradual.yaml")
-    check_agrees_with_run(tiny_llama, gradual, tmp_path / "gradual",
-                          "prunes gradually from init_sparsity 0.05 at epoch 0.0 to final_sparsity "
-                          "0.6 at epoch 10.0 while the model trains")
+    result = compress(tiny_llama, gradual, tmp_path / "gradual")
+    assert "default: 10 steps of 8 windows (1 per epoch)" in result.stderr
+    trained = {k: v for k, v in tensors(tmp_path / "gradual").items()
+               if "mlp" in k and k.endswith("weight")}
+    assert sum(int((w == 0).sum()) for w in trained.values()) / total == \
+        pytest.approx(0.6, abs=1e-3)
+    assert not (tmp_path / "gradual.checkpoints").exists()  # removed once the output is written
 
 
 @pytest.mark.parametrize("body,reason", [
     ("QuantizationModifier: {kv_cache_scheme: {num_bits: 8, type: float}}",
      "kv_cache_scheme: KV-cache quantization is not implemented in Stunt"),
-    ("QuantizationModifier: {scheme: W4A16, start: 0}",
-     "QuantizationModifier.start: 0 schedules QuantizationModifier inside a training run (a "
-     "QuantizationModifier with a start is quantization-aware training in llm-compressor)"),
+    ("QuantizationModifier: {scheme: W4A16, learnable_scales: true}",
+     "learnable_scales: shapes quantization-aware training, which runs in a train stage"),
+    ("SparseGPTModifier: {sparsity: 0.5, start: 0}",
+     "SparseGPTModifier is not implemented yet in train stages"),
     ("GPTQModifier: {actorder: group, scheme: W4A16, targets: [Linear]}",
      "GPTQModifier.actorder:"),
     ("QuantizationModifier: {config_groups: {g: {targets: [Linear], weights: {num_bits: 4, "
@@ -205,6 +212,22 @@ modifiers:
 def test_what_the_run_refuses_recipe_check_reports(tiny_llama, tmp_path, body, reason):
     recipe = write(tmp_path, f"q_stage:\n  q_modifiers:\n    {body}\n")
     check_agrees_with_run(tiny_llama, recipe, tmp_path, reason)
+
+
+def test_quantization_modifier_with_a_start_trains_quantization_aware(tiny_llama, tmp_path):
+    """llm-compressor's QAT spelling (a QuantizationModifier with a start) fine-tunes with fake
+    quantization on --dataset and writes the checkpoint post-training quantization writes."""
+    recipe = write(tmp_path, "qat_stage:\n  qat_modifiers:\n    QuantizationModifier:\n"
+                   "      scheme: W4A16\n      targets: [Linear]\n      ignore: [lm_head]\n"
+                   "      start: 0\n")
+    result = compress(tiny_llama, recipe, tmp_path / "out", "--batch-size", "4", "--epochs", "2")
+    assert "qat: 4 steps of 4 windows (2 per epoch)" in result.stderr
+    config, scheme, weights = ct_decompress(tmp_path / "out")
+    assert scheme.weights.num_bits == 4 and len(weights) == 14
+    for name, w in weights.items():
+        # Every group of 128 holds at most 16 levels: the weights sit on the int4 grid.
+        levels = max(len(torch.unique(g)) for g in w.reshape(-1, 128))
+        assert levels <= 16, (name, levels)
 
 
 def test_num_calibration_steps_limits_smoothquant_calibration(tiny_llama, tmp_path):

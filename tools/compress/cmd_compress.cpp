@@ -19,6 +19,11 @@ Runner add_compress(CLI::App& app) {
     std::string target;
     std::string sparse_format = "dense";
     bool overwrite = false;
+    stunt::recipe::TrainingRunOptions training;
+    std::string lr_schedule = "linear";
+    std::string checkpoint_dir;
+    std::string resume;
+    std::string metrics;
   };
   auto options = std::make_shared<Options>();
   app.add_option("--recipe", options->recipe, "Recipe to apply (JSON or YAML)");
@@ -30,7 +35,8 @@ Runner add_compress(CLI::App& app) {
   app.add_option("-o,--output", options->output, "Output folder (written atomically)");
   app.add_option("--dataset", options->dataset,
                  "Calibration data: text or JSONL (random windows are drawn), or a .safetensors "
-                 "file with input_ids [samples, tokens]");
+                 "file with input_ids [samples, tokens]; for train stages, the training data "
+                 "(consecutive windows of --seq-len tokens)");
   app.add_option("--num-samples", options->calibration.num_samples, "Calibration samples")
       ->capture_default_str();
   app.add_option("--seq-len", options->calibration.seq_len, "Tokens per calibration sample")
@@ -49,6 +55,53 @@ Runner add_compress(CLI::App& app) {
       ->check(CLI::IsMember({"dense", "sparse-bitmask", "sparse-24-bitmask"}))
       ->capture_default_str();
   app.add_flag("--overwrite", options->overwrite, "Replace an existing output folder");
+  // Train stages (recipes with run_type: train, or modifiers with a schedule).
+  auto& t = options->training;
+  const std::string train_group = "Training (recipes with train stages)";
+  app.add_option("--batch-size", t.batch_size, "Windows per micro-batch")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--gradient-accumulation", t.gradient_accumulation,
+                 "Micro-batches per optimizer step")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--epochs", t.epochs,
+                 "Epochs when the recipe sets none (EpochRangeModifier, schedule ends)")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--max-steps", t.max_steps, "Stop each train stage after this many steps")
+      ->group(train_group);
+  app.add_option("--learning-rate", t.learning_rate,
+                 "Peak learning rate unless a recipe modifier sets it")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--warmup-steps", t.warmup_steps, "Linear warmup steps")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--lr-schedule", options->lr_schedule, "Decay after warmup")
+      ->check(CLI::IsMember({"constant", "linear", "cosine"}))
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--weight-decay", t.weight_decay, "AdamW weight decay")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--max-grad-norm", t.max_grad_norm, "Gradient clipping (0: off)")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--checkpoint-dir", options->checkpoint_dir,
+                 "Where training checkpoints go (default OUT.checkpoints, removed once OUT is "
+                 "written)")
+      ->group(train_group);
+  app.add_option("--checkpoint-every", t.checkpoint_every,
+                 "Steps between checkpoints (0: only on SIGINT/SIGTERM and at the end)")
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--resume", options->resume,
+                 "Continue an interrupted run from the checkpoints in DIR (by default training "
+                 "writes them to OUT.checkpoints)")
+      ->group(train_group);
+  app.add_option("--metrics", options->metrics, "Write training metrics as JSON lines here")
+      ->group(train_group);
   return [options, &app]() -> int {
     if (options->recipe.empty() || options->model.empty() || options->output.empty()) {
       std::cerr << app.help() << "\nerror: the main form needs --recipe RECIPE, MODEL and -o OUT\n";
@@ -64,6 +117,17 @@ Runner add_compress(CLI::App& app) {
     compress.target = options->target;
     compress.sparse_format = stunt::quant::parse_sparse_format(options->sparse_format);
     compress.overwrite = options->overwrite;
+    compress.training = options->training;
+    compress.training.seq_len = options->calibration.seq_len;
+    compress.training.seed = options->calibration.seed;
+    compress.training.decay =
+        stunt::train::parse_learning_rate_shape(options->lr_schedule, "--lr-schedule");
+    compress.training.checkpoint_dir = options->checkpoint_dir;
+    compress.training.metrics_file = options->metrics;
+    if (!options->resume.empty()) {
+      compress.training.resume = true;
+      compress.training.checkpoint_dir = options->resume;
+    }
     stunt::recipe::compress_model(recipe, options->model, options->output, compress);
     return 0;
   };

@@ -50,7 +50,8 @@ Runner add_recipe(CLI::App& app) {
         Value m = {{"path", c.spec->path},
                    {"type", c.spec->type},
                    {"runs", c.refusal.empty()},
-                   {"calibrates", c.calibrates}};
+                   {"calibrates", c.calibrates},
+                   {"trains", c.trains}};
         if (!c.refusal.empty()) m["refusal"] = c.refusal;
         out["modifiers"].push_back(std::move(m));
       }
@@ -63,7 +64,8 @@ Runner add_recipe(CLI::App& app) {
         if (!c.refusal.empty()) {
           std::cout << ": refused: " << c.refusal << "\n";
         } else {
-          std::cout << ": runs" << (c.calibrates ? " (calibrates: give --dataset)" : "")
+          std::cout << ": runs" << (c.trains ? " while training (give --dataset)" : "")
+                    << (c.calibrates ? " (calibrates: give --dataset)" : "")
                     << (c.changes_structure ? " (cuts the model's structure)" : "") << "\n";
         }
       }

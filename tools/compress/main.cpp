@@ -1,4 +1,5 @@
-// compress: the Stunt command line. Exit codes: 0 success, 1 error, 2 usage.
+// compress: the Stunt command line. Exit codes: 0 success, 1 error, 2 usage, 130 stopped by
+// SIGINT/SIGTERM after saving progress (training; rerun with --resume).
 #include <malloc.h>
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,8 @@ namespace {
 
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
+/// As a shell reports a command stopped by SIGINT (128 + 2).
+constexpr int kExitInterrupted = 130;
 
 }  // namespace
 
@@ -72,6 +75,9 @@ int main(int argc, char** argv) {
       if (sub != nullptr && sub->parsed()) return runner();
     }
     return main_form();
+  } catch (const stunt::Interrupted& e) {
+    std::cerr << "stopped: " << stunt::printable(e.what()) << "\n";
+    return kExitInterrupted;
   } catch (const stunt::Error& e) {
     std::cerr << "error: " << stunt::printable(e.what()) << "\n";
     return kExitError;

@@ -9,6 +9,7 @@
 #include "stunt/quant/sparse_compressed.h"
 #include "stunt/recipe/oneshot.h"
 #include "stunt/recipe/recipe.h"
+#include "stunt/recipe/training.h"
 
 namespace stunt::recipe {
 
@@ -23,6 +24,10 @@ struct CompressOptions {
   quant::SparseFormat sparse_format = quant::SparseFormat::Dense;
   /// Replace an existing output folder.
   bool overwrite = false;
+  /// How train stages run (recipes with train stages train on `dataset`). Without a
+  /// checkpoint_dir, checkpoints go to <output>.checkpoints and are removed once the output is
+  /// written.
+  TrainingRunOptions training;
 };
 
 /// What compress_model wrote.
@@ -33,12 +38,12 @@ struct CompressResult {
   size_t quantized_layers = 0;
 };
 
-/// Loads the model at `model`, runs `recipe` (validated, see load_recipe) on it one-shot and
-/// writes the result with the recipe as run (recipe.yaml) into `output`: compressed-tensors for
-/// quantized Hugging Face models, the model's own format otherwise, TorchScript in TorchScript
-/// out. Everything that can be refused is refused before the output folder appears; an
-/// interrupted call leaves no partial output. Throws stunt::Error subclasses naming the file,
-/// the recipe path or the layer, and the fix.
+/// Loads the model at `model`, runs `recipe` (validated, see load_recipe) on it (one-shot
+/// stages, and train stages on `dataset`, see training.h) and writes the result with the recipe as
+/// run (recipe.yaml) into `output`: compressed-tensors for quantized Hugging Face models, the
+/// model's own format otherwise, TorchScript in TorchScript out. Everything that can be refused is
+/// refused before the output folder appears; an interrupted call leaves no partial output. Throws
+/// stunt::Error subclasses naming the file, the recipe path or the layer, and the fix.
 CompressResult compress_model(const Recipe& recipe, const std::filesystem::path& model,
                               const std::filesystem::path& output,
                               const CompressOptions& options = {});

@@ -49,11 +49,14 @@ struct ModifierCheck {
   bool calibrates = false;
   /// Whether it cuts layers, heads or channels (Hugging Face models only).
   bool changes_structure = false;
+  /// Whether it runs in a train stage (needs --dataset as training data).
+  bool trains = false;
 };
 
-/// Every check that run_oneshot makes before it looks at the model, for every modifier at once
-/// (a run stops at the first refusal): training stages and schedules, each modifier's own
-/// argument checks, structure-changing modifiers first. `recipe` must be validated.
+/// Every check that a run makes before it looks at the model, for every modifier at once (a run
+/// stops at the first refusal): each modifier's own argument checks, structure-changing
+/// modifiers first; in train stages (training.h), whether the modifier can train. `recipe` must
+/// be validated.
 std::vector<ModifierCheck> check_oneshot(const Recipe& recipe);
 
 /// Creates every modifier of `recipe` and initializes them all (so every check runs before any
@@ -70,5 +73,8 @@ State run_oneshot(const Recipe& recipe, model::Model& model, const OneshotOption
 /// structured modifier after any other is refused (the others resolved their layers already).
 State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                   const OneshotOptions& options);
+/// The same, continuing from `state` (the plan and pruned masks of earlier stages).
+State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
+                  const OneshotOptions& options, State state);
 
 }  // namespace stunt::recipe

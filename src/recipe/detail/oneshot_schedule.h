@@ -8,8 +8,9 @@ namespace stunt::recipe::detail {
 
 /// Throws NotImplementedError naming the recipe path when `spec` schedules its work inside a
 /// training run (llm-compressor: start, end or update of 0 or more; SparseML: a start_epoch
-/// after 0), which needs a training loop that Stunt does not have yet. One-shot values pass:
-/// absent, null, or negative (-1 is llm-compressor's and SparseML's "one-shot").
+/// after 0) in a stage that runs one-shot (run_type: oneshot; without a run_type such a stage
+/// trains, see training.h). One-shot values pass: absent, null, or negative (-1 is
+/// llm-compressor's and SparseML's "one-shot").
 void check_oneshot_schedule(const ModifierSpec& spec);
 
 }  // namespace stunt::recipe::detail

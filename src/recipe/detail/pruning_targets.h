@@ -27,6 +27,8 @@ class PruningTargets {
   std::vector<model::Layer*> block_layers(int block) const;
   const PrunedLayer* find(const model::Layer& layer) const;
   const prune::MaskStructure& structure() const { return structure_; }
+  /// The sparsities as given (one, or one per target), before resolve().
+  const std::vector<double>& sparsities() const { return sparsities_; }
   /// Replaces the layer's weight with the pruned one and records its mask in the state.
   static void commit(State& state, model::Layer& layer, const prune::PruneResult& result);
 

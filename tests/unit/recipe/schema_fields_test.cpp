@@ -51,6 +51,10 @@ std::vector<Example> examples() {
       {"AWQModifier", L, json(kv_cache), "kv_cache_scheme"},
       {"AWQModifier", L, json(groups)},
       {"QuantizationModifier", L, json(R"({"scheme": "W4A16", "start": 0})"), "start"},
+      // Quantization-aware training's own fields: refused one-shot (train stages read them).
+      {"QuantizationModifier", L, json(R"({"scheme": "W4A16", "learnable_scales": true,
+                "disable_quantization_observer_epoch": 1})"),
+       "learnable_scales"},
       {"GPTQModifier", L, json(mixin)},
       {"GPTQModifier", L,
        json(R"({"scheme": "W4A16", "block_size": 64, "dampening_frac": 0.02, "actorder": "weight",

@@ -1,0 +1,216 @@
+// Recipes that alternate one-shot and train stages: each run of one-shot stages goes through
+// run_oneshot, each train stage through the Trainer, on one model and one State.
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <cstdio>
+#include <set>
+
+#include "stunt/core/error.h"
+#include "stunt/core/logging.h"
+#include "stunt/io/dataset.h"
+#include "stunt/io/safetensors.h"
+#include "stunt/prune/gradual_schedule.h"
+#include "stunt/quant/quantization_plan.h"
+#include "stunt/recipe/training.h"
+
+namespace stunt::recipe {
+namespace {
+
+/// Modifiers that exist only to shape training.
+const std::set<std::string>& training_only_types() {
+  static const std::set<std::string> types = {
+      "EpochRangeModifier",         "SetLearningRateModifier",     "LearningRateFunctionModifier",
+      "SetWeightDecayModifier",     "MovementPruningModifier",     "DistillationModifier",
+      "OutputDistillationModifier", "PerLayerDistillationModifier"};
+  return types;
+}
+
+/// Whether a modifier's arguments schedule it inside training: llm-compressor's start, end or
+/// update set (>= 0), a SparseML start_epoch after 0, or epochs that span a range.
+bool has_schedule(const ModifierSpec& spec) {
+  auto number = [&](const char* key) -> std::optional<double> {
+    if (!spec.args.contains(key) || !spec.args.at(key).is_number()) return std::nullopt;
+    return spec.args.at(key).get<double>();
+  };
+  for (const char* key : {"start", "end", "update"}) {
+    if (number(key).value_or(-1) >= 0) return true;
+  }
+  if (number("start_epoch").value_or(-1) > 0) return true;
+  const auto start = number("start_epoch"), end = number("end_epoch");
+  return start && end && *end >= 0 && *end != *start;
+}
+
+/// FNV-1a, 64 bits, as hex: a stable name for what a checkpoint belongs to.
+std::string fingerprint_of(const std::string& text) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 0x100000001b3ULL;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+
+/// The training windows of `options.dataset`.
+train::TokenWindowData training_windows(const TrainingRunOptions& options) {
+  STUNT_CHECK_AS(ValueError, !options.dataset.empty(),
+                 "the recipe has a train stage; give the training data with --dataset (text or "
+                 "JSONL with a \"text\" field)");
+  const auto size = std::filesystem::file_size(options.dataset);
+  if (options.dataset.extension() == ".safetensors") {
+    // Token ids as they are: each row of input_ids [samples, tokens] is a window.
+    const auto file = io::SafetensorsFile::open(options.dataset);
+    STUNT_CHECK_AS(FormatError, file->contains("input_ids"), options.dataset.string(),
+                   ": no tensor named input_ids; expected input_ids [samples, tokens]");
+    const at::Tensor ids = file->tensor("input_ids");
+    STUNT_CHECK_AS(FormatError,
+                   ids.dim() == 2 && ids.size(1) >= 2 &&
+                       (ids.scalar_type() == at::kLong || ids.scalar_type() == at::kInt),
+                   options.dataset.string(),
+                   ": input_ids must be int64 or int32 [samples, tokens] "
+                   "with at least 2 tokens, found ",
+                   ids.scalar_type(), " ", ids.sizes());
+    const at::Tensor rows = ids.to(at::kLong).contiguous();
+    std::vector<std::vector<int64_t>> windows;
+    for (int64_t r = 0; r < rows.size(0); ++r) {
+      const int64_t* begin = rows.data_ptr<int64_t>() + r * rows.size(1);
+      windows.emplace_back(begin, begin + rows.size(1));
+    }
+    return train::TokenWindowData(std::move(windows),
+                                  str(options.dataset.string(), " (", size, " bytes)"));
+  }
+  STUNT_CHECK_AS(ValueError, options.tokenizer != nullptr, options.dataset.string(),
+                 ": training on text needs the model's tokenizer");
+  STUNT_CHECK_AS(ValueError, options.seq_len >= 2, "--seq-len ", options.seq_len,
+                 ": training windows need at least 2 tokens");
+  std::vector<std::vector<int64_t>> windows =
+      io::token_windows(options.dataset, *options.tokenizer, options.seq_len);
+  log::info("training data: ", windows.size(), " windows of ", options.seq_len, " tokens from ",
+            options.dataset.string());
+  return train::TokenWindowData(
+      std::move(windows),
+      str(options.dataset.string(), " (", size, " bytes, windows of ", options.seq_len, ")"));
+}
+
+void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, State& state,
+                     const TrainingRunOptions& options, const train::TrainingData& data) {
+  const Stage& stage = recipe.stages[index];
+  state.model = &model;
+  std::vector<std::unique_ptr<TrainingModifier>> modifiers;
+  for (const ModifierSpec& spec : stage.modifiers) {
+    ModifierSpec located = spec;
+    located.source = recipe.source;
+    modifiers.push_back(make_training_modifier(located, recipe.syntax));
+    modifiers.back()->resolve(state);
+  }
+  train::TrainerOptions trainer;
+  trainer.batch_size = options.batch_size;
+  trainer.gradient_accumulation = options.gradient_accumulation;
+  trainer.epochs = options.epochs;
+  trainer.max_steps = options.max_steps;
+  trainer.learning_rate.peak = options.learning_rate;
+  trainer.learning_rate.warmup_steps = options.warmup_steps;
+  trainer.learning_rate.decay = options.decay;
+  trainer.optimizer.weight_decay = options.weight_decay;
+  trainer.max_grad_norm = options.max_grad_norm;
+  trainer.seed = options.seed;
+  trainer.checkpoint_every = options.checkpoint_every;
+  trainer.resume = options.resume;
+  trainer.metrics_file = options.metrics_file;
+  if (!options.checkpoint_dir.empty()) {
+    trainer.checkpoint_dir = options.checkpoint_dir / str("stage-", index);
+  }
+  // A schedule that ends later than the run would stop short of its final sparsity: the run
+  // lasts --epochs or until the last schedule ends, whichever is later, unless an
+  // EpochRangeModifier or --max-steps says otherwise.
+  double schedule_end = 0.0;
+  for (const ModifierSpec& spec : stage.modifiers) {
+    for (const char* key : {"end_epoch", "end"}) {
+      if (spec.args.contains(key) && spec.args.at(key).is_number()) {
+        schedule_end = std::max(schedule_end, spec.args.at(key).get<double>());
+      }
+    }
+  }
+  trainer.epochs = std::max(trainer.epochs, schedule_end);
+  for (auto& m : modifiers) m->configure(trainer);
+  trainer.run_fingerprint =
+      fingerprint_of(str(options.fingerprint, "\n", recipe.to_yaml(), "\nstage ", index));
+
+  train::Trainer run(model, data, train::causal_lm_loss, trainer);
+  for (auto& m : modifiers) {
+    for (train::TrainingCallbacks* cb : m->callbacks()) run.add_callbacks(*cb);
+  }
+  log::info(stage.name.empty() ? std::string("train stage") : stage.name, ": ", run.total_steps(),
+            " steps of ", trainer.batch_size * trainer.gradient_accumulation, " windows (",
+            run.steps_per_epoch(), " per epoch)");
+  const train::TrainResult result = run.run();
+  if (result.interrupted) {
+    throw Interrupted(str("training stopped after step ", result.steps,
+                          "; rerun the same command "
+                          "with --resume ",
+                          options.checkpoint_dir.string(), " to continue"));
+  }
+  c10::NoGradGuard no_grad;
+  for (auto& m : modifiers) m->finish(state);
+  // The model goes on as plain tensors: later stages and saving record no graph.
+  for (auto& [name, tensor] : model.prepare_training()) tensor.requires_grad_(false);
+}
+
+}  // namespace
+
+bool is_train_stage(const Stage& stage) {
+  if (stage.run_type == "train") return true;
+  if (stage.run_type == "oneshot") return false;
+  for (const ModifierSpec& spec : stage.modifiers) {
+    if (training_only_types().count(spec.type) || has_schedule(spec)) return true;
+  }
+  return false;
+}
+
+State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
+                 const OneshotOptions& oneshot, const TrainingRunOptions& training) {
+  // Everything that can be refused without the model, before any work.
+  std::optional<train::TokenWindowData> data;
+  bool trains = false;
+  for (const Stage& stage : recipe.stages) trains |= is_train_stage(stage);
+  if (trains) data.emplace(training_windows(training));
+
+  State state;
+  size_t i = 0;
+  while (i < recipe.stages.size()) {
+    if (is_train_stage(recipe.stages[i])) {
+      STUNT_CHECK_AS(RecipeError, state.quantization.empty(), recipe.source, ": ",
+                     recipe.stages[i].name,
+                     ": trains a model that an earlier stage quantized; fine-tune before "
+                     "quantizing, or quantize during training (a QuantizationModifier in the train "
+                     "stage)");
+      run_train_stage(recipe, i, *model, state, training, *data);
+      ++i;
+      continue;
+    }
+    // The following run of one-shot stages, as one one-shot recipe.
+    Recipe part = recipe;
+    part.stages.clear();
+    while (i < recipe.stages.size() && !is_train_stage(recipe.stages[i])) {
+      part.stages.push_back(recipe.stages[i]);
+      if (part.stages.back().run_type.empty()) part.stages.back().run_type = "oneshot";
+      ++i;
+    }
+    const bool first = part.stages.front().name == recipe.stages.front().name;
+    if (!first) {
+      for (const ModifierCheck& check : check_oneshot(part)) {
+        STUNT_CHECK_AS(RecipeError, !check.changes_structure, check.spec->where(), ": ",
+                       check.spec->type,
+                       " changes the model's structure, so it must come before every other "
+                       "modifier of the recipe");
+      }
+    }
+    state = run_oneshot(part, model, oneshot, std::move(state));
+  }
+  if (trains) quant::apply_input_quantization(*model, state.quantization);
+  return state;
+}
+
+}  // namespace stunt::recipe
