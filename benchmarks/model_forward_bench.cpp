@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "stunt/model/hf_model.h"
 
 namespace {
@@ -33,12 +34,7 @@ struct BenchOptions {
   std::string profile;
 };
 
-/// Median of `samples` (ms); the mean of the middle two for an even count.
-double median(std::vector<double> samples) {
-  std::sort(samples.begin(), samples.end());
-  const size_t n = samples.size();
-  return n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-}
+using stunt::bench::median;
 
 int run(const BenchOptions& options) {
   at::set_num_threads(options.threads);

@@ -70,3 +70,11 @@ def calibration_starts(n_tokens, count, seq_len, seed):
             x = rng()
         starts.append(x % span)
     return starts
+
+
+def completed_checkpoint_steps(checkpoints, stage=0):
+    """The newest complete training checkpoint's step in `checkpoints` (compress --recipe's
+    <OUT>.checkpoints/stage-<i>/step-NNNNNNNN folders holding trainer.json), or 0."""
+    steps = [int(p.name[5:]) for p in checkpoints.glob(f"stage-{stage}/step-*")
+             if (p / "trainer.json").exists()]
+    return max(steps, default=0)

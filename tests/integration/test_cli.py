@@ -48,7 +48,8 @@ def test_every_shipped_recipe_checks(recipe):
     runnable = recipe.name in {"fp8-dynamic.json", "w4a16-gptq.yaml", "w8a8-smoothquant-gptq.yaml",
                                "sparse.json", "sparse-2of4-w4a16.yaml", "shallow-decoder.yaml",
                                "structured-w4a16.yaml", "w4a16-g64-gptq.yaml",
-                               "w8a8-dynamic.yaml", "gmp-sparseml.yaml"}
+                               "w8a8-dynamic.yaml", "gmp-sparseml.yaml",
+                               "sparse-2of4-finetune-w4a16.yaml", "prune-finetune-prune.yaml"}
     result = run("recipe", "check", recipe, check=0 if runnable else 1)
     assert ("# valid: `compress --recipe` will run every modifier" in result.stdout) == runnable
     assert (": refused: " in result.stdout) != runnable, result.stdout

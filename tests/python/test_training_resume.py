@@ -10,7 +10,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from conftest_common import COMPRESS, run
+from conftest_common import COMPRESS, completed_checkpoint_steps, run
 from test_ptq_reference import tiny_llama  # noqa: F401
 
 # Gradual pruning to 50% while fine-tuning: masks, optimizer state, learning-rate schedule and
@@ -39,15 +39,9 @@ def command(tiny_llama, recipe, out, *extra):
             "--dataset", str(data), *TRAIN_ARGS, *map(str, extra)]
 
 
-def completed_steps(checkpoints):
-    steps = [int(p.name[5:]) for p in checkpoints.glob("stage-0/step-*")
-             if (p / "trainer.json").exists()]
-    return max(steps, default=0)
-
-
 def wait_for_step(process, checkpoints, step, timeout=120):
     deadline = time.monotonic() + timeout
-    while completed_steps(checkpoints) < step:
+    while completed_checkpoint_steps(checkpoints) < step:
         assert process.poll() is None, "the run ended before the chosen step"
         assert time.monotonic() < deadline, "no checkpoint in time"
         time.sleep(0.005)

@@ -178,7 +178,7 @@ TEST(Recipe, ShippedRecipesCreateWhatIsImplementedAndRefuseTheRest) {
                                              "w8a8-smoothquant-gptq.yaml", "sparse.json",
                                              "sparse-2of4-w4a16.yaml",     "shallow-decoder.yaml",
                                              "structured-w4a16.yaml",      "w4a16-g64-gptq.yaml",
-                                             "w8a8-dynamic.yaml",          "gmp-sparseml.yaml"};
+                                             "w8a8-dynamic.yaml",          "gmp-sparseml.yaml",     "sparse-2of4-finetune-w4a16.yaml", "prune-finetune-prune.yaml"};
   size_t count = 0;
   for (const auto& entry : fs::directory_iterator(STUNT_RECIPES_DIR)) {
     const Recipe r = load_recipe(entry.path());

@@ -12,21 +12,12 @@
 #include "stunt/model/load.h"
 #include "test_util.h"
 #include "tiny_llama.h"
+#include "train/pattern_windows.h"
 
 namespace stunt::train {
 namespace {
 
 namespace tiny = test::tiny_llama;
-
-TokenWindowData windows(int64_t count, int64_t seq) {
-  std::vector<std::vector<int64_t>> w;
-  for (int64_t i = 0; i < count; ++i) {
-    std::vector<int64_t> ids;
-    for (int64_t t = 0; t < seq; ++t) ids.push_back((7 * i + 5 * t) % tiny::kVocab);
-    w.push_back(ids);
-  }
-  return TokenWindowData(std::move(w), "test windows");
-}
 
 /// Records, after every optimizer step, the schedule's applied sparsity and each layer's zeros.
 class Recorder : public TrainingCallbacks {
@@ -74,7 +65,7 @@ class GradualPruningTest : public ::testing::Test {
 
 TEST_F(GradualPruningTest, EveryUpdateAppliesTheCubicScheduleExactly) {
   auto model = load();
-  const TokenWindowData data = windows(8, 6);  // 4 steps per epoch
+  const TokenWindowData data = test::pattern_windows(8, 6);  // 4 steps per epoch
   auto targets = model->match({"re:.*mlp.*"});
   GradualPruningOptions o;
   o.name = "train_stage.pruning_modifiers.GMPruningModifier";
@@ -117,7 +108,7 @@ TEST_F(GradualPruningTest, EveryUpdateAppliesTheCubicScheduleExactly) {
 
 TEST_F(GradualPruningTest, TwoOfFourGrowsIntoAnExactPattern) {
   auto model = load();
-  const TokenWindowData data = windows(8, 6);
+  const TokenWindowData data = test::pattern_windows(8, 6);
   auto targets = model->match({"Linear"}, {"lm_head"});
   GradualPruningOptions o;
   o.name = "GMPruningModifier";
@@ -142,7 +133,7 @@ TEST_F(GradualPruningTest, TwoOfFourGrowsIntoAnExactPattern) {
 
 TEST_F(GradualPruningTest, GlobalSparsityCountsAcrossLayers) {
   auto model = load();
-  const TokenWindowData data = windows(8, 6);
+  const TokenWindowData data = test::pattern_windows(8, 6);
   auto targets = model->match({"re:.*self_attn.*"});
   GradualPruningOptions o;
   o.name = "GlobalMagnitudePruningModifier";
@@ -181,7 +172,7 @@ TEST_F(GradualPruningTest, ExistingZerosStayZeroThroughTraining) {
   o.name = "ConstantPruningModifier";
   o.score = PruningScore::ExistingZeros;
   GradualPruning pruning(targets, o);
-  const TokenWindowData data = windows(8, 6);
+  const TokenWindowData data = test::pattern_windows(8, 6);
   Trainer trainer(*model, data, causal_lm_loss, options(1));
   trainer.add_callbacks(pruning);
   trainer.run();
@@ -192,7 +183,7 @@ TEST_F(GradualPruningTest, ExistingZerosStayZeroThroughTraining) {
 }
 
 TEST_F(GradualPruningTest, MovementPrunesWeightsMovingTowardZeroAndResumesExactly) {
-  const TokenWindowData data = windows(8, 6);
+  const TokenWindowData data = test::pattern_windows(8, 6);
   GradualPruningOptions o;
   o.name = "MovementPruningModifier";
   o.score = PruningScore::Movement;

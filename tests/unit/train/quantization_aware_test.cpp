@@ -10,6 +10,7 @@
 #include "stunt/model/load.h"
 #include "test_util.h"
 #include "tiny_llama.h"
+#include "train/pattern_windows.h"
 
 namespace stunt::train {
 namespace {
@@ -21,16 +22,6 @@ quant::QuantScheme w4_group8() {
   return quant::QuantScheme::from_json(Json::parse(
       R"({"targets": ["Linear"], "weights": {"num_bits": 4, "strategy": "group",
           "group_size": 8, "symmetric": false}})"));
-}
-
-TokenWindowData windows(int64_t count, int64_t seq) {
-  std::vector<std::vector<int64_t>> w;
-  for (int64_t i = 0; i < count; ++i) {
-    std::vector<int64_t> ids;
-    for (int64_t t = 0; t < seq; ++t) ids.push_back((i + 3 * t) % 11 + 1);
-    w.push_back(ids);
-  }
-  return TokenWindowData(std::move(w), "test windows");
 }
 
 class QuantizationAwareTest : public ::testing::Test {
@@ -58,7 +49,7 @@ class QuantizationAwareTest : public ::testing::Test {
 TEST_F(QuantizationAwareTest, LayersComputeWithTheWeightsThatSavingWrites) {
   auto model = load();
   auto targets = model->match({"Linear"}, {"lm_head"});
-  const TokenWindowData data = windows(8, 7);
+  const TokenWindowData data = test::pattern_windows(8, 7);
   QuantizationAwareTraining training(targets, qat(quant::FakeQuantEstimator::StraightThrough));
   Trainer trainer(*model, data, causal_lm_loss, options(6));
   trainer.add_callbacks(training);
@@ -83,7 +74,7 @@ TEST_F(QuantizationAwareTest, LayersComputeWithTheWeightsThatSavingWrites) {
 }
 
 TEST_F(QuantizationAwareTest, LearnedScalesMoveAndTrainingLowersTheQuantizedLoss) {
-  const TokenWindowData data = windows(16, 9);
+  const TokenWindowData data = test::pattern_windows(16, 9);
   const TrainingBatch probe = data.batch({0, 1, 2, 3});
 
   // The quantized model's loss before training.
@@ -106,7 +97,7 @@ TEST_F(QuantizationAwareTest, LearnedScalesMoveAndTrainingLowersTheQuantizedLoss
 }
 
 TEST_F(QuantizationAwareTest, ResumesToTheSameScalesAndWeights) {
-  const TokenWindowData data = windows(8, 7);
+  const TokenWindowData data = test::pattern_windows(8, 7);
   TrainerOptions o = options(8);
   o.checkpoint_every = 3;
   o.checkpoint_dir = dir_ / "a";

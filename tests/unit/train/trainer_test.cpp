@@ -12,22 +12,14 @@
 #include "stunt/prune/gradual_schedule.h"
 #include "test_util.h"
 #include "tiny_llama.h"
+#include "train/pattern_windows.h"
 
 namespace stunt::train {
 namespace {
 
 namespace tiny = test::tiny_llama;
 
-/// Windows that repeat a short pattern, which a model can learn in a few steps.
-TokenWindowData pattern_windows(int64_t count, int64_t seq) {
-  std::vector<std::vector<int64_t>> windows;
-  for (int64_t i = 0; i < count; ++i) {
-    std::vector<int64_t> w;
-    for (int64_t t = 0; t < seq; ++t) w.push_back((i + 3 * t) % 11 + 1);
-    windows.push_back(w);
-  }
-  return TokenWindowData(std::move(windows), "pattern windows");
-}
+using test::pattern_windows;
 
 class TrainerTest : public ::testing::Test {
  protected:

