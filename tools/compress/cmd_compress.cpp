@@ -39,9 +39,11 @@ Runner add_compress(CLI::App& app) {
                  "(consecutive windows of --seq-len tokens)");
   app.add_option("--num-samples", options->calibration.num_samples, "Calibration samples")
       ->capture_default_str();
-  app.add_option("--seq-len", options->calibration.seq_len, "Tokens per calibration sample")
+  app.add_option("--seq-len", options->calibration.seq_len,
+                 "Tokens per calibration sample, and per training window")
       ->capture_default_str();
-  app.add_option("--seed", options->calibration.seed, "Seed for drawing calibration windows")
+  app.add_option("--seed", options->calibration.seed,
+                 "Seed for drawing calibration windows, and for the training order and dropout")
       ->capture_default_str();
   app.add_option("--calibration-batch-size", options->calibration.batch_size,
                  "Calibration samples per forward pass")
