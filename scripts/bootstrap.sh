@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 TORCH_VERSION=2.11.0
 APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config python3-venv
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev libgloo-dev)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

@@ -72,8 +72,19 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
                          ": the sparse layouts are written for Hugging Face folders, not "
                          "TorchScript archives"));
   }
-  // Fail before any work when the output cannot be written.
-  AtomicDirectory folder(output, {.overwrite = options.overwrite});
+  std::shared_ptr<train::ProcessGroup> group;
+  if (options.distributed && options.distributed->world_size > 1) {
+    STUNT_CHECK_AS(ValueError, trains, recipe.source,
+                   ": WORLD_SIZE=", options.distributed->world_size,
+                   ": only train stages run data-parallel, and this recipe has none; run it in "
+                   "one process");
+    // Before the output check, so that a rank refusing it makes the others fail, not wait.
+    group = std::make_shared<train::ProcessGroup>(*options.distributed);
+  }
+  // Fail before any work when the output cannot be written; rank 0 alone writes it.
+  const bool writes = !group || group->rank() == 0;
+  std::optional<AtomicDirectory> folder;
+  if (writes) folder.emplace(output, OutputFolderOptions{.overwrite = options.overwrite});
   OneshotOptions oneshot;
   oneshot.target = options.target;
   auto calibrate = [&](const io::Tokenizer* tokenizer) {
@@ -88,9 +99,9 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
     const State state = run_oneshot(recipe, *model, oneshot);
     result.quantized_layers = state.quantization.layers().size();
     if (state.quantization.empty()) {
-      model->save(folder.staging());
+      model->save(folder->staging());
     } else {
-      quant::save_compressed_script(*model, state.quantization, folder.staging());
+      quant::save_compressed_script(*model, state.quantization, folder->staging());
     }
     result.format = "torchscript";
   } else {
@@ -107,23 +118,28 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
     training.tokenizer = tokenizer ? &*tokenizer : nullptr;
     training.fingerprint = fs::absolute(model_path).string();
     if (training.checkpoint_dir.empty()) training.checkpoint_dir = default_checkpoints;
+    training.process_group = group;
     // Structured pruning may replace the model with a smaller one.
     const State state =
         trains ? run_recipe(recipe, model, oneshot, training) : run_oneshot(recipe, model, oneshot);
     result.quantized_layers = state.quantization.layers().size();
+    if (!writes) {
+      log::info("rank ", group->rank(), " done; rank 0 writes ", output.string());
+      return result;
+    }
     if (!state.quantization.empty()) {
-      quant::save_compressed(*model, state.quantization, folder.staging());
+      quant::save_compressed(*model, state.quantization, folder->staging());
       result.format = "compressed-tensors";
     } else if (options.sparse_format != SparseFormat::Dense) {
-      quant::save_sparse_compressed(*model, options.sparse_format, folder.staging());
+      quant::save_sparse_compressed(*model, options.sparse_format, folder->staging());
       result.format = sparse_name;
     } else {
-      model->save(folder.staging());
+      model->save(folder->staging());
       result.format = "dense";
     }
   }
-  write_file_atomic(folder.staging() / "recipe.yaml", recipe.to_yaml());
-  folder.commit();
+  write_file_atomic(folder->staging() / "recipe.yaml", recipe.to_yaml());
+  folder->commit();
   std::error_code ec;
   if (trains && (options.training.checkpoint_dir.empty() ||
                  fs::equivalent(options.training.checkpoint_dir, default_checkpoints, ec))) {

@@ -119,6 +119,7 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   trainer.checkpoint_every = options.checkpoint_every;
   trainer.resume = options.resume;
   trainer.metrics_file = options.metrics_file;
+  trainer.process_group = options.process_group;
   if (!options.checkpoint_dir.empty()) {
     trainer.checkpoint_dir = options.checkpoint_dir / str("stage-", index);
   }

@@ -178,6 +178,25 @@ void QuantizationAwareTraining::on_optimizer_post_step(const StepInfo& info) {
   if (options_.freeze_epoch && info.epoch >= *options_.freeze_epoch - 1e-9) freeze();
 }
 
+void QuantizationAwareTraining::synchronize(ProcessGroup& group) {
+  if (frozen_) return;
+  std::vector<Layer*> observed;
+  std::vector<at::Tensor> statistics;
+  for (const auto& l : layers_) {
+    if (!l->input_observer || !l->input_observer->has_data()) continue;
+    const quant::Observer::Statistics s = l->input_observer->statistics();
+    observed.push_back(l.get());
+    statistics.push_back(s.min.clone());
+    statistics.push_back(s.max.clone());
+  }
+  group.average(statistics);
+  for (size_t i = 0; i < observed.size(); ++i) {
+    quant::Observer& observer = *observed[i]->input_observer;
+    observer.restore({statistics[2 * i], statistics[2 * i + 1], observer.statistics().scale_shape});
+    observed[i]->input = observer.qparams();
+  }
+}
+
 void QuantizationAwareTraining::save_state(CallbackState& state) const {
   state.json["enabled"] = enabled();
   state.json["frozen"] = frozen_;

@@ -141,7 +141,13 @@ struct Trainer::Impl {
   Impl(model::Model& m, const TrainingData& d, LossFunction l, TrainerOptions o)
       : model(m), data(d), loss(std::move(l)), options(std::move(o)) {}
 
-  int64_t examples_per_step() const { return options.batch_size * options.gradient_accumulation; }
+  ProcessGroup* group() const { return options.process_group.get(); }
+  int world_size() const { return group() ? group()->world_size() : 1; }
+  int rank() const { return group() ? group()->rank() : 0; }
+
+  int64_t examples_per_step() const {
+    return options.batch_size * options.gradient_accumulation * world_size();
+  }
 
   int64_t steps_per_epoch() const {
     STUNT_CHECK_AS(ValueError, options.batch_size > 0 && options.gradient_accumulation > 0,
@@ -151,7 +157,8 @@ struct Trainer::Impl {
     STUNT_CHECK_AS(ValueError, steps > 0, "the training data (", data.fingerprint(), ") holds ",
                    data.size(), " examples, fewer than one optimizer step takes (batch size ",
                    options.batch_size, " x gradient accumulation ", options.gradient_accumulation,
-                   " = ", examples_per_step(), "); give more data or a smaller batch");
+                   " x ranks ", world_size(), " = ", examples_per_step(),
+                   "); give more data or a smaller batch");
     return steps;
   }
 
@@ -187,20 +194,31 @@ struct Trainer::Impl {
   }
 
   detail::CheckpointIdentity identity(int64_t spe, int64_t total) const {
-    return {options.run_fingerprint, data.fingerprint(), spe, total,
-            to_string(options.optimizer.kind)};
+    return {options.run_fingerprint,           data.fingerprint(), spe, total,
+            to_string(options.optimizer.kind), world_size()};
   }
 
+  /// The key of this rank's dropout stream in the trainer's checkpoint state.
+  static std::string rng_key(int rank) {
+    return rank == 0 ? std::string("cpu_rng") : str("cpu_rng.rank", rank);
+  }
+
+  /// Collective in data-parallel runs: every rank calls it at the same steps; rank 0 writes.
   void write_checkpoint(const StepInfo& info) {
     if (options.checkpoint_dir.empty()) return;
     c10::NoGradGuard no_grad;
+    std::vector<at::Tensor> rng_states{cpu_generator_state()};
+    if (group()) rng_states = group()->all_gather(rng_states.front());
+    if (rank() != 0) return;
     detail::CheckpointContents contents;
     contents.step = info.step;
     contents.identity = identity(info.steps_per_epoch, info.total_steps);
     contents.parameters = &parameters;
     contents.optimizer = optimizer.get();
     for (TrainingCallbacks* cb : callbacks) cb->save_state(contents.callbacks[cb->name()]);
-    contents.callbacks[kTrainerState].tensors["cpu_rng"] = cpu_generator_state();
+    for (size_t r = 0; r < rng_states.size(); ++r) {
+      contents.callbacks[kTrainerState].tensors[rng_key(static_cast<int>(r))] = rng_states[r];
+    }
     detail::write_training_checkpoint(options.checkpoint_dir, contents, options.keep_checkpoints);
   }
 
@@ -220,10 +238,11 @@ struct Trainer::Impl {
         options.checkpoint_dir, identity(spe, total), parameters, *optimizer, states);
     if (!step) return 0;
     const auto trainer_state = states.find(kTrainerState);
-    STUNT_CHECK_AS(FormatError,
-                   trainer_state != states.end() && trainer_state->second.tensors.count("cpu_rng"),
-                   options.checkpoint_dir.string(), ": the checkpoint holds no random state");
-    set_cpu_generator_state(trainer_state->second.tensors.at("cpu_rng"));
+    STUNT_CHECK_AS(
+        FormatError,
+        trainer_state != states.end() && trainer_state->second.tensors.count(rng_key(rank())),
+        options.checkpoint_dir.string(), ": the checkpoint holds no random state");
+    set_cpu_generator_state(trainer_state->second.tensors.at(rng_key(rank())));
     for (TrainingCallbacks* cb : callbacks) {
       auto it = states.find(cb->name());
       STUNT_CHECK_AS(ValueError, it != states.end(), options.checkpoint_dir.string(),
@@ -235,7 +254,7 @@ struct Trainer::Impl {
   }
 
   void write_metrics(const StepInfo& info, double tokens_per_s) {
-    if (options.metrics_file.empty()) return;
+    if (options.metrics_file.empty() || rank() != 0) return;
     nlohmann::ordered_json line = {{"step", info.step},
                                    {"epoch", info.epoch},
                                    {"loss", info.loss},
@@ -285,11 +304,26 @@ TrainResult Trainer::run() {
   }
   t.make_optimizer();
 
-  // A fresh run seeds dropout's stream; a resumed one takes it from the checkpoint.
-  at::manual_seed(t.options.seed);
+  // A fresh run seeds dropout's stream (one per rank, so that ranks drop different units); a
+  // resumed one takes it from the checkpoint.
+  at::manual_seed(t.options.seed + static_cast<uint64_t>(t.rank()));
   TrainingMode training_mode(t.model);
   TrainResult result;
   result.resumed_from = t.restore(spe, total);
+  if (ProcessGroup* group = t.group()) {
+    for (const at::Tensor& step :
+         group->all_gather(at::full({1}, result.resumed_from, at::kLong))) {
+      STUNT_CHECK_AS(ValueError, step.item<int64_t>() == result.resumed_from, "rank ", t.rank(),
+                     " resumed from step ", result.resumed_from, " and another rank from step ",
+                     step.item<int64_t>(), "; every rank must see the same checkpoint folder (",
+                     t.options.checkpoint_dir.string(), ")");
+    }
+    // Ranks start from rank 0's tensors, as torch's DistributedDataParallel does.
+    c10::NoGradGuard no_grad;
+    std::vector<at::Tensor> tensors;
+    for (const auto& [name, p] : t.parameters) tensors.push_back(p);
+    group->broadcast(tensors);
+  }
   if (result.resumed_from > 0) {
     log::info("resumed from step ", result.resumed_from, " of ", total, " (",
               t.options.checkpoint_dir.string(), ")");
@@ -302,10 +336,13 @@ TrainResult Trainer::run() {
   for (TrainingCallbacks* cb : t.callbacks) cb->on_train_start(info);
 
   detail::SignalStop stop;
-  Progress progress("train", total, ProgressOptions{.unit = "steps"});
+  ProgressOptions progress_options{.unit = "steps"};
+  if (t.rank() != 0) progress_options.mode = ProgressOptions::Mode::Silent;
+  Progress progress("train", total, progress_options);
   progress.advance(info.step);
   const int64_t batch = t.options.batch_size;
   const int64_t accumulation = t.options.gradient_accumulation;
+  const int64_t world = t.world_size();
   int64_t order_epoch = -1;
   std::vector<int64_t> order;
   int64_t tokens_since_log = 0;
@@ -328,9 +365,9 @@ TrainResult Trainer::run() {
 
     t.optimizer->zero_grad();
     double loss_sum = 0.0;
-    const int64_t first = (step % spe) * batch * accumulation;
+    const int64_t first = (step % spe) * t.examples_per_step();
     for (int64_t micro = 0; micro < accumulation; ++micro) {
-      const auto begin = order.begin() + first + micro * batch;
+      const auto begin = order.begin() + first + (micro * world + t.rank()) * batch;
       const TrainingBatch b = t.data.batch(std::vector<int64_t>(begin, begin + batch));
       at::Tensor loss = t.loss(t.model, b);
       for (TrainingCallbacks* cb : t.callbacks) cb->on_loss(info, b, loss);
@@ -339,7 +376,14 @@ TrainResult Trainer::run() {
                      "); lower the learning rate or check the data");
       (loss / static_cast<double>(accumulation)).backward();
       loss_sum += loss.item<double>();
-      tokens_since_log += b.inputs.input_ids.numel();
+      tokens_since_log += b.inputs.input_ids.numel() * world;
+    }
+    if (ProcessGroup* group = t.group()) {
+      std::vector<at::Tensor> gradients;
+      for (const auto& [name, p] : t.parameters) {
+        if (p.grad().defined()) gradients.push_back(p.grad());
+      }
+      group->average(gradients);
     }
     if (t.options.max_grad_norm > 0) {
       std::vector<at::Tensor> tensors;
@@ -352,7 +396,20 @@ TrainResult Trainer::run() {
     info.step = step + 1;
     info.epoch = prune::epoch_after_steps(info.step, spe);
     info.loss = loss_sum / static_cast<double>(accumulation);
+    if (ProcessGroup* group = t.group()) {
+      at::Tensor loss = at::full({1}, info.loss, at::kDouble);
+      group->average({loss});
+      info.loss = loss.item<double>();
+    }
     for (TrainingCallbacks* cb : t.callbacks) cb->on_optimizer_post_step(info);
+    // A signal may reach some ranks only, or at different moments: all stop at the same step.
+    bool stop_now = stop.requested();
+    if (ProcessGroup* group = t.group()) {
+      for (TrainingCallbacks* cb : t.callbacks) cb->synchronize(*group);
+      at::Tensor flag = at::full({1}, stop_now ? 1 : 0, at::kLong);
+      group->sum({flag});
+      stop_now = flag.item<int64_t>() > 0;
+    }
     if (info.step % spe == 0) {
       for (TrainingCallbacks* cb : t.callbacks) cb->on_epoch_end(info);
     }
@@ -366,10 +423,11 @@ TrainResult Trainer::run() {
       last_log = now;
     }
     const bool due = t.options.checkpoint_every > 0 && info.step % t.options.checkpoint_every == 0;
-    if (stop.requested()) {
+    if (stop_now) {
       t.write_checkpoint(info);
-      log::info("stopped by ", stop.signal_name(), " after step ", info.step,
-                "; rerun with resume ", "to continue from ", t.options.checkpoint_dir.string());
+      log::info("stopped by ", stop.requested() ? stop.signal_name() : "another rank's signal",
+                " after step ", info.step, "; rerun with resume ", "to continue from ",
+                t.options.checkpoint_dir.string());
       result.interrupted = true;
       break;
     }

@@ -44,7 +44,8 @@ Json identity_json(const CheckpointIdentity& id) {
           {"data", id.data},
           {"steps_per_epoch", id.steps_per_epoch},
           {"total_steps", id.total_steps},
-          {"optimizer", id.optimizer}};
+          {"optimizer", id.optimizer},
+          {"world_size", id.world_size}};
 }
 
 at::Tensor step_tensor(int64_t step) { return at::full({1}, step, at::kLong); }

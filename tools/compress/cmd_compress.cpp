@@ -130,6 +130,8 @@ Runner add_compress(CLI::App& app) {
       compress.training.resume = true;
       compress.training.checkpoint_dir = options->resume;
     }
+    // Launched by torchrun (or with its variables set): train stages run data-parallel.
+    compress.distributed = stunt::train::distributed_environment();
     stunt::recipe::compress_model(recipe, options->model, options->output, compress);
     return 0;
   };

@@ -4,6 +4,7 @@
 /// one-shot run, and the writer that fits the result, into a folder written atomically.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "stunt/quant/sparse_compressed.h"
@@ -28,6 +29,10 @@ struct CompressOptions {
   /// checkpoint_dir, checkpoints go to <output>.checkpoints and are removed once the output is
   /// written.
   TrainingRunOptions training;
+  /// Data-parallel training as torchrun describes it (train::distributed_environment()): the
+  /// ranks join one process group before the model loads, train stages share their steps, and
+  /// rank 0 alone writes the output. Refused for recipes without a train stage.
+  std::optional<train::DistributedEnvironment> distributed;
 };
 
 /// What compress_model wrote.

@@ -81,6 +81,9 @@ struct TrainingRunOptions {
   const io::Tokenizer* tokenizer = nullptr;
   /// Identifies the run in checkpoints (the model's path); the recipe is added.
   std::string fingerprint;
+  /// Data-parallel training across this group's ranks (train/distributed.h); null: one process.
+  /// One-shot stages run on every rank alike, so that all hold the same model.
+  std::shared_ptr<train::ProcessGroup> process_group;
 };
 
 /// Runs every stage of `recipe` in order on `model`: one-shot stages as run_oneshot does,

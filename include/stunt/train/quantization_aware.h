@@ -44,6 +44,8 @@ class QuantizationAwareTraining : public TrainingCallbacks {
   std::vector<std::pair<std::string, at::Tensor>> parameters() override;
   void on_train_start(const StepInfo& info) override;
   void on_optimizer_post_step(const StepInfo& info) override;
+  /// Input observers saw each rank's own examples: their statistics become the ranks' mean.
+  void synchronize(ProcessGroup& group) override;
   void save_state(CallbackState& state) const override;
   void load_state(const CallbackState& state) override;
 

@@ -8,6 +8,11 @@
 /// batch_size * gradient_accumulation examples taken in the epoch's seeded order (examples left
 /// over at the end of an epoch are skipped, so every step sees the same number); epochs in a
 /// schedule are fractions of that count (prune/gradual_schedule.h, epoch_after_steps).
+///
+/// Data-parallel runs (TrainerOptions::process_group) count the same way with a global step of
+/// batch_size * gradient_accumulation * world_size examples: micro-batch m of rank r takes the
+/// step's examples [(m * world_size + r) * batch_size, ... + batch_size), so the run equals one
+/// process with gradient_accumulation * world_size micro-batches, up to float rounding.
 
 #include <ATen/core/Tensor.h>
 
@@ -23,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stunt/model/model.h"
+#include "stunt/train/distributed.h"
 #include "stunt/train/learning_rate.h"
 
 namespace stunt::train {
@@ -115,6 +121,10 @@ struct TrainerOptions {
   /// What the run is, for checkpoints (recipe and model hashes): a resume from a checkpoint
   /// written for anything else is refused.
   std::string run_fingerprint;
+  /// Data-parallel training: gradients are averaged across the group's ranks every step, rank 0
+  /// writes checkpoints and metrics and draws the progress bar, every rank reads checkpoint_dir
+  /// on resume (a folder all ranks see). Null: one process.
+  std::shared_ptr<ProcessGroup> process_group;
 };
 
 /// Where a run stands, as the events report it.
@@ -159,6 +169,9 @@ class TrainingCallbacks {
   virtual std::vector<std::pair<std::string, at::Tensor>> parameters() { return {}; }
   /// Overrides the scheduled learning rate at this step (SparseML's learning-rate modifiers).
   virtual std::optional<double> learning_rate(const StepInfo& info) { return std::nullopt; }
+  /// Data-parallel runs, after on_optimizer_post_step: make state that each rank learned from
+  /// its own examples (observer statistics) equal on every rank.
+  virtual void synchronize(ProcessGroup& group) {}
   virtual void save_state(CallbackState& state) const {}
   virtual void load_state(const CallbackState& state) {}
   /// Numbers for the metrics line and the progress bar ("sparsity": 0.42).

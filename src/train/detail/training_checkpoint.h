@@ -25,6 +25,8 @@ struct CheckpointIdentity {
   int64_t steps_per_epoch = 0;
   int64_t total_steps = 0;
   std::string optimizer;
+  /// Data-parallel ranks: each keeps its own dropout stream, so a resume needs as many.
+  int64_t world_size = 1;
 };
 
 struct CheckpointContents {
