@@ -13,6 +13,7 @@
 #include "stunt/prune/gradual_schedule.h"
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/training.h"
+#include "stunt/train/classification.h"
 
 namespace stunt::recipe {
 namespace {
@@ -51,6 +52,25 @@ std::string fingerprint_of(const std::string& text) {
   char out[17];
   std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
   return out;
+}
+
+/// The labelled records of `options.dataset`, each cut to seq_len tokens.
+train::LabeledTextData labeled_records(const TrainingRunOptions& options) {
+  STUNT_CHECK_AS(ValueError, options.tokenizer != nullptr, options.dataset.string(),
+                 ": classification trains on text, which needs the model's tokenizer");
+  io::DatasetOptions read_options;
+  read_options.format = io::DatasetFormat::Jsonl;
+  read_options.max_length = options.seq_len;
+  auto dataset = io::TextDataset::open(options.dataset, *options.tokenizer, read_options);
+  std::vector<io::Sample> samples = dataset.read();
+  const int64_t pad_id =
+      options.tokenizer->pad_id().value_or(options.tokenizer->eos_id().value_or(0));
+  log::info("training data: ", samples.size(), " labelled records (up to ", options.seq_len,
+            " tokens) from ", options.dataset.string());
+  return train::LabeledTextData(
+      std::move(samples), pad_id, options.dataset.string(),
+      str(options.dataset.string(), " (", std::filesystem::file_size(options.dataset),
+          " bytes, records cut to ", options.seq_len, ")"));
 }
 
 /// The training windows of `options.dataset`.
@@ -95,7 +115,8 @@ train::TokenWindowData training_windows(const TrainingRunOptions& options) {
 }
 
 void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, State& state,
-                     const TrainingRunOptions& options, const train::TrainingData& data) {
+                     const TrainingRunOptions& options, const train::TrainingData& data,
+                     const train::LossFunction& loss) {
   const Stage& stage = recipe.stages[index];
   state.model = &model;
   std::vector<std::unique_ptr<TrainingModifier>> modifiers;
@@ -139,7 +160,7 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   trainer.run_fingerprint =
       fingerprint_of(str(options.fingerprint, "\n", recipe.to_yaml(), "\nstage ", index));
 
-  train::Trainer run(model, data, train::causal_lm_loss, trainer);
+  train::Trainer run(model, data, loss, trainer);
   for (auto& m : modifiers) {
     for (train::TrainingCallbacks* cb : m->callbacks()) run.add_callbacks(*cb);
   }
@@ -161,6 +182,13 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
 
 }  // namespace
 
+TrainingTask parse_training_task(const std::string& name, const std::string& where) {
+  if (name == "auto") return TrainingTask::Auto;
+  if (name == "causal-lm") return TrainingTask::CausalLm;
+  if (name == "classification") return TrainingTask::Classification;
+  throw ValueError(str(where, " '", name, "': expected auto, causal-lm or classification"));
+}
+
 bool is_train_stage(const Stage& stage) {
   if (stage.run_type == "train") return true;
   if (stage.run_type == "oneshot") return false;
@@ -173,10 +201,33 @@ bool is_train_stage(const Stage& stage) {
 State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                  const OneshotOptions& oneshot, const TrainingRunOptions& training) {
   // Everything that can be refused without the model, before any work.
-  std::optional<train::TokenWindowData> data;
+  std::unique_ptr<train::TrainingData> data;
   bool trains = false;
   for (const Stage& stage : recipe.stages) trains |= is_train_stage(stage);
-  if (trains) data.emplace(training_windows(training));
+  train::LossFunction loss = train::causal_lm_loss;
+  if (trains) {
+    TrainingTask task = training.task;
+    if (task == TrainingTask::Auto) {
+      task = model->match({"classifier"}).empty() ? TrainingTask::CausalLm
+                                                  : TrainingTask::Classification;
+    }
+    if (task == TrainingTask::Classification) {
+      auto records = std::make_unique<train::LabeledTextData>(labeled_records(training));
+      const std::vector<model::Layer*> head = model->match({"classifier"});
+      STUNT_CHECK_AS(ValueError, !head.empty(), training.dataset.string(),
+                     ": classification trains a model with a classifier head (a layer named "
+                     "classifier, as BertForSequenceClassification has); this ",
+                     model->architecture(), " model has none");
+      const int64_t classes = head.front()->weight.size(0);
+      STUNT_CHECK_AS(ValueError, records->classes() <= classes, training.dataset.string(),
+                     ": label ", records->classes() - 1, " is not a class of the model, which has ",
+                     classes, "; give the model as many classes (num_labels) as the data has");
+      data = std::move(records);
+      loss = train::sequence_classification_loss;
+    } else {
+      data = std::make_unique<train::TokenWindowData>(training_windows(training));
+    }
+  }
 
   State state;
   size_t i = 0;
@@ -187,7 +238,7 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                      ": trains a model that an earlier stage quantized; fine-tune before "
                      "quantizing, or quantize during training (a QuantizationModifier in the train "
                      "stage)");
-      run_train_stage(recipe, i, *model, state, training, *data);
+      run_train_stage(recipe, i, *model, state, training, *data, loss);
       ++i;
       continue;
     }

@@ -21,6 +21,7 @@ Runner add_compress(CLI::App& app) {
     bool overwrite = false;
     stunt::recipe::TrainingRunOptions training;
     std::string lr_schedule = "linear";
+    std::string task = "auto";
     std::string checkpoint_dir;
     std::string resume;
     std::string metrics;
@@ -60,7 +61,14 @@ Runner add_compress(CLI::App& app) {
   // Train stages (recipes with run_type: train, or modifiers with a schedule).
   auto& t = options->training;
   const std::string train_group = "Training (recipes with train stages)";
-  app.add_option("--batch-size", t.batch_size, "Windows per micro-batch")
+  app.add_option("--task", options->task,
+                 "What train stages learn: classification (JSONL \"text\" + integer \"label\"; "
+                 "a model with a classifier head), causal-lm (next token on text windows), or auto "
+                 "(classification when the model has a classifier)")
+      ->check(CLI::IsMember({"auto", "causal-lm", "classification"}))
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--batch-size", t.batch_size, "Examples (windows or records) per micro-batch")
       ->capture_default_str()
       ->group(train_group);
   app.add_option("--gradient-accumulation", t.gradient_accumulation,
@@ -124,6 +132,7 @@ Runner add_compress(CLI::App& app) {
     compress.training.seed = options->calibration.seed;
     compress.training.decay =
         stunt::train::parse_learning_rate_shape(options->lr_schedule, "--lr-schedule");
+    compress.training.task = stunt::recipe::parse_training_task(options->task, "--task");
     compress.training.checkpoint_dir = options->checkpoint_dir;
     compress.training.metrics_file = options->metrics;
     if (!options->resume.empty()) {

@@ -53,9 +53,25 @@ bool is_train_stage(const Stage& stage);
 bool runs_in_training(const std::string& type, RecipeSyntax syntax);
 
 /// How train stages run: the data, the batch, the length of the run, and where checkpoints go.
+/// What a train stage learns.
+enum class TrainingTask {
+  /// Classification when the model has a classifier head (a layer named "classifier"), else
+  /// causal language modelling.
+  Auto,
+  /// Next-token prediction on consecutive windows of the text.
+  CausalLm,
+  /// Class labels of JSONL records ("text", integer "label"), one record per example.
+  Classification,
+};
+
+/// "auto", "causal-lm", "classification"; ValueError naming `where` otherwise.
+TrainingTask parse_training_task(const std::string& name, const std::string& where);
+
 struct TrainingRunOptions {
-  /// Training text (one sample per line, or JSONL "text"), cut into windows of seq_len tokens.
+  /// Causal LM: training text (one sample per line, or JSONL "text"), cut into windows of
+  /// seq_len tokens. Classification: JSONL records with "text" and "label", each cut to seq_len.
   std::filesystem::path dataset;
+  TrainingTask task = TrainingTask::Auto;
   int64_t seq_len = 512;
   int64_t batch_size = 8;
   int64_t gradient_accumulation = 1;
