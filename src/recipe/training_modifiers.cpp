@@ -12,6 +12,7 @@
 
 #include "detail/pruning_targets.h"
 #include "detail/quantization_mixin.h"
+#include "detail/sparseml_quantization.h"
 #include "stunt/core/error.h"
 #include "stunt/quant/qparams.h"
 #include "stunt/recipe/registry.h"
@@ -131,9 +132,18 @@ class PruningDuringTraining final : public TrainingModifier {
 };
 
 /// llm-compressor's QuantizationModifier in a train stage: quantization-aware training of the
-/// schemes its config groups give.
+/// schemes its config groups give. SparseML's QuantizationModifier runs as its translation.
 class QuantizationDuringTraining final : public TrainingModifier {
  public:
+  /// SparseML's form: the llm-compressor modifier it translates to, its epochs and strictness.
+  QuantizationDuringTraining(const ModifierSpec& spec, detail::SparsemlQuantization sparseml)
+      : TrainingModifier(spec),
+        translated_(std::move(sparseml.llmcompressor)),
+        mixin_(translated_),
+        start_(sparseml.start_epoch),
+        freeze_(sparseml.freeze_observers_epoch),
+        strict_(sparseml.strict) {}
+
   explicit QuantizationDuringTraining(const ModifierSpec& spec)
       : TrainingModifier(spec), mixin_(this->spec()) {
     const ArgReader a = this->spec().reader();
@@ -151,6 +161,16 @@ class QuantizationDuringTraining final : public TrainingModifier {
   }
 
   void resolve(State& state) override {
+    if (strict_) {
+      // SparseML's strict: an ignore entry that names nothing is a mistake in the recipe.
+      for (const Value& entry : translated_.args.at("ignore")) {
+        const std::string name = entry.get<std::string>();
+        STUNT_CHECK_AS(ValueError, !state.model->match({name}).empty(), spec().where(),
+                       ".ignore: '", name,
+                       "' matches no layer of the model (SparseML's strict, "
+                       "on by default); correct the name, or set strict: false");
+      }
+    }
     mixin_.resolve(state);
     std::map<std::string, std::vector<model::Layer*>> by_group;
     for (const auto& [layer, group] : mixin_.assignments()) by_group[group].push_back(layer);
@@ -187,10 +207,13 @@ class QuantizationDuringTraining final : public TrainingModifier {
   }
 
  private:
+  /// SparseML's form only: the llm-compressor modifier it means (mixin_ reads it).
+  ModifierSpec translated_;
   detail::QuantizationMixin mixin_;
   quant::FakeQuantEstimator estimator_ = quant::FakeQuantEstimator::StraightThrough;
   double start_ = 0.0;
   std::optional<double> freeze_;
+  bool strict_ = false;
   std::vector<std::unique_ptr<train::QuantizationAwareTraining>> trainers_;
 };
 
@@ -298,8 +321,7 @@ bool runs_in_training(const std::string& type, RecipeSyntax syntax) {
                                               "SetLearningRateModifier",
                                               "LearningRateFunctionModifier",
                                               "SetWeightDecayModifier"};
-  return types.count(type) > 0 ||
-         (type == "QuantizationModifier" && syntax == RecipeSyntax::LlmCompressor);
+  return types.count(type) > 0 || type == "QuantizationModifier";
 }
 
 std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spec,
@@ -318,6 +340,9 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
     modifier = std::make_unique<PruningDuringTraining>(located, train::PruningScore::ExistingZeros);
   } else if (type == "QuantizationModifier" && syntax == RecipeSyntax::LlmCompressor) {
     modifier = std::make_unique<QuantizationDuringTraining>(located);
+  } else if (type == "QuantizationModifier") {
+    detail::SparsemlQuantization translated = detail::translate_sparseml_quantization(located);
+    modifier = std::make_unique<QuantizationDuringTraining>(located, std::move(translated));
   } else if (type == "EpochRangeModifier") {
     modifier = std::make_unique<EpochRange>(located);
   } else if (type == "SetLearningRateModifier") {
