@@ -31,8 +31,17 @@ struct QuantizationAwareTraining::Layer {
   /// Whether the weight observer keeps no statistics (memoryless_*): then observing the current
   /// weight anywhere (an evaluation too) changes nothing but the scales in use.
   bool memoryless = true;
-  /// The weight's scales: learned leaves (LSQ), frozen values, or the latest observed.
+  /// The weight's scales: frozen values or the latest observed; for learned step sizes the
+  /// initial scale and the learned zero point (a leaf, asymmetric schemes).
   QParams weight;
+  /// Learned step sizes (LSQ) as logarithms, the leaves the optimizer updates. Adam moves every
+  /// parameter by about the learning rate whatever its size, and step sizes span orders of
+  /// magnitude across groups: in log space each step changes a scale by a similar fraction,
+  /// where a plain scale of a small group would change sign. The gradient reaching the scale is
+  /// LSQ's (gradient-scaled), times the scale (chain rule through exp).
+  at::Tensor log_scale;
+  /// The scale the forward uses.
+  at::Tensor scale() const { return log_scale.defined() ? log_scale.exp() : weight.scale; }
   std::unique_ptr<quant::Observer> input_observer;
   QParams input;
 };
@@ -72,7 +81,7 @@ QuantizationAwareTraining::QuantizationAwareTraining(std::vector<model::Layer*> 
         throw ValueError(str(where, ": ", layer->name, ": ", e.what()));
       }
       if (learned) {
-        entry->weight.scale.requires_grad_(true);
+        entry->log_scale = entry->weight.scale.clamp_min(1e-12).log().detach().requires_grad_(true);
         if (!args.symmetric) entry->weight.zero_point.requires_grad_(true);
       }
     }
@@ -105,8 +114,7 @@ std::vector<std::pair<std::string, at::Tensor>> QuantizationAwareTraining::param
     return out;
   }
   for (const auto& l : layers_) {
-    // compressed-tensors' names for the saved scales.
-    out.emplace_back(l->layer->name + ".weight_scale", l->weight.scale);
+    out.emplace_back(l->layer->name + ".weight_log_scale", l->log_scale);
     if (l->weight.zero_point.requires_grad()) {
       out.emplace_back(l->layer->name + ".weight_zero_point", l->weight.zero_point);
     }
@@ -115,7 +123,8 @@ std::vector<std::pair<std::string, at::Tensor>> QuantizationAwareTraining::param
 }
 
 QParams QuantizationAwareTraining::weight_qparams(size_t index) const {
-  return layers_.at(index)->weight;
+  const Layer& l = *layers_.at(index);
+  return {l.scale(), l.weight.zero_point};
 }
 
 at::Tensor QuantizationAwareTraining::forward(size_t index, const at::Tensor& input) {
@@ -143,7 +152,8 @@ at::Tensor QuantizationAwareTraining::forward(size_t index, const at::Tensor& in
     if (!learned && !frozen_ && (observing || l.memoryless)) {
       l.weight = l.weight_observer->update(w.detach());
     }
-    w = quant::fake_quantize_weight_for_training(w, l.weight, *scheme.weights, options_.estimator);
+    w = quant::fake_quantize_weight_for_training(w, QParams{l.scale(), l.weight.zero_point},
+                                                 *scheme.weights, options_.estimator);
   }
   return at::linear(x, w, l.layer->bias);
 }
@@ -204,7 +214,7 @@ void QuantizationAwareTraining::save_state(CallbackState& state) const {
   for (const auto& l : layers_) {
     const std::string& name = l->layer->name;
     // Learned scales travel with the parameters; the others are state.
-    if (l->weight.scale.defined() && !l->weight.scale.requires_grad()) {
+    if (l->weight.scale.defined() && !l->log_scale.defined()) {
       state.tensors[name + ".weight_scale"] = l->weight.scale;
       state.tensors[name + ".weight_zero_point"] = l->weight.zero_point;
     }
@@ -263,7 +273,7 @@ void QuantizationAwareTraining::finalize(quant::QuantizationPlan& plan) {
       if (options_.estimator == FakeQuantEstimator::LearnedStepSize) {
         // The saved zero point is the one the forward used: rounded and clamped.
         const kernels::QuantRange range = quant::quant_range(*scheme.weights);
-        record.weight = {l->weight.scale.detach().clone(),
+        record.weight = {l->scale().detach().clone(),
                          at::clamp(at::round(l->weight.zero_point.detach()), range.min, range.max)};
       } else if (frozen_) {
         record.weight = detached(l->weight);

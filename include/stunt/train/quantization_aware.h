@@ -24,8 +24,9 @@ struct QuantizationAwareOptions {
   std::string name;
   /// What to simulate: weights and, optionally, input activations.
   quant::QuantScheme scheme;
-  /// LearnedStepSize learns the weights' scales (and zero points of asymmetric schemes) and
-  /// the scales of static inputs; StraightThrough takes them from observers.
+  /// LearnedStepSize learns the weights' scales (as logarithms, so that each optimizer step
+  /// changes a scale by a fraction) and the zero points of asymmetric schemes; StraightThrough
+  /// takes them from observers. Static input scales are observed either way.
   quant::FakeQuantEstimator estimator = quant::FakeQuantEstimator::StraightThrough;
   /// Fake quantization starts at this epoch.
   double start_epoch = 0.0;
