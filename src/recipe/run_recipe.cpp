@@ -10,6 +10,7 @@
 #include "stunt/core/logging.h"
 #include "stunt/io/dataset.h"
 #include "stunt/io/safetensors.h"
+#include "stunt/model/evaluate.h"
 #include "stunt/prune/gradual_schedule.h"
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/training.h"
@@ -114,9 +115,43 @@ train::TokenWindowData training_windows(const TrainingRunOptions& options) {
       str(options.dataset.string(), " (", size, " bytes, windows of ", options.seq_len, ")"));
 }
 
+/// The measurement of options.eval_data for `task`: accuracy of a classifier, or perplexity.
+train::Evaluation held_out_evaluation(const TrainingRunOptions& options, TrainingTask task) {
+  TrainingRunOptions held_out = options;
+  held_out.dataset = options.eval_data;
+  model::EvalOptions eval_options;
+  eval_options.batch_size = options.batch_size;
+  if (task == TrainingTask::Classification) {
+    auto records = std::make_shared<train::LabeledTextData>(labeled_records(held_out));
+    return [records, eval_options](model::Model& model) {
+      std::vector<std::vector<int64_t>> ids;
+      std::vector<int64_t> labels;
+      for (int64_t i = 0; i < records->size(); ++i) {
+        const train::TrainingBatch one = records->batch({i});
+        ids.emplace_back(one.inputs.input_ids.data_ptr<int64_t>(),
+                         one.inputs.input_ids.data_ptr<int64_t>() + one.inputs.input_ids.numel());
+        labels.push_back(one.labels.item<int64_t>());
+      }
+      const model::AccuracyResult r =
+          model::accuracy(model, ids, labels, records->pad_id(), eval_options);
+      return std::map<std::string, double>{{"accuracy", r.accuracy}};
+    };
+  }
+  auto windows = std::make_shared<train::TokenWindowData>(training_windows(held_out));
+  return [windows, eval_options](model::Model& model) {
+    std::vector<std::vector<int64_t>> ids;
+    for (int64_t i = 0; i < windows->size(); ++i) {
+      const at::Tensor row = windows->batch({i}).inputs.input_ids;
+      ids.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+    }
+    const model::PerplexityResult r = model::perplexity(model, ids, eval_options);
+    return std::map<std::string, double>{{"perplexity", r.perplexity}};
+  };
+}
+
 void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, State& state,
                      const TrainingRunOptions& options, const train::TrainingData& data,
-                     const train::LossFunction& loss) {
+                     const train::LossFunction& loss, const train::Evaluation& evaluation) {
   const Stage& stage = recipe.stages[index];
   state.model = &model;
   std::vector<std::unique_ptr<TrainingModifier>> modifiers;
@@ -141,6 +176,8 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   trainer.resume = options.resume;
   trainer.metrics_file = options.metrics_file;
   trainer.process_group = options.process_group;
+  trainer.evaluate = evaluation;
+  trainer.eval_every = options.eval_every;
   if (!options.checkpoint_dir.empty()) {
     trainer.checkpoint_dir = options.checkpoint_dir / str("stage-", index);
   }
@@ -205,6 +242,7 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
   bool trains = false;
   for (const Stage& stage : recipe.stages) trains |= is_train_stage(stage);
   train::LossFunction loss = train::causal_lm_loss;
+  train::Evaluation evaluation;
   if (trains) {
     TrainingTask task = training.task;
     if (task == TrainingTask::Auto) {
@@ -227,6 +265,7 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     } else {
       data = std::make_unique<train::TokenWindowData>(training_windows(training));
     }
+    if (!training.eval_data.empty()) evaluation = held_out_evaluation(training, task);
   }
 
   State state;
@@ -238,7 +277,7 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                      ": trains a model that an earlier stage quantized; fine-tune before "
                      "quantizing, or quantize during training (a QuantizationModifier in the train "
                      "stage)");
-      run_train_stage(recipe, i, *model, state, training, *data, loss);
+      run_train_stage(recipe, i, *model, state, training, *data, loss, evaluation);
       ++i;
       continue;
     }

@@ -253,7 +253,21 @@ struct Trainer::Impl {
     return *step;
   }
 
-  void write_metrics(const StepInfo& info, double tokens_per_s) {
+  /// The evaluation's results, in evaluation mode and without autograd; rank 0 only.
+  std::map<std::string, double> evaluate(const StepInfo& info) {
+    if (!options.evaluate || rank() != 0) return {};
+    c10::NoGradGuard no_grad;
+    model.set_training(false);
+    std::map<std::string, double> results = options.evaluate(model);
+    model.set_training(true);
+    std::string line;
+    for (const auto& [name, value] : results) line += str(" ", name, " ", value);
+    log::info("step ", info.step, " evaluation:", line);
+    return results;
+  }
+
+  void write_metrics(const StepInfo& info, double tokens_per_s,
+                     const std::map<std::string, double>& evaluation) {
     if (options.metrics_file.empty() || rank() != 0) return;
     nlohmann::ordered_json line = {{"step", info.step},
                                    {"epoch", info.epoch},
@@ -263,6 +277,7 @@ struct Trainer::Impl {
     std::map<std::string, double> extra;
     for (TrainingCallbacks* cb : callbacks) cb->metrics(extra);
     for (const auto& [k, v] : extra) line[k] = v;
+    for (const auto& [k, v] : evaluation) line["eval_" + k] = v;
     std::ofstream out(options.metrics_file, std::ios::app);
     out << line.dump() << '\n';
     STUNT_CHECK_AS(IoError, out.good(), options.metrics_file.string(),
@@ -415,10 +430,17 @@ TrainResult Trainer::run() {
     }
     progress.advance();
 
-    if (t.options.log_every > 0 && (info.step % t.options.log_every == 0 || info.step == total)) {
+    std::map<std::string, double> evaluation;
+    if (t.options.evaluate && (info.step == total || (t.options.eval_every > 0 &&
+                                                      info.step % t.options.eval_every == 0))) {
+      evaluation = t.evaluate(info);
+      result.evaluation = evaluation;
+    }
+    if ((t.options.log_every > 0 && (info.step % t.options.log_every == 0 || info.step == total)) ||
+        !evaluation.empty()) {
       const auto now = std::chrono::steady_clock::now();
       const double seconds = std::chrono::duration<double>(now - last_log).count();
-      t.write_metrics(info, seconds > 0 ? tokens_since_log / seconds : 0.0);
+      t.write_metrics(info, seconds > 0 ? tokens_since_log / seconds : 0.0, evaluation);
       tokens_since_log = 0;
       last_log = now;
     }

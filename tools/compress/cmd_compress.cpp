@@ -22,6 +22,7 @@ Runner add_compress(CLI::App& app) {
     stunt::recipe::TrainingRunOptions training;
     std::string lr_schedule = "linear";
     std::string task = "auto";
+    std::string eval_data;
     std::string checkpoint_dir;
     std::string resume;
     std::string metrics;
@@ -66,6 +67,13 @@ Runner add_compress(CLI::App& app) {
                  "a model with a classifier head), causal-lm (next token on text windows), or auto "
                  "(classification when the model has a classifier)")
       ->check(CLI::IsMember({"auto", "causal-lm", "classification"}))
+      ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--eval-data", options->eval_data,
+                 "Held-out data in the form of --dataset: accuracy (classification) or perplexity "
+                 "at the end of each train stage, and every --eval-every steps")
+      ->group(train_group);
+  app.add_option("--eval-every", t.eval_every, "Steps between evaluations (0: only at the end)")
       ->capture_default_str()
       ->group(train_group);
   app.add_option("--batch-size", t.batch_size, "Examples (windows or records) per micro-batch")
@@ -134,6 +142,7 @@ Runner add_compress(CLI::App& app) {
         stunt::train::parse_learning_rate_shape(options->lr_schedule, "--lr-schedule");
     compress.training.task = stunt::recipe::parse_training_task(options->task, "--task");
     compress.training.checkpoint_dir = options->checkpoint_dir;
+    compress.training.eval_data = options->eval_data;
     compress.training.metrics_file = options->metrics;
     if (!options->resume.empty()) {
       compress.training.resume = true;

@@ -72,6 +72,11 @@ struct TrainingRunOptions {
   /// seq_len tokens. Classification: JSONL records with "text" and "label", each cut to seq_len.
   std::filesystem::path dataset;
   TrainingTask task = TrainingTask::Auto;
+  /// Held-out data in the same form as `dataset`, measured at the end of each train stage and
+  /// every eval_every steps (0: only at the end): accuracy for classification, perplexity for
+  /// causal language modelling. None when empty.
+  std::filesystem::path eval_data;
+  int64_t eval_every = 0;
   int64_t seq_len = 512;
   int64_t batch_size = 8;
   int64_t gradient_accumulation = 1;

@@ -29,6 +29,7 @@ class LabeledTextData : public TrainingData {
   std::string fingerprint() const override { return fingerprint_; }
   /// One more than the largest label.
   int64_t classes() const { return classes_; }
+  int64_t pad_id() const { return pad_id_; }
 
  private:
   std::vector<io::Sample> samples_;

@@ -69,6 +69,10 @@ class TokenWindowData : public TrainingData {
 /// The mean loss of a batch, computed with autograd on the model's forward_with_grad().
 using LossFunction = std::function<at::Tensor(model::Model& model, const TrainingBatch& batch)>;
 
+/// Measures the model on held-out data (accuracy, perplexity): names and values. The trainer
+/// calls it in evaluation mode (dropout off) without autograd; it must not change the model.
+using Evaluation = std::function<std::map<std::string, double>(model::Model& model)>;
+
 /// Next-token cross-entropy over the positions whose label is not -100 (transformers'
 /// causal-LM loss: logits at position t predict labels at t + 1).
 at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch);
@@ -117,6 +121,10 @@ struct TrainerOptions {
   bool resume = false;
   /// A metrics line (JSON) per this many steps into metrics_file, when set.
   int64_t log_every = 10;
+  /// Held-out measurements every eval_every steps (0: only at the end) and at the end of the
+  /// run, logged and added to the metrics lines as "eval_<name>". Rank 0 evaluates.
+  Evaluation evaluate;
+  int64_t eval_every = 0;
   std::filesystem::path metrics_file;
   /// What the run is, for checkpoints (recipe and model hashes): a resume from a checkpoint
   /// written for anything else is refused.
@@ -186,6 +194,8 @@ struct TrainResult {
   bool interrupted = false;
   /// The step the run resumed from (0 for a fresh run).
   int64_t resumed_from = 0;
+  /// The last evaluation (TrainerOptions::evaluate), on rank 0.
+  std::map<std::string, double> evaluation;
   double seconds = 0.0;
 };
 
