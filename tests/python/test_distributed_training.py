@@ -34,8 +34,10 @@ def launch(tiny_llama, recipe, out, *extra, world=2):
     port = free_port()
     processes = []
     for rank in range(world):
+        # One thread per rank, as torchrun sets: ranks with 2 OpenMP threads each on 2 cores
+        # spin at barriers and run many times slower.
         env = dict(os.environ, WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
         env.pop("STUNT_LOG_LEVEL", None)
         processes.append(subprocess.Popen(
             [str(COMPRESS), "--recipe", str(recipe), str(folder), "-o", str(out), "--dataset",
