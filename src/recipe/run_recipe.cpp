@@ -121,30 +121,29 @@ train::Evaluation held_out_evaluation(const TrainingRunOptions& options, Trainin
   held_out.dataset = options.eval_data;
   model::EvalOptions eval_options;
   eval_options.batch_size = options.batch_size;
+  // The held-out ids are read and checked once; every evaluation reuses them.
+  auto ids = std::make_shared<std::vector<std::vector<int64_t>>>();
+  auto as_ids = [&](const train::TrainingData& data, int64_t i) {
+    const train::TrainingBatch one = data.batch({i});
+    const int64_t* begin = one.inputs.input_ids.data_ptr<int64_t>();
+    ids->emplace_back(begin, begin + one.inputs.input_ids.numel());
+    return one;
+  };
   if (task == TrainingTask::Classification) {
-    auto records = std::make_shared<train::LabeledTextData>(labeled_records(held_out));
-    return [records, eval_options](model::Model& model) {
-      std::vector<std::vector<int64_t>> ids;
-      std::vector<int64_t> labels;
-      for (int64_t i = 0; i < records->size(); ++i) {
-        const train::TrainingBatch one = records->batch({i});
-        ids.emplace_back(one.inputs.input_ids.data_ptr<int64_t>(),
-                         one.inputs.input_ids.data_ptr<int64_t>() + one.inputs.input_ids.numel());
-        labels.push_back(one.labels.item<int64_t>());
-      }
-      const model::AccuracyResult r =
-          model::accuracy(model, ids, labels, records->pad_id(), eval_options);
+    const train::LabeledTextData records = labeled_records(held_out);
+    auto labels = std::make_shared<std::vector<int64_t>>();
+    for (int64_t i = 0; i < records.size(); ++i) {
+      labels->push_back(as_ids(records, i).labels.item<int64_t>());
+    }
+    return [ids, labels, pad_id = records.pad_id(), eval_options](model::Model& model) {
+      const model::AccuracyResult r = model::accuracy(model, *ids, *labels, pad_id, eval_options);
       return std::map<std::string, double>{{"accuracy", r.accuracy}};
     };
   }
-  auto windows = std::make_shared<train::TokenWindowData>(training_windows(held_out));
-  return [windows, eval_options](model::Model& model) {
-    std::vector<std::vector<int64_t>> ids;
-    for (int64_t i = 0; i < windows->size(); ++i) {
-      const at::Tensor row = windows->batch({i}).inputs.input_ids;
-      ids.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
-    }
-    const model::PerplexityResult r = model::perplexity(model, ids, eval_options);
+  const train::TokenWindowData windows = training_windows(held_out);
+  for (int64_t i = 0; i < windows.size(); ++i) as_ids(windows, i);
+  return [ids, eval_options](model::Model& model) {
+    const model::PerplexityResult r = model::perplexity(model, *ids, eval_options);
     return std::map<std::string, double>{{"perplexity", r.perplexity}};
   };
 }
