@@ -223,10 +223,24 @@ CalibrationKernelScope::~CalibrationKernelScope() { calibration_kernels = previo
 
 bool CalibrationKernelScope::active() { return calibration_kernels; }
 
+namespace {
+
+void check_reachable(const Layer& layer, const char* what) {
+  STUNT_CHECK_AS(ValueError, layer.reachable, "layer ", layer.name,
+                 " is a plain torch::nn::", layer.class_name,
+                 " whose forward Stunt does not run, so Stunt cannot ", what,
+                 "; build it as stunt::nn::", layer.class_name,
+                 " (stunt/model/module_model.h), a drop-in with the same constructor and "
+                 "parameters");
+}
+
+}  // namespace
+
 InputCapture::InputCapture(Model& model, const std::vector<Layer*>& layers, Receiver receive)
     : model_(model), layers_(layers) {
   STUNT_CHECK_AS(LifecycleError, !model.capture_,
                  "an input capture is already active on this model; end it first");
+  for (const Layer* layer : layers_) check_reachable(*layer, "capture its inputs");
   model_.capture_ = std::move(receive);
   for (Layer* layer : layers_) layer->capture = true;
 }
@@ -236,8 +250,9 @@ InputCapture::~InputCapture() {
   model_.capture_ = nullptr;
 }
 
-LayerSwap::LayerSwap(Layer& layer, LayerForward forward)
-    : layer_(layer), previous_(std::move(layer.forward)) {
+LayerSwap::LayerSwap(Layer& layer, LayerForward forward) : layer_(layer) {
+  check_reachable(layer, "replace its forward (fake quantization)");
+  previous_ = std::move(layer.forward);
   layer_.forward = std::move(forward);
 }
 

@@ -183,15 +183,7 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   // A schedule that ends later than the run would stop short of its final sparsity: the run
   // lasts --epochs or until the last schedule ends, whichever is later, unless an
   // EpochRangeModifier or --max-steps says otherwise.
-  double schedule_end = 0.0;
-  for (const ModifierSpec& spec : stage.modifiers) {
-    for (const char* key : {"end_epoch", "end"}) {
-      if (spec.args.contains(key) && spec.args.at(key).is_number()) {
-        schedule_end = std::max(schedule_end, spec.args.at(key).get<double>());
-      }
-    }
-  }
-  trainer.epochs = std::max(trainer.epochs, schedule_end);
+  trainer.epochs = std::max(trainer.epochs, schedule_end_epoch(stage));
   for (auto& m : modifiers) m->configure(trainer);
   trainer.run_fingerprint =
       fingerprint_of(str(options.fingerprint, "\n", recipe.to_yaml(), "\nstage ", index));
@@ -223,6 +215,18 @@ TrainingTask parse_training_task(const std::string& name, const std::string& whe
   if (name == "causal-lm") return TrainingTask::CausalLm;
   if (name == "classification") return TrainingTask::Classification;
   throw ValueError(str(where, " '", name, "': expected auto, causal-lm or classification"));
+}
+
+double schedule_end_epoch(const Stage& stage) {
+  double end = 0.0;
+  for (const ModifierSpec& spec : stage.modifiers) {
+    for (const char* key : {"end_epoch", "end"}) {
+      if (spec.args.contains(key) && spec.args.at(key).is_number()) {
+        end = std::max(end, spec.args.at(key).get<double>());
+      }
+    }
+  }
+  return end;
 }
 
 bool is_train_stage(const Stage& stage) {

@@ -63,6 +63,10 @@ QuantizationAwareTraining::QuantizationAwareTraining(std::vector<model::Layer*> 
                    " is a ", layer->class_name,
                    " layer; quantization-aware training fake-quantizes linear layers only. Add it "
                    "to ignore");
+    STUNT_CHECK_AS(ValueError, layer->reachable, where, ": ", layer->name,
+                   " is a plain torch::nn::Linear, whose forward Stunt cannot fake-quantize; "
+                   "build it as stunt::nn::Linear (stunt/model/module_model.h), a drop-in with "
+                   "the same constructor and parameters, or add it to ignore");
     auto entry = std::make_unique<Layer>();
     entry->layer = layer;
     if (scheme.weights) {

@@ -46,6 +46,10 @@ struct Layer {
   LayerForward forward;
   /// Set while an InputCapture covers this layer.
   bool capture = false;
+  /// False when the model runs this layer without going through Model::call (a plain
+  /// torch::nn::Linear inside a user's module): a replacement forward or an input capture would
+  /// never run, so LayerSwap and InputCapture refuse it. Weight-only methods still apply.
+  bool reachable = true;
   /// Checkpoint details, used when saving.
   bool stored_transposed = false;
   /// The layer whose weight this one shares in the checkpoint (lm_head ↔ embed_tokens), if any.

@@ -49,6 +49,9 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
 /// Whether `stage` trains (see above).
 bool is_train_stage(const Stage& stage);
 
+/// The latest epoch at which a schedule of `stage` ends (end_epoch, end), 0 when none does.
+double schedule_end_epoch(const Stage& stage);
+
 /// Whether a modifier of this type has a training-time form (make_training_modifier).
 bool runs_in_training(const std::string& type, RecipeSyntax syntax);
 

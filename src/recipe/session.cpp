@@ -1,0 +1,189 @@
+#include "stunt/recipe/session.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "stunt/core/atomic_file.h"
+#include "stunt/core/error.h"
+#include "stunt/core/strings.h"
+#include "stunt/io/safetensors.h"
+#include "stunt/model/hf_model.h"
+#include "stunt/model/module_model.h"
+#include "stunt/prune/gradual_schedule.h"
+#include "stunt/quant/compressed_tensors.h"
+#include "stunt/recipe/registry.h"
+
+namespace stunt::recipe {
+
+CompressionSession::CompressionSession(model::Model& model, Recipe recipe, SessionOptions options)
+    : model_(model), recipe_(std::move(recipe)), session_options_(std::move(options)) {
+  validate_recipe(recipe_, ModifierRegistry::builtin());
+  const std::string& source = recipe_.source;
+  STUNT_CHECK_AS(ValueError, session_options_.steps_per_epoch > 0, source,
+                 ": the session needs steps_per_epoch > 0 (the optimizer steps of one epoch of "
+                 "your loop), got ",
+                 session_options_.steps_per_epoch);
+  STUNT_CHECK_AS(RecipeError, recipe_.stages.size() == 1, source,
+                 ": a training session runs one "
+                 "train stage, and this recipe has ",
+                 recipe_.stages.size(),
+                 "; run the other stages with `compress` or split the recipe");
+  const Stage& stage = recipe_.stages.front();
+  STUNT_CHECK_AS(RecipeError, stage.run_type != "oneshot", source, ": ", stage.name,
+                 ": run_type oneshot; a training session runs train stages (remove run_type, or "
+                 "set it to train)");
+  // Every modifier is built and resolved before any acts, so that a refused recipe leaves the
+  // model as it was.
+  state_.model = &model_;
+  state_.target = session_options_.target;
+  for (const ModifierSpec& spec : stage.modifiers) {
+    ModifierSpec located = spec;
+    located.source = source;
+    modifiers_.push_back(make_training_modifier(located, recipe_.syntax));
+  }
+  for (auto& m : modifiers_) m->resolve(state_);
+  options_.epochs = std::max(1.0, schedule_end_epoch(stage));
+  for (auto& m : modifiers_) m->configure(options_);
+  for (auto& m : modifiers_) {
+    for (train::TrainingCallbacks* cb : m->callbacks()) {
+      callbacks_.push_back(cb);
+      for (auto& named : cb->parameters()) parameters_.push_back(std::move(named));
+    }
+  }
+  info_.steps_per_epoch = session_options_.steps_per_epoch;
+  info_.total_steps = static_cast<int64_t>(
+      std::ceil(options_.epochs * static_cast<double>(info_.steps_per_epoch) - 1e-9));
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_train_start(info_);
+}
+
+CompressionSession::~CompressionSession() = default;
+
+std::vector<at::Tensor> CompressionSession::parameters() const {
+  std::vector<at::Tensor> out;
+  for (const auto& [name, tensor] : parameters_) out.push_back(tensor);
+  return out;
+}
+
+const std::vector<std::pair<std::string, at::Tensor>>& CompressionSession::named_parameters()
+    const {
+  return parameters_;
+}
+
+void CompressionSession::require(bool ok, const char* call, const char* expected) const {
+  STUNT_CHECK_AS(LifecycleError, ok, "CompressionSession::", call, " at step ", info_.step, ": ",
+                 phase_ == Phase::Finalized ? "the session is finalized" : expected);
+}
+
+std::optional<double> CompressionSession::learning_rate() const {
+  std::optional<double> rate;
+  for (train::TrainingCallbacks* cb : callbacks_) {
+    if (auto r = cb->learning_rate(info_)) rate = r;
+  }
+  return rate;
+}
+
+void CompressionSession::batch_start() {
+  require(phase_ == Phase::BetweenSteps, "batch_start",
+          "the previous step has not ended; call optimizer_post_step (or step) first");
+  info_.epoch = prune::epoch_after_steps(info_.step, info_.steps_per_epoch);
+  if (auto rate = learning_rate()) info_.learning_rate = *rate;
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_batch_start(info_);
+  phase_ = Phase::InStep;
+}
+
+at::Tensor CompressionSession::loss(const at::Tensor& loss) {
+  require(phase_ == Phase::InStep, "loss", "call batch_start before the step's forward");
+  at::Tensor out = loss;
+  const train::TrainingBatch no_batch;
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_loss(info_, no_batch, out);
+  return out;
+}
+
+void CompressionSession::optimizer_pre_step() {
+  require(phase_ == Phase::InStep, "optimizer_pre_step",
+          "call batch_start at the start of the step, and optimizer_pre_step once");
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_optimizer_pre_step(info_);
+  phase_ = Phase::PreStepDone;
+}
+
+void CompressionSession::optimizer_post_step() {
+  require(phase_ == Phase::PreStepDone, "optimizer_post_step",
+          "call optimizer_pre_step before optimizer.step()");
+  info_.step += 1;
+  info_.epoch = prune::epoch_after_steps(info_.step, info_.steps_per_epoch);
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_optimizer_post_step(info_);
+  if (info_.step % info_.steps_per_epoch == 0) {
+    for (train::TrainingCallbacks* cb : callbacks_) cb->on_epoch_end(info_);
+  }
+  phase_ = Phase::BetweenSteps;
+}
+
+void CompressionSession::step(torch::optim::Optimizer& optimizer) {
+  if (auto rate = learning_rate()) {
+    for (auto& group : optimizer.param_groups()) group.options().set_lr(*rate);
+  }
+  optimizer_pre_step();
+  optimizer.step();
+  optimizer_post_step();
+}
+
+std::map<std::string, double> CompressionSession::metrics() const {
+  std::map<std::string, double> out;
+  for (train::TrainingCallbacks* cb : callbacks_) cb->metrics(out);
+  return out;
+}
+
+State& CompressionSession::finalize() {
+  require(phase_ == Phase::BetweenSteps, "finalize",
+          "a step is in progress; finish it with optimizer_post_step first");
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_train_end(info_);
+  c10::NoGradGuard no_grad;
+  for (auto& m : modifiers_) m->finish(state_);
+  if (auto* module = dynamic_cast<model::ModuleModel*>(&model_)) module->write_back();
+  quant::apply_input_quantization(model_, state_.quantization);
+  phase_ = Phase::Finalized;
+  return state_;
+}
+
+void CompressionSession::save(const std::filesystem::path& folder) const {
+  STUNT_CHECK_AS(LifecycleError, phase_ == Phase::Finalized,
+                 "CompressionSession::save: call finalize() first, so that the saved weights are "
+                 "the trained ones with their masks and scales");
+  AtomicDirectory out(folder);
+  c10::NoGradGuard no_grad;
+  if (const auto* hf = dynamic_cast<const model::HfModel*>(&model_)) {
+    if (state_.quantization.empty()) {
+      hf->save(out.staging());
+    } else {
+      quant::save_compressed(*hf, state_.quantization, out.staging());
+    }
+    out.commit();
+    return;
+  }
+  nlohmann::ordered_json config;
+  if (dynamic_cast<const model::ModuleModel*>(&model_) != nullptr) {
+    config["architectures"] = {"StuntModuleModel"};
+    config["model_type"] = "stunt-module";
+  } else {
+    config["architectures"] = {model_.architecture()};
+  }
+  if (state_.quantization.empty()) {
+    model_.save(out.staging());
+    out.commit();
+    return;
+  }
+  const quant::CompressedState compressed = quant::compressed_state(model_, state_.quantization);
+  std::vector<io::NamedTensor> tensors;
+  for (const auto& [name, tensor] : compressed.tensors) tensors.emplace_back(name, tensor.detach());
+  io::save_safetensors_sharded(out.staging(), tensors);
+  config["quantization_config"] =
+      quant::quantization_config(state_.quantization, compressed.unquantized);
+  write_file_atomic(out.staging() / "config.json", config.dump(2) + "\n");
+  out.commit();
+}
+
+}  // namespace stunt::recipe

@@ -1,0 +1,241 @@
+// A recipe's train stage in the user's own loop: driven step by step, the session gives the same
+// weights, bit for bit, as the Trainer running the same recipe, data order and optimizer; its
+// output is the compressed-tensors checkpoint; misuse and recipes it cannot run are refused.
+#include "stunt/recipe/session.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/adamw.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "stunt/core/error.h"
+#include "stunt/io/safetensors.h"
+#include "stunt/model/module_model.h"
+#include "stunt/prune/gradual_schedule.h"
+#include "stunt/recipe/registry.h"
+#include "stunt/train/trainer.h"
+#include "test_util.h"
+
+namespace stunt::recipe {
+namespace {
+
+struct MlpImpl : torch::nn::Module {
+  MlpImpl()
+      : fc1(register_module("fc1", stunt::nn::Linear(16, 32))),
+        fc2(register_module("fc2", stunt::nn::Linear(32, 32))),
+        head(register_module("head", stunt::nn::Linear(32, 4))) {}
+  at::Tensor forward(const at::Tensor& x) {
+    return head->forward(fc2->forward(fc1->forward(x).relu()).relu());
+  }
+  stunt::nn::Linear fc1, fc2, head;
+};
+TORCH_MODULE(Mlp);
+
+constexpr const char* kRecipe = R"(
+train_stage:
+  train_modifiers:
+    GMPruningModifier:
+      targets: ['re:fc.*']
+      init_sparsity: 0.1
+      final_sparsity: 0.6
+      start: 0
+      end: 2
+      update: 0.5
+    QuantizationModifier:
+      start: 0
+      ignore: [head]
+      scheme: W8A8
+)";
+
+constexpr int64_t kExamples = 32, kBatch = 8, kSteps = kExamples / kBatch;
+
+/// Regression data for the MLP: x [32, 16], y [32, 4].
+struct Data : train::TrainingData {
+  Data() {
+    at::manual_seed(7);
+    x = at::randn({kExamples, 16});
+    y = at::randn({kExamples, 4});
+  }
+  int64_t size() const override { return kExamples; }
+  train::TrainingBatch batch(const std::vector<int64_t>& examples) const override {
+    const at::Tensor index = at::tensor(examples, at::kLong);
+    train::TrainingBatch b;
+    b.inputs.inputs = {x.index_select(0, index)};
+    b.labels = y.index_select(0, index);
+    return b;
+  }
+  std::string fingerprint() const override { return "mlp-data"; }
+  at::Tensor x, y;
+};
+
+Mlp make_mlp() {
+  torch::manual_seed(3);
+  return Mlp();
+}
+
+Recipe recipe(const char* text = kRecipe) { return parse_recipe(text, "session.yaml"); }
+
+TEST(CompressionSession, EqualsTheTrainerRunningTheSameRecipe) {
+  const Data data;
+  constexpr double kRate = 1e-2;
+  constexpr int64_t kEpochs = 3;
+  // The Trainer, as `compress` runs a train stage.
+  Mlp reference = make_mlp();
+  {
+    model::ModuleModel model(
+        reference, [&](const model::Batch& b) { return reference->forward(b.inputs.at(0)); });
+    Recipe r = recipe();
+    validate_recipe(r, ModifierRegistry::builtin());
+    State state;
+    state.model = &model;
+    std::vector<std::unique_ptr<TrainingModifier>> modifiers;
+    for (const ModifierSpec& spec : r.stages.front().modifiers) {
+      modifiers.push_back(make_training_modifier(spec, r.syntax));
+      modifiers.back()->resolve(state);
+    }
+    train::TrainerOptions options;
+    options.batch_size = kBatch;
+    options.epochs = kEpochs;
+    options.learning_rate.peak = kRate;
+    options.log_every = 0;
+    train::Trainer trainer(
+        model, data,
+        [](model::Model& m, const train::TrainingBatch& b) {
+          return torch::nn::functional::mse_loss(m.forward_with_grad(b.inputs).logits, b.labels);
+        },
+        options);
+    for (auto& m : modifiers) {
+      for (train::TrainingCallbacks* cb : m->callbacks()) trainer.add_callbacks(*cb);
+    }
+    trainer.run();
+    c10::NoGradGuard no_grad;
+    for (auto& m : modifiers) m->finish(state);
+  }
+
+  // The user's loop with a session.
+  Mlp net = make_mlp();
+  model::ModuleModel model(net);
+  CompressionSession session(model, recipe(), {.steps_per_epoch = kSteps});
+  EXPECT_EQ(session.epochs(), 2.0);  // the schedule's end
+  EXPECT_TRUE(session.parameters().empty());
+  torch::optim::AdamW optimizer(net->parameters(),
+                                torch::optim::AdamWOptions(kRate).weight_decay(0));
+  for (int64_t epoch = 0; epoch < kEpochs; ++epoch) {
+    const std::vector<int64_t> order = train::epoch_order(kExamples, 0, epoch);
+    for (int64_t s = 0; s < kSteps; ++s) {
+      const train::TrainingBatch b = data.batch(
+          std::vector<int64_t>(order.begin() + s * kBatch, order.begin() + (s + 1) * kBatch));
+      session.batch_start();
+      optimizer.zero_grad();
+      at::Tensor loss =
+          torch::nn::functional::mse_loss(net->forward(b.inputs.inputs.at(0)), b.labels);
+      session.loss(loss).backward();
+      session.step(optimizer);
+      // The sparsity after every step is the schedule's at its last update (every 0.5 epoch,
+      // cubic by default).
+      prune::GradualSchedule schedule;
+      schedule.init_sparsity = 0.1;
+      schedule.final_sparsity = 0.6;
+      schedule.start_epoch = 0;
+      schedule.end_epoch = 2;
+      schedule.update_frequency = 0.5;
+      const double last_update = std::min(2.0, std::floor(session.epoch() / 0.5) * 0.5);
+      const double expected = schedule.sparsity_at(last_update);
+      EXPECT_NEAR(session.metrics().at("sparsity"), expected, 1e-12) << "step " << session.steps();
+    }
+  }
+  EXPECT_EQ(session.steps(), kEpochs * kSteps);
+  State& state = session.finalize();
+  for (const char* name : {"fc1", "fc2", "head"}) {
+    const at::Tensor got = model.layer(name).weight;
+    const at::Tensor want = reference->named_parameters()[std::string(name) + ".weight"];
+    EXPECT_TRUE(at::equal(got, want))
+        << name << " differs by " << (got - want).abs().max().item<double>();
+  }
+  EXPECT_NE(state.quantization.find("fc1"), nullptr);
+  EXPECT_EQ(state.quantization.find("head"), nullptr);
+  EXPECT_EQ((net->fc2->weight == 0).sum().item<int64_t>(), std::llround(0.6 * 32 * 32));
+
+  // The output: compressed-tensors' int-quantized layout, config with quantization_config.
+  test::TempDir dir;
+  session.save(dir / "out");
+  auto file = io::SafetensorsFile::open(dir / "out" / "model.safetensors");
+  const at::Tensor q = file->tensor("fc1.weight");
+  EXPECT_EQ(q.scalar_type(), at::kChar);
+  EXPECT_TRUE(at::equal(q.to(at::kFloat) * file->tensor("fc1.weight_scale"), net->fc1->weight));
+  EXPECT_EQ(file->tensor("head.weight").scalar_type(), at::kFloat);
+  const auto config = nlohmann::json::parse(test::read_text(dir / "out" / "config.json"));
+  EXPECT_EQ(config["quantization_config"]["format"], "int-quantized");
+  EXPECT_EQ(config["quantization_config"]["ignore"], nlohmann::json::array({"head"}));
+}
+
+TEST(CompressionSession, LearnedScalesAreParametersForTheOptimizer) {
+  Mlp net = make_mlp();
+  model::ModuleModel model(net);
+  CompressionSession session(model, recipe(R"(
+qat_stage:
+  run_type: train
+  qat_modifiers:
+    QuantizationModifier:
+      targets: [Linear]
+      learnable_scales: true
+      config_groups:
+        group_0:
+          targets: [Linear]
+          weights: {num_bits: 4, type: int, symmetric: true, strategy: group, group_size: 8}
+)"),
+                             {.steps_per_epoch = 4});
+  ASSERT_EQ(session.named_parameters().size(), 3u);
+  EXPECT_EQ(session.named_parameters()[0].first, "fc1.weight_log_scale");
+  EXPECT_TRUE(session.parameters()[0].requires_grad());
+}
+
+TEST(CompressionSession, RefusesWhatItCannotRunAndCallsOutOfOrder) {
+  Mlp net = make_mlp();
+  model::ModuleModel model(net);
+  try {
+    CompressionSession session(model, recipe(R"(
+quant_stage:
+  quant_modifiers:
+    GPTQModifier: {scheme: W4A16, targets: [Linear]}
+)"),
+                               {.steps_per_epoch = 4});
+    FAIL() << "GPTQ accepted in a training session";
+  } catch (const NotImplementedError& e) {
+    EXPECT_NE(std::string(e.what()).find("session.yaml"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(CompressionSession(model, recipe(), {.steps_per_epoch = 0}), ValueError);
+
+  CompressionSession session(model, recipe(), {.steps_per_epoch = 4});
+  EXPECT_THROW(session.optimizer_post_step(), LifecycleError);
+  EXPECT_THROW(session.save("unused"), LifecycleError);
+  session.batch_start();
+  EXPECT_THROW(session.batch_start(), LifecycleError);
+  EXPECT_THROW(session.finalize(), LifecycleError);
+  session.optimizer_pre_step();
+  session.optimizer_post_step();
+  session.finalize();
+  EXPECT_THROW(session.finalize(), LifecycleError);
+  EXPECT_THROW(session.batch_start(), LifecycleError);
+}
+
+TEST(CompressionSession, RefusesQuantizationAwareTrainingOfPlainTorchLayers) {
+  auto net = std::make_shared<torch::nn::Module>();
+  net->register_module("fc", torch::nn::Linear(8, 8));
+  model::ModuleModel model(net);
+  try {
+    CompressionSession session(model, recipe(), {.steps_per_epoch = 4});
+    FAIL() << "fake quantization of a plain torch::nn::Linear was accepted";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("stunt::nn::Linear"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace stunt::recipe
