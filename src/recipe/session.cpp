@@ -149,11 +149,12 @@ State& CompressionSession::finalize() {
   return state_;
 }
 
-void CompressionSession::save(const std::filesystem::path& folder) const {
+void CompressionSession::save(const std::filesystem::path& folder,
+                              OutputFolderOptions output) const {
   STUNT_CHECK_AS(LifecycleError, phase_ == Phase::Finalized,
                  "CompressionSession::save: call finalize() first, so that the saved weights are "
                  "the trained ones with their masks and scales");
-  AtomicDirectory out(folder);
+  AtomicDirectory out(folder, output);
   c10::NoGradGuard no_grad;
   if (const auto* hf = dynamic_cast<const model::HfModel*>(&model_)) {
     if (state_.quantization.empty()) {

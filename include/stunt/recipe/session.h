@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "stunt/core/atomic_file.h"
 #include "stunt/model/model.h"
 #include "stunt/recipe/modifier.h"
 #include "stunt/recipe/recipe.h"
@@ -108,7 +109,8 @@ class CompressionSession {
   /// Writes the finalized model into `folder` (replacing it atomically): a Hugging Face model
   /// as `compress` writes it (compressed-tensors when quantized); any other model as
   /// model.safetensors in compressed-tensors' layout plus config.json with quantization_config.
-  void save(const std::filesystem::path& folder) const;
+  /// An existing non-empty folder is an error unless `output.overwrite`.
+  void save(const std::filesystem::path& folder, OutputFolderOptions output = {}) const;
 
  private:
   enum class Phase { BetweenSteps, InStep, PreStepDone, Finalized };
