@@ -1,10 +1,11 @@
 // A user's own LibTorch training program, compressed during training by a recipe file.
 //
 // A small CNN, written with Stunt's drop-in layers (stunt::nn::Conv2d, stunt::nn::Linear),
-// learns to classify generated 8x8 images (four noisy patterns). The recipe prunes gradually to 75% and trains the linear layers quantized
-// (W8A8 from epoch 2); the learning rate and the number of epochs come from the recipe too.
-// At the end the program checks what it asked for (sparsity of every pruned layer, weights on
-// their int8 grid) and saves the model as a compressed-tensors checkpoint.
+// learns to classify generated 8x8 images (four noisy patterns). The recipe prunes gradually to 75%
+// and trains the linear layers quantized (W8A8 from epoch 2); the learning rate and the number of
+// epochs come from the recipe too. At the end the program checks what it asked for (sparsity of
+// every pruned layer, weights on their int8 grid) and saves the model as a compressed-tensors
+// checkpoint.
 //
 //   train_qat_gmp recipe.yaml out/
 //
@@ -23,8 +24,8 @@ struct CnnImpl : torch::nn::Module {
   CnnImpl()
       : conv1(register_module("conv1",
                               stunt::nn::Conv2d(torch::nn::Conv2dOptions(1, 8, 3).padding(1)))),
-        conv2(register_module("conv2", stunt::nn::Conv2d(
-                                           torch::nn::Conv2dOptions(8, 16, 3).stride(2).padding(1)))),
+        conv2(register_module(
+            "conv2", stunt::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3).stride(2).padding(1)))),
         fc1(register_module("fc1", stunt::nn::Linear(16 * 4 * 4, 64))),
         fc2(register_module("fc2", stunt::nn::Linear(64, 64))),
         head(register_module("head", stunt::nn::Linear(64, 4))) {}
@@ -114,8 +115,8 @@ int main(int argc, char** argv) {
       const torch::Tensor w = model.layer(name).weight;
       const double sparsity = w.eq(0).to(torch::kDouble).mean().item<double>();
       std::printf("     %s: sparsity %.4f\n", name, sparsity);
-      ok &= check(std::abs(sparsity - 0.75) < 1.0 / static_cast<double>(w.numel()),
-                  "pruned to 75%");
+      ok &=
+          check(std::abs(sparsity - 0.75) < 1.0 / static_cast<double>(w.numel()), "pruned to 75%");
     }
     ok &= check(model.layer("conv1").weight.eq(0).sum().item<int64_t>() == 0,
                 "conv1 (not in the recipe) is dense");

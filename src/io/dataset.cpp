@@ -223,18 +223,8 @@ struct TextDataset::State {
   DatasetFormat format;
   std::string line;
 
-  // encode(), truncated to options.max_length as transformers' truncation=True does.
   std::vector<int64_t> encode(const std::string& text) const {
-    if (options.max_length <= 0) return tokenizer.encode(text, options.add_special_tokens);
-    std::vector<int64_t> prefix, suffix;
-    if (options.add_special_tokens) std::tie(prefix, suffix) = special_token_affixes(tokenizer);
-    std::vector<int64_t> body = tokenizer.encode(text, false);
-    const int64_t room = options.max_length - static_cast<int64_t>(prefix.size() + suffix.size());
-    if (static_cast<int64_t>(body.size()) > room)
-      body.resize(static_cast<size_t>(std::max<int64_t>(room, 0)));
-    prefix.insert(prefix.end(), body.begin(), body.end());
-    prefix.insert(prefix.end(), suffix.begin(), suffix.end());
-    return prefix;
+    return encode_truncated(tokenizer, text, options.max_length, options.add_special_tokens);
   }
 };
 
@@ -242,6 +232,43 @@ TextDataset::TextDataset(std::unique_ptr<State> state) : state_(std::move(state)
 TextDataset::TextDataset(TextDataset&&) noexcept = default;
 TextDataset& TextDataset::operator=(TextDataset&&) noexcept = default;
 TextDataset::~TextDataset() = default;
+
+std::vector<int64_t> encode_truncated(const Tokenizer& tokenizer, std::string_view text,
+                                      int64_t max_length, bool add_special_tokens) {
+  if (max_length <= 0) return tokenizer.encode(text, add_special_tokens);
+  std::vector<int64_t> prefix, suffix;
+  if (add_special_tokens) std::tie(prefix, suffix) = special_token_affixes(tokenizer);
+  std::vector<int64_t> body = tokenizer.encode(text, false);
+  const int64_t room = max_length - static_cast<int64_t>(prefix.size() + suffix.size());
+  if (static_cast<int64_t>(body.size()) > room) {
+    body.resize(static_cast<size_t>(std::max<int64_t>(room, 0)));
+  }
+  prefix.insert(prefix.end(), body.begin(), body.end());
+  prefix.insert(prefix.end(), suffix.begin(), suffix.end());
+  return prefix;
+}
+
+void for_each_jsonl_record(
+    const std::filesystem::path& path,
+    const std::function<void(const nlohmann::json& record, int64_t line)>& visit) {
+  LineReader lines(path);
+  std::string line;
+  bool had_newline = false;
+  while (lines.next(line, had_newline)) {
+    if (dataset_detail::is_blank(line)) continue;
+    const int64_t number = lines.line_number();
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(str(lines.name(), ":", number, ": not valid JSON (", e.what(),
+                            "); each line of a JSONL file must be one JSON object"));
+    }
+    STUNT_CHECK_AS(FormatError, record.is_object(), lines.name(), ":", number,
+                   ": expected a JSON object, got ", record.type_name());
+    visit(record, number);
+  }
+}
 
 TextDataset TextDataset::open(const std::filesystem::path& path, const Tokenizer& tokenizer,
                               const DatasetOptions& options) {

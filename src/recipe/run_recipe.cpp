@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <cmath>
 #include <cstdio>
 #include <set>
 
@@ -15,6 +16,8 @@
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/training.h"
 #include "stunt/train/classification.h"
+#include "stunt/train/sentence_embedding.h"
+#include "stunt/train/seq2seq.h"
 
 namespace stunt::recipe {
 namespace {
@@ -72,6 +75,112 @@ train::LabeledTextData labeled_records(const TrainingRunOptions& options) {
       std::move(samples), pad_id, options.dataset.string(),
       str(options.dataset.string(), " (", std::filesystem::file_size(options.dataset),
           " bytes, records cut to ", options.seq_len, ")"));
+}
+
+int64_t pad_id_of(const io::Tokenizer& tokenizer) {
+  return tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
+}
+
+std::string records_fingerprint(const TrainingRunOptions& options) {
+  return str(options.dataset.string(), " (", std::filesystem::file_size(options.dataset),
+             " bytes, records cut to ", options.seq_len, ")");
+}
+
+/// The text of `field` in `record`; FormatError naming the file and line otherwise.
+std::string text_field(const nlohmann::json& record, const char* field, const std::string& where,
+                       const char* expected) {
+  const auto it = record.find(field);
+  STUNT_CHECK_AS(FormatError, it != record.end() && it->is_string(), where, ": expected \"", field,
+                 "\" (a string); ", expected);
+  return it->get<std::string>();
+}
+
+/// Source/target records of `options.dataset` ("text" and "target"), each cut to seq_len.
+train::Seq2SeqData seq2seq_records(const TrainingRunOptions& options, int64_t decoder_start) {
+  STUNT_CHECK_AS(ValueError, options.tokenizer != nullptr, options.dataset.string(),
+                 ": sequence-to-sequence training reads text, which needs the model's tokenizer");
+  const io::Tokenizer& tokenizer = *options.tokenizer;
+  std::vector<train::Seq2SeqExample> examples;
+  io::for_each_jsonl_record(options.dataset, [&](const nlohmann::json& record, int64_t line) {
+    const std::string where = str(options.dataset.string(), ":", line);
+    const char* expected = "sequence-to-sequence records hold \"text\" (the input) and \"target\"";
+    train::Seq2SeqExample e;
+    e.source = io::encode_truncated(tokenizer, text_field(record, "text", where, expected),
+                                    options.seq_len);
+    e.target = io::encode_truncated(tokenizer, text_field(record, "target", where, expected),
+                                    options.seq_len);
+    e.line = line;
+    examples.push_back(std::move(e));
+  });
+  log::info("training data: ", examples.size(), " source/target records (up to ", options.seq_len,
+            " tokens each) from ", options.dataset.string());
+  return train::Seq2SeqData(std::move(examples), pad_id_of(tokenizer), decoder_start,
+                            options.dataset.string(), records_fingerprint(options));
+}
+
+/// Sentence pairs with scores ("text", "text_pair", "score") or texts with target embeddings
+/// ("text", "embedding") of `options.dataset`, each text cut to seq_len.
+train::SentenceEmbeddingData embedding_records(const TrainingRunOptions& options) {
+  STUNT_CHECK_AS(ValueError, options.tokenizer != nullptr, options.dataset.string(),
+                 ": sentence-embedding training reads text, which needs the model's tokenizer");
+  const io::Tokenizer& tokenizer = *options.tokenizer;
+  std::vector<train::EmbeddingExample> examples;
+  io::for_each_jsonl_record(options.dataset, [&](const nlohmann::json& record, int64_t line) {
+    const std::string where = str(options.dataset.string(), ":", line);
+    const char* expected =
+        "sentence-embedding records hold \"text\" with \"text_pair\" and \"score\", or \"text\" "
+        "with \"embedding\" (an array of numbers)";
+    train::EmbeddingExample e;
+    e.line = line;
+    e.text = io::encode_truncated(tokenizer, text_field(record, "text", where, expected),
+                                  options.seq_len);
+    if (record.contains("embedding")) {
+      const nlohmann::json& target = record["embedding"];
+      STUNT_CHECK_AS(FormatError, target.is_array() && !target.empty(), where,
+                     ": expected \"embedding\" to be a non-empty array of numbers");
+      for (const nlohmann::json& v : target) {
+        STUNT_CHECK_AS(FormatError, v.is_number(), where,
+                       ": expected \"embedding\" to hold numbers, found ", v.dump());
+        e.target.push_back(v.get<float>());
+      }
+    } else {
+      e.pair = io::encode_truncated(tokenizer, text_field(record, "text_pair", where, expected),
+                                    options.seq_len);
+      const auto score = record.find("score");
+      STUNT_CHECK_AS(FormatError, score != record.end() && score->is_number(), where,
+                     ": expected \"score\" (a number, the pair's similarity); ", expected);
+      e.score = score->get<double>();
+    }
+    examples.push_back(std::move(e));
+  });
+  log::info("training data: ", examples.size(), " sentence-embedding records from ",
+            options.dataset.string());
+  return train::SentenceEmbeddingData(std::move(examples), pad_id_of(tokenizer),
+                                      options.dataset.string(), records_fingerprint(options));
+}
+
+/// The mean loss over held-out `data` (per target token, with its perplexity, when
+/// `per_token`), in batches of `batch_size`, without autograd.
+train::Evaluation loss_evaluation(std::shared_ptr<const train::TrainingData> data,
+                                  train::LossFunction loss, int64_t batch_size, bool per_token) {
+  return [data, loss, batch_size, per_token](model::Model& model) {
+    c10::NoGradGuard no_grad;
+    double sum = 0.0, weight = 0.0;
+    for (int64_t first = 0; first < data->size(); first += batch_size) {
+      std::vector<int64_t> examples;
+      for (int64_t i = first; i < std::min(first + batch_size, data->size()); ++i) {
+        examples.push_back(i);
+      }
+      const train::TrainingBatch batch = data->batch(examples);
+      const double w = per_token ? (batch.labels != -100).sum().item<double>()
+                                 : static_cast<double>(examples.size());
+      sum += loss(model, batch).item<double>() * w;
+      weight += w;
+    }
+    std::map<std::string, double> out{{"loss", sum / weight}};
+    if (per_token) out["perplexity"] = std::exp(sum / weight);
+    return out;
+  };
 }
 
 /// The training windows of `options.dataset`.
@@ -214,7 +323,11 @@ TrainingTask parse_training_task(const std::string& name, const std::string& whe
   if (name == "auto") return TrainingTask::Auto;
   if (name == "causal-lm") return TrainingTask::CausalLm;
   if (name == "classification") return TrainingTask::Classification;
-  throw ValueError(str(where, " '", name, "': expected auto, causal-lm or classification"));
+  if (name == "sentence-embedding") return TrainingTask::SentenceEmbedding;
+  if (name == "seq2seq") return TrainingTask::Seq2Seq;
+  throw ValueError(str(where, " '", name,
+                       "': expected auto, causal-lm, classification, sentence-embedding or "
+                       "seq2seq"));
 }
 
 double schedule_end_epoch(const Stage& stage) {
@@ -249,10 +362,45 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
   if (trains) {
     TrainingTask task = training.task;
     if (task == TrainingTask::Auto) {
-      task = model->match({"classifier"}).empty() ? TrainingTask::CausalLm
-                                                  : TrainingTask::Classification;
+      if (!model->match({"classifier"}).empty()) {
+        task = TrainingTask::Classification;
+      } else if (model->architecture() == "t5") {
+        task = TrainingTask::Seq2Seq;
+      } else if (model->architecture() == "bert") {
+        task = TrainingTask::SentenceEmbedding;
+      } else {
+        task = TrainingTask::CausalLm;
+      }
     }
-    if (task == TrainingTask::Classification) {
+    if (task == TrainingTask::Seq2Seq) {
+      STUNT_CHECK_AS(ValueError, model->architecture() == "t5", training.dataset.string(),
+                     ": sequence-to-sequence training needs an encoder-decoder model (T5); this "
+                     "is a ",
+                     model->architecture(), " model");
+      data = std::make_unique<train::Seq2SeqData>(
+          seq2seq_records(training, model->decoder_start_token_id()));
+      loss = train::seq2seq_loss;
+      if (!training.eval_data.empty()) {
+        TrainingRunOptions held_out = training;
+        held_out.dataset = training.eval_data;
+        evaluation = loss_evaluation(std::make_shared<train::Seq2SeqData>(seq2seq_records(
+                                         held_out, model->decoder_start_token_id())),
+                                     loss, training.batch_size, true);
+      }
+    } else if (task == TrainingTask::SentenceEmbedding) {
+      const model::SentencePooling pooling = model::SentencePooling::from_folder(model->source());
+      data = std::make_unique<train::SentenceEmbeddingData>(embedding_records(training));
+      loss = [pooling](model::Model& m, const train::TrainingBatch& b) {
+        return train::sentence_embedding_loss(m, b, pooling);
+      };
+      if (!training.eval_data.empty()) {
+        TrainingRunOptions held_out = training;
+        held_out.dataset = training.eval_data;
+        evaluation = loss_evaluation(
+            std::make_shared<train::SentenceEmbeddingData>(embedding_records(held_out)), loss,
+            training.batch_size, false);
+      }
+    } else if (task == TrainingTask::Classification) {
       auto records = std::make_unique<train::LabeledTextData>(labeled_records(training));
       const std::vector<model::Layer*> head = model->match({"classifier"});
       STUNT_CHECK_AS(ValueError, !head.empty(), training.dataset.string(),
@@ -268,7 +416,9 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     } else {
       data = std::make_unique<train::TokenWindowData>(training_windows(training));
     }
-    if (!training.eval_data.empty()) evaluation = held_out_evaluation(training, task);
+    if (!training.eval_data.empty() && !evaluation) {
+      evaluation = held_out_evaluation(training, task);
+    }
   }
 
   State state;

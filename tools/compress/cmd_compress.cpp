@@ -64,9 +64,13 @@ Runner add_compress(CLI::App& app) {
   const std::string train_group = "Training (recipes with train stages)";
   app.add_option("--task", options->task,
                  "What train stages learn: classification (JSONL \"text\" + integer \"label\"; "
-                 "a model with a classifier head), causal-lm (next token on text windows), or auto "
-                 "(classification when the model has a classifier)")
-      ->check(CLI::IsMember({"auto", "causal-lm", "classification"}))
+                 "a model with a classifier head), causal-lm (next token on text windows), "
+                 "sentence-embedding (JSONL \"text\" + \"text_pair\" + \"score\", or \"text\" + "
+                 "\"embedding\"), seq2seq (T5; JSONL \"text\" + \"target\"), or auto "
+                 "(classification with a classifier head, else seq2seq for T5, sentence-embedding "
+                 "for BERT encoders, causal-lm for the rest)")
+      ->check(
+          CLI::IsMember({"auto", "causal-lm", "classification", "sentence-embedding", "seq2seq"}))
       ->capture_default_str()
       ->group(train_group);
   app.add_option("--eval-data", options->eval_data,

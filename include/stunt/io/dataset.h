@@ -19,12 +19,15 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "stunt/io/tokenizer.h"
 
@@ -55,6 +58,18 @@ struct DatasetOptions {
 /// prefix + encode(text, false) + suffix.
 std::pair<std::vector<int64_t>, std::vector<int64_t>> special_token_affixes(
     const Tokenizer& tokenizer);
+
+/// tokenizer.encode(text), cut to at most `max_length` ids (0: no limit) as transformers'
+/// truncation=True cuts: the text's tokens are cut, the special tokens around them kept.
+std::vector<int64_t> encode_truncated(const Tokenizer& tokenizer, std::string_view text,
+                                      int64_t max_length, bool add_special_tokens = true);
+
+/// Streams a JSONL file whose records carry fields of the caller's choosing (pairs, targets):
+/// calls `visit(record, line)` for every non-blank line, in order, with the 1-based line.
+/// FormatError naming file and line for a line that is not a JSON object.
+void for_each_jsonl_record(
+    const std::filesystem::path& path,
+    const std::function<void(const nlohmann::json& record, int64_t line)>& visit);
 
 /// One sample of a TextDataset.
 struct Sample {

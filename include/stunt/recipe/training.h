@@ -58,21 +58,30 @@ bool runs_in_training(const std::string& type, RecipeSyntax syntax);
 /// How train stages run: the data, the batch, the length of the run, and where checkpoints go.
 /// What a train stage learns.
 enum class TrainingTask {
-  /// Classification when the model has a classifier head (a layer named "classifier"), else
-  /// causal language modelling.
+  /// Classification when the model has a classifier head (a layer named "classifier"); else
+  /// seq2seq for T5, sentence embedding for BERT-family encoders, causal language modelling
+  /// for the rest.
   Auto,
   /// Next-token prediction on consecutive windows of the text.
   CausalLm,
   /// Class labels of JSONL records ("text", integer "label"), one record per example.
   Classification,
+  /// Pooled sentence embeddings (the model folder's sentence-transformers pooling) of JSONL
+  /// records: pairs ("text", "text_pair", "score") scored by cosine similarity, or texts with
+  /// a target "embedding" scored by squared error.
+  SentenceEmbedding,
+  /// Encoder-decoder (T5) records "text" → "target", teacher-forced.
+  Seq2Seq,
 };
 
-/// "auto", "causal-lm", "classification"; ValueError naming `where` otherwise.
+/// "auto", "causal-lm", "classification", "sentence-embedding", "seq2seq"; ValueError naming
+/// `where` otherwise.
 TrainingTask parse_training_task(const std::string& name, const std::string& where);
 
 struct TrainingRunOptions {
   /// Causal LM: training text (one sample per line, or JSONL "text"), cut into windows of
-  /// seq_len tokens. Classification: JSONL records with "text" and "label", each cut to seq_len.
+  /// seq_len tokens. The other tasks: JSONL records (see TrainingTask), each text cut to
+  /// seq_len.
   std::filesystem::path dataset;
   TrainingTask task = TrainingTask::Auto;
   /// Held-out data in the same form as `dataset`, measured at the end of each train stage and
