@@ -1,8 +1,9 @@
-// One training step of a native causal language model through Stunt's Trainer (forward with
-// autograd, next-token loss, backward, gradient clipping, AdamW): `--warmup` untimed and
-// `--iters` timed steps on random token windows, then one JSON line with the median step time,
-// tokens per second and the process's peak RSS. benchmarks/train_step_speed.py runs it beside
-// the same step written in PyTorch eager.
+// One training step of a native model through Stunt's Trainer (forward with autograd, loss,
+// backward, gradient clipping, AdamW): `--warmup` untimed and `--iters` timed steps on random
+// token windows, then one JSON line with the median step time, tokens per second and the
+// process's peak RSS. Causal language models train on next-token loss; BERT encoders as sentence
+// encoders, on the squared error of their pooled embeddings against random targets.
+// benchmarks/train_step_speed.py runs it beside the same step written in PyTorch eager.
 //
 //   stunt_train_bench MODEL_DIR|MODEL.gguf [--batch 4] [--seq 128] [--threads N]
 //                     [--warmup 2] [--iters 10] [--seed 0]
@@ -22,6 +23,7 @@
 
 #include "bench_util.h"
 #include "stunt/model/hf_model.h"
+#include "stunt/train/sentence_embedding.h"
 #include "stunt/train/trainer.h"
 
 namespace {
@@ -81,7 +83,29 @@ int run(const BenchOptions& options) {
     const int64_t* row = ids.data_ptr<int64_t>() + r * options.seq;
     windows.emplace_back(row, row + options.seq);
   }
-  const stunt::train::TokenWindowData data(std::move(windows), "random windows");
+  std::unique_ptr<stunt::train::TrainingData> data;
+  stunt::train::LossFunction loss = stunt::train::causal_lm_loss;
+  if (model->architecture() == "bert") {
+    // Targets drawn after the ids, from the same generator: the eager side draws them alike.
+    const int64_t width = model->config().integer("hidden_size");
+    const at::Tensor targets = at::randn({options.batch * steps, width}, generator, at::kFloat);
+    std::vector<stunt::train::EmbeddingExample> examples;
+    for (int64_t r = 0; r < ids.size(0); ++r) {
+      stunt::train::EmbeddingExample e;
+      e.text = windows[static_cast<size_t>(r)];
+      const float* t = targets.data_ptr<float>() + r * width;
+      e.target.assign(t, t + width);
+      examples.push_back(std::move(e));
+    }
+    data = std::make_unique<stunt::train::SentenceEmbeddingData>(std::move(examples), 0,
+                                                                 "random", "random windows");
+    const auto pooling = stunt::model::SentencePooling::from_folder(source);
+    loss = [pooling](stunt::model::Model& m, const stunt::train::TrainingBatch& b) {
+      return stunt::train::sentence_embedding_loss(m, b, pooling);
+    };
+  } else {
+    data = std::make_unique<stunt::train::TokenWindowData>(std::move(windows), "random windows");
+  }
 
   stunt::train::TrainerOptions trainer;
   trainer.batch_size = options.batch;
@@ -89,7 +113,7 @@ int run(const BenchOptions& options) {
   trainer.learning_rate.peak = 1e-5;
   trainer.max_grad_norm = 1.0;
   trainer.log_every = 0;
-  stunt::train::Trainer run(*model, data, stunt::train::causal_lm_loss, trainer);
+  stunt::train::Trainer run(*model, *data, loss, trainer);
   StepTimer timer;
   run.add_callbacks(timer);
   run.run();

