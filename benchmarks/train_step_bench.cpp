@@ -97,8 +97,8 @@ int run(const BenchOptions& options) {
       e.target.assign(t, t + width);
       examples.push_back(std::move(e));
     }
-    data = std::make_unique<stunt::train::SentenceEmbeddingData>(std::move(examples), 0,
-                                                                 "random", "random windows");
+    data = std::make_unique<stunt::train::SentenceEmbeddingData>(std::move(examples), 0, "random",
+                                                                 "random windows");
     const auto pooling = stunt::model::SentencePooling::from_folder(source);
     loss = [pooling](stunt::model::Model& m, const stunt::train::TrainingBatch& b) {
       return stunt::train::sentence_embedding_loss(m, b, pooling);

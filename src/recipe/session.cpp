@@ -4,6 +4,8 @@
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
+#include <cmath>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -57,7 +59,94 @@ CompressionSession::CompressionSession(model::Model& model, Recipe recipe, Sessi
   info_.steps_per_epoch = session_options_.steps_per_epoch;
   info_.total_steps = static_cast<int64_t>(
       std::ceil(options_.epochs * static_cast<double>(info_.steps_per_epoch) - 1e-9));
+}
+
+void CompressionSession::start() {
+  if (started_) return;
+  started_ = true;
+  info_.epoch = prune::epoch_after_steps(info_.step, info_.steps_per_epoch);
   for (train::TrainingCallbacks* cb : callbacks_) cb->on_train_start(info_);
+}
+
+std::string CompressionSession::identity() const {
+  return str(recipe_.to_yaml(), "\nsteps_per_epoch ", info_.steps_per_epoch);
+}
+
+void CompressionSession::save_state(const std::filesystem::path& folder) const {
+  require(phase_ == Phase::BetweenSteps, "save_state", "save between steps");
+  std::vector<io::NamedTensor> tensors;
+  nlohmann::ordered_json methods = nlohmann::ordered_json::object();
+  for (train::TrainingCallbacks* cb : callbacks_) {
+    train::CallbackState state;
+    cb->save_state(state);
+    for (const auto& [key, tensor] : state.tensors) {
+      tensors.emplace_back("method/" + cb->name() + "/" + key, tensor.detach());
+    }
+    methods[cb->name()] = state.json;
+  }
+  for (const auto& [name, tensor] : parameters_) {
+    tensors.emplace_back("parameter/" + name, tensor.detach());
+  }
+  AtomicDirectory out(folder, {.overwrite = true});
+  io::save_safetensors(out.staging() / "session.safetensors", tensors);
+  const nlohmann::ordered_json json = {{"format", "stunt-compression-session"},
+                                       {"version", 1},
+                                       {"step", info_.step},
+                                       {"started", started_},
+                                       {"identity", identity()},
+                                       {"methods", methods}};
+  write_file_atomic(out.staging() / "session.json", json.dump(2) + "\n");
+  out.commit();
+}
+
+void CompressionSession::load_state(const std::filesystem::path& folder) {
+  require(!started_ && phase_ == Phase::BetweenSteps, "load_state",
+          "restore a saved state before the first batch_start");
+  const std::filesystem::path json_path = folder / "session.json";
+  STUNT_CHECK_AS(IoError, std::filesystem::is_regular_file(json_path), json_path.string(),
+                 " does not exist; load_state reads a folder that save_state wrote");
+  nlohmann::json json;
+  try {
+    std::ifstream in(json_path);
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(str(json_path.string(), ": not valid JSON (", e.what(), ")"));
+  }
+  STUNT_CHECK_AS(FormatError,
+                 json.value("format", std::string()) == "stunt-compression-session" &&
+                     json.value("version", 0) == 1 && json.contains("step") &&
+                     json.contains("methods") && json.contains("identity"),
+                 json_path.string(), ": not a session state written by save_state");
+  STUNT_CHECK_AS(ValueError, json["identity"].get<std::string>() == identity(), folder.string(),
+                 ": this state was saved by a session with another recipe or steps_per_epoch; "
+                 "resume with the same recipe file and loop, or start afresh");
+  const auto file = io::SafetensorsFile::open(folder / "session.safetensors");
+  std::map<std::string, train::CallbackState> states;
+  for (const auto& [name, stored] : file->tensors()) {
+    if (name.rfind("parameter/", 0) == 0) continue;
+    const at::Tensor tensor = stored.clone();
+    const size_t slash = name.find('/', 7);
+    STUNT_CHECK_AS(FormatError, name.rfind("method/", 0) == 0 && slash != std::string::npos,
+                   (folder / "session.safetensors").string(), ": unexpected tensor '", name, "'");
+    states[name.substr(7, slash - 7)].tensors[name.substr(slash + 1)] = tensor;
+  }
+  c10::NoGradGuard no_grad;
+  for (const auto& [name, tensor] : parameters_) {
+    const std::string key = "parameter/" + name;
+    STUNT_CHECK_AS(FormatError, file->contains(key), (folder / "session.safetensors").string(),
+                   ": no tensor '", key, "'");
+    tensor.copy_(file->tensor(key));
+  }
+  for (train::TrainingCallbacks* cb : callbacks_) {
+    STUNT_CHECK_AS(FormatError, json["methods"].contains(cb->name()), json_path.string(),
+                   ": no state for ", cb->name());
+    train::CallbackState& state = states[cb->name()];
+    state.json = nlohmann::ordered_json::parse(json["methods"][cb->name()].dump());
+    cb->load_state(state);
+  }
+  info_.step = json["step"].get<int64_t>();
+  // As the Trainer resumes: the methods start again at the restored step.
+  if (json.value("started", false)) start();
 }
 
 CompressionSession::~CompressionSession() = default;
@@ -89,6 +178,7 @@ std::optional<double> CompressionSession::learning_rate() const {
 void CompressionSession::batch_start() {
   require(phase_ == Phase::BetweenSteps, "batch_start",
           "the previous step has not ended; call optimizer_post_step (or step) first");
+  start();
   info_.epoch = prune::epoch_after_steps(info_.step, info_.steps_per_epoch);
   if (auto rate = learning_rate()) info_.learning_rate = *rate;
   for (train::TrainingCallbacks* cb : callbacks_) cb->on_batch_start(info_);
@@ -140,6 +230,7 @@ std::map<std::string, double> CompressionSession::metrics() const {
 State& CompressionSession::finalize() {
   require(phase_ == Phase::BetweenSteps, "finalize",
           "a step is in progress; finish it with optimizer_post_step first");
+  start();
   for (train::TrainingCallbacks* cb : callbacks_) cb->on_train_end(info_);
   c10::NoGradGuard no_grad;
   for (auto& m : modifiers_) m->finish(state_);

@@ -56,12 +56,12 @@ struct SessionOptions {
 class CompressionSession {
  public:
   /// Validates `recipe` (as load_recipe does, when the caller parsed it), builds the training
-  /// form of every modifier of its one stage, finds their layers on `model`, and starts them:
-  /// methods due at epoch 0 act at once (fake quantization from step 0, an initial sparsity).
-  /// RecipeError / ValueError / NotImplementedError naming the recipe path for a recipe that
-  /// cannot train here (a one-shot-only method such as GPTQModifier, several stages, a target
-  /// that matches nothing); nothing is changed on the model then. The model must outlive the
-  /// session.
+  /// form of every modifier of its one stage and finds their layers on `model`. The methods
+  /// start at the first batch_start() (or finalize()): those due at epoch 0 act then (fake
+  /// quantization from step 0, an initial sparsity). RecipeError / ValueError / NotImplementedError
+  /// naming the recipe path for a recipe that cannot train here (a one-shot-only method such as
+  /// GPTQModifier, several stages, a target that matches nothing); nothing is changed on the model
+  /// then. The model must outlive the session.
   CompressionSession(model::Model& model, Recipe recipe, SessionOptions options);
   ~CompressionSession();
   CompressionSession(const CompressionSession&) = delete;
@@ -97,6 +97,17 @@ class CompressionSession {
   /// The recipe's learning rate for the current step, when it sets one.
   std::optional<double> learning_rate() const;
 
+  /// Writes the session's state into `folder`, replacing it atomically: the step, every
+  /// method's state (masks, observer statistics) and the learned scales. Together with the
+  /// model's parameters and the optimizer's state (torch::save), it resumes a killed loop
+  /// exactly: build the model, session and optimizer as before, restore those two, call
+  /// load_state(folder), and continue with the next step. Between steps only.
+  void save_state(const std::filesystem::path& folder) const;
+  /// Restores what save_state wrote, before the first batch_start(). ValueError naming the
+  /// folder when it was written for another recipe or steps_per_epoch; LifecycleError after the
+  /// session has started.
+  void load_state(const std::filesystem::path& folder);
+
   /// Numbers worth logging now ("sparsity").
   std::map<std::string, double> metrics() const;
 
@@ -115,6 +126,10 @@ class CompressionSession {
  private:
   enum class Phase { BetweenSteps, InStep, PreStepDone, Finalized };
   void require(bool ok, const char* call, const char* expected) const;
+  /// on_train_start for every method, once.
+  void start();
+  /// What a saved state must match: the recipe and steps_per_epoch.
+  std::string identity() const;
 
   model::Model& model_;
   Recipe recipe_;
@@ -126,6 +141,7 @@ class CompressionSession {
   train::TrainerOptions options_;
   train::StepInfo info_;
   Phase phase_ = Phase::BetweenSteps;
+  bool started_ = false;
 };
 
 }  // namespace stunt::recipe

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/adamw.h>
+#include <torch/serialize.h>
 
 #include <gtest/gtest.h>
 
@@ -194,6 +195,99 @@ qat_stage:
   ASSERT_EQ(session.named_parameters().size(), 3u);
   EXPECT_EQ(session.named_parameters()[0].first, "fc1.weight_log_scale");
   EXPECT_TRUE(session.parameters()[0].requires_grad());
+}
+
+constexpr const char* kLearnedScalesWithPruning = R"(
+train_stage:
+  run_type: train
+  train_modifiers:
+    GMPruningModifier:
+      targets: ['re:fc.*']
+      init_sparsity: 0.1
+      final_sparsity: 0.5
+      start: 0
+      end: 2
+      update: 0.25
+    QuantizationModifier:
+      targets: [Linear]
+      ignore: [head]
+      learnable_scales: true
+      config_groups:
+        group_0:
+          targets: [Linear]
+          weights: {num_bits: 4, type: int, symmetric: false, strategy: group, group_size: 8}
+          input_activations: {num_bits: 8, type: int, symmetric: true, strategy: tensor,
+                              dynamic: false}
+)";
+
+/// The user's loop from optimizer step `from` to `to` (exclusive), as a resumed program runs it.
+void train_steps(Mlp& net, CompressionSession& session, torch::optim::Optimizer& optimizer,
+                 const Data& data, int64_t from, int64_t to) {
+  for (int64_t step = from; step < to; ++step) {
+    const std::vector<int64_t> order = train::epoch_order(kExamples, 0, step / kSteps);
+    const int64_t s = step % kSteps;
+    const train::TrainingBatch b = data.batch(
+        std::vector<int64_t>(order.begin() + s * kBatch, order.begin() + (s + 1) * kBatch));
+    session.batch_start();
+    optimizer.zero_grad();
+    at::Tensor loss =
+        torch::nn::functional::mse_loss(net->forward(b.inputs.inputs.at(0)), b.labels);
+    session.loss(loss).backward();
+    session.step(optimizer);
+  }
+}
+
+TEST(CompressionSession, ResumesALoopExactlyFromItsSavedState) {
+  const Data data;
+  const SessionOptions options{.steps_per_epoch = kSteps};
+  auto make_optimizer = [](Mlp& net, const CompressionSession& session) {
+    std::vector<at::Tensor> parameters = net->parameters();
+    for (const at::Tensor& p : session.parameters()) parameters.push_back(p);
+    return torch::optim::AdamW(parameters, torch::optim::AdamWOptions(1e-2).weight_decay(0));
+  };
+  Mlp straight = make_mlp();
+  model::ModuleModel straight_model(straight);
+  CompressionSession straight_session(straight_model, recipe(kLearnedScalesWithPruning), options);
+  torch::optim::AdamW straight_optimizer = make_optimizer(straight, straight_session);
+  train_steps(straight, straight_session, straight_optimizer, data, 0, 11);
+
+  test::TempDir dir;
+  {
+    Mlp killed = make_mlp();
+    model::ModuleModel killed_model(killed);
+    CompressionSession killed_session(killed_model, recipe(kLearnedScalesWithPruning), options);
+    torch::optim::AdamW killed_optimizer = make_optimizer(killed, killed_session);
+    train_steps(killed, killed_session, killed_optimizer, data, 0, 5);
+    torch::save(killed, (dir / "net.pt").string());
+    torch::save(killed_optimizer, (dir / "optimizer.pt").string());
+    killed_session.save_state(dir / "session");
+  }
+  Mlp resumed = make_mlp();
+  torch::load(resumed, (dir / "net.pt").string());
+  model::ModuleModel resumed_model(resumed);
+  CompressionSession resumed_session(resumed_model, recipe(kLearnedScalesWithPruning), options);
+  torch::optim::AdamW resumed_optimizer = make_optimizer(resumed, resumed_session);
+  torch::load(resumed_optimizer, (dir / "optimizer.pt").string());
+  resumed_session.load_state(dir / "session");
+  EXPECT_EQ(resumed_session.steps(), 5);
+  train_steps(resumed, resumed_session, resumed_optimizer, data, 5, 11);
+
+  for (const auto& item : straight->named_parameters()) {
+    EXPECT_TRUE(at::equal(item.value(), resumed->named_parameters()[item.key()])) << item.key();
+  }
+  ASSERT_EQ(straight_session.parameters().size(), resumed_session.parameters().size());
+  for (size_t i = 0; i < straight_session.parameters().size(); ++i) {
+    EXPECT_TRUE(at::equal(straight_session.parameters()[i], resumed_session.parameters()[i]))
+        << straight_session.named_parameters()[i].first;
+  }
+  EXPECT_EQ(straight_session.metrics(), resumed_session.metrics());
+
+  // Another recipe's state is refused; so is a restore after the start.
+  Mlp other = make_mlp();
+  model::ModuleModel other_model(other);
+  CompressionSession other_session(other_model, recipe(), options);
+  EXPECT_THROW(other_session.load_state(dir / "session"), ValueError);
+  EXPECT_THROW(resumed_session.load_state(dir / "session"), LifecycleError);
 }
 
 TEST(CompressionSession, RefusesWhatItCannotRunAndCallsOutOfOrder) {
