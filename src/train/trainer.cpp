@@ -18,6 +18,7 @@
 #include "stunt/core/logging.h"
 #include "stunt/core/progress.h"
 #include "stunt/prune/gradual_schedule.h"
+#include "stunt/train/fused_adamw.h"
 
 namespace stunt::train {
 namespace {
@@ -175,11 +176,15 @@ struct Trainer::Impl {
     for (const auto& [name, t] : parameters) tensors.push_back(t);
     const OptimizerOptions& o = options.optimizer;
     if (o.kind == OptimizerKind::AdamW) {
-      optimizer = std::make_unique<torch::optim::AdamW>(
-          tensors, torch::optim::AdamWOptions(options.learning_rate.peak)
-                       .betas({o.beta1, o.beta2})
-                       .eps(o.eps)
-                       .weight_decay(o.weight_decay));
+      const auto adamw = torch::optim::AdamWOptions(options.learning_rate.peak)
+                             .betas({o.beta1, o.beta2})
+                             .eps(o.eps)
+                             .weight_decay(o.weight_decay);
+      if (o.fused) {
+        optimizer = std::make_unique<FusedAdamW>(tensors, adamw);
+      } else {
+        optimizer = std::make_unique<torch::optim::AdamW>(tensors, adamw);
+      }
     } else {
       optimizer = std::make_unique<torch::optim::SGD>(
           tensors, torch::optim::SGDOptions(options.learning_rate.peak)

@@ -92,6 +92,9 @@ struct OptimizerOptions {
   /// SGD.
   double momentum = 0.0;
   bool nesterov = false;
+  /// AdamW through ATen's fused kernel (train/fused_adamw.h), as torch.optim.AdamW(fused=True);
+  /// false: LibTorch's torch::optim::AdamW, which equals it up to float rounding.
+  bool fused = true;
 };
 
 struct TrainerOptions {

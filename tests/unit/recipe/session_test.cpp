@@ -20,6 +20,7 @@
 #include "stunt/model/module_model.h"
 #include "stunt/prune/gradual_schedule.h"
 #include "stunt/recipe/registry.h"
+#include "stunt/train/fused_adamw.h"
 #include "stunt/train/trainer.h"
 #include "test_util.h"
 
@@ -125,8 +126,8 @@ TEST(CompressionSession, EqualsTheTrainerRunningTheSameRecipe) {
   CompressionSession session(model, recipe(), {.steps_per_epoch = kSteps});
   EXPECT_EQ(session.epochs(), 2.0);  // the schedule's end
   EXPECT_TRUE(session.parameters().empty());
-  torch::optim::AdamW optimizer(net->parameters(),
-                                torch::optim::AdamWOptions(kRate).weight_decay(0));
+  // The optimizer the Trainer uses (equal to torch::optim::AdamW up to rounding).
+  train::FusedAdamW optimizer(net->parameters(), torch::optim::AdamWOptions(kRate).weight_decay(0));
   for (int64_t epoch = 0; epoch < kEpochs; ++epoch) {
     const std::vector<int64_t> order = train::epoch_order(kExamples, 0, epoch);
     for (int64_t s = 0; s < kSteps; ++s) {
