@@ -108,9 +108,9 @@ TrainingBatch TokenWindowData::batch(const std::vector<int64_t>& examples) const
 }
 
 at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch) {
-  STUNT_CHECK_AS(NotImplementedError, model.architecture() != "t5", model.architecture(),
-                 ": encoder-decoder models train on (input, target) pairs, which Stunt does not "
-                 "implement yet; causal language modelling trains decoder-only models");
+  STUNT_CHECK_AS(ValueError, model.architecture() != "t5", model.architecture(),
+                 ": encoder-decoder models train on (input, target) pairs (--task seq2seq); "
+                 "causal language modelling trains decoder-only models");
   const model::Output out = model.forward_with_grad(batch.inputs);
   STUNT_CHECK_AS(
       ValueError,
@@ -118,12 +118,16 @@ at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch) {
       model.architecture(),
       " gives no next-token logits [batch, seq, vocab]: causal language modelling "
       "needs a language model (Llama, Mistral, Qwen2, GPT-2), not an encoder");
-  const int64_t seq = out.logits.size(1);
-  const at::Tensor logits = out.logits.narrow(1, 0, seq - 1);
-  const at::Tensor labels = batch.labels.narrow(1, 1, seq - 1);
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
-                                labels.reshape({-1}), /*weight=*/{}, at::Reduction::Mean,
-                                /*ignore_index=*/-100);
+  // The labels move left (the last position predicts nothing) rather than the logits, as
+  // transformers' loss does: no copy of the [batch, seq, vocab] logits.
+  const int64_t rows = batch.labels.size(0);
+  const at::Tensor labels =
+      at::cat({batch.labels.narrow(1, 1, batch.labels.size(1) - 1),
+               at::full({rows, 1}, -100, batch.labels.options())},
+              1);
+  const at::Tensor logits = out.logits.to(at::kFloat);
+  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}),
+                                /*weight=*/{}, at::Reduction::Mean, /*ignore_index=*/-100);
 }
 
 const char* to_string(OptimizerKind kind) { return kind == OptimizerKind::AdamW ? "adamw" : "sgd"; }
