@@ -18,9 +18,7 @@ import torch
 import transformers
 
 from conftest_common import MINILM, run
-
-TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.txt"]
+from test_training_classification import TOKENIZER_FILES, write_jsonl, write_recipe
 WORDS = ["match", "goal", "team", "market", "shares", "profit", "bank", "the", "a", "after",
          "with", "year", "new", "said", "on", "cup", "season", "growth"]
 HOLD_ZEROS = "    ConstantPruningModifier:\n      targets: ['{}']\n"
@@ -59,16 +57,6 @@ def sentences(count, seed, low=2, high=7):
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high)))
             for _ in range(count)]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def write_recipe(path, modifiers):
-    path.write_text("train_stage:\n  run_type: train\n  train_modifiers:\n" + modifiers)
-    return path
 
 
 def one_step_loss(folder, data, recipe, task, tmp_path):
