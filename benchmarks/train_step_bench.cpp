@@ -6,7 +6,10 @@
 // benchmarks/train_step_speed.py runs it beside the same step written in PyTorch eager.
 //
 //   stunt_train_bench MODEL_DIR|MODEL.gguf [--batch 4] [--seq 128] [--threads N]
-//                     [--warmup 2] [--iters 10] [--seed 0]
+//                     [--warmup 2] [--iters 10] [--seed 0] [--profile TRACE.json]
+//
+// `--profile` records the last step with the autograd profiler as a Chrome trace, to see which
+// operators a step spends its time in.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -16,6 +19,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -25,6 +29,7 @@
 #include "stunt/model/hf_model.h"
 #include "stunt/train/sentence_embedding.h"
 #include "stunt/train/trainer.h"
+#include "torch/csrc/autograd/profiler_legacy.h"
 
 namespace {
 
@@ -36,6 +41,7 @@ struct BenchOptions {
   int warmup = 2;
   int iters = 10;
   uint64_t seed = 0;
+  std::string profile;
 };
 
 /// The peak resident set of this process (VmHWM), in MiB.
@@ -49,20 +55,30 @@ double peak_rss_mib() {
 }
 
 /// Times every optimizer step, from the batch's start to the end of the optimizer's step.
+/// With a trace path, the step numbered `profiled_step` is recorded by the autograd profiler.
 class StepTimer : public stunt::train::TrainingCallbacks {
  public:
+  StepTimer(std::string trace, int64_t profiled_step)
+      : trace_(std::move(trace)), profiled_step_(profiled_step) {}
   std::string name() const override { return "timer"; }
-  void on_batch_start(const stunt::train::StepInfo&) override {
+  void on_batch_start(const stunt::train::StepInfo& step) override {
+    if (!trace_.empty() && step.step == profiled_step_) {
+      profile_ = std::make_unique<torch::autograd::profiler::RecordProfile>(trace_);
+    }
     start_ = std::chrono::steady_clock::now();
   }
   void on_optimizer_post_step(const stunt::train::StepInfo&) override {
     milliseconds.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
             .count());
+    profile_.reset();
   }
   std::vector<double> milliseconds;
 
  private:
+  std::string trace_;
+  int64_t profiled_step_;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile_;
   std::chrono::steady_clock::time_point start_;
 };
 
@@ -114,7 +130,7 @@ int run(const BenchOptions& options) {
   trainer.max_grad_norm = 1.0;
   trainer.log_every = 0;
   stunt::train::Trainer run(*model, *data, loss, trainer);
-  StepTimer timer;
+  StepTimer timer(options.profile, steps - 1);
   run.add_callbacks(timer);
   run.run();
 
@@ -147,6 +163,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", options.warmup, "Untimed steps")->capture_default_str();
   app.add_option("--iters", options.iters, "Timed steps")->capture_default_str();
   app.add_option("--seed", options.seed, "Seed of the token ids")->capture_default_str();
+  app.add_option("--profile", options.profile,
+                 "Write the last step's operators as a Chrome trace to this file");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(options);

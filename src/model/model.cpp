@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "detail/nn_ops.h"
 #include "stunt/core/error.h"
 #include "stunt/core/strings.h"
 #include "stunt/kernels/onednn_linear.h"
@@ -136,11 +137,18 @@ std::vector<std::pair<std::string, at::Tensor>> Model::prepare_training() {
 }
 
 at::Tensor Model::dropout(const at::Tensor& x, double p) const {
-  return training_ && p > 0 ? at::dropout(x, p, /*train=*/true) : x;
+  return training_ && p > 0 ? detail::dropout(x, p) : x;
 }
 
 void Model::deliver_capture(const Layer& layer, const at::Tensor& input) const {
   if (layer.capture && capture_) capture_(layer, input);
+}
+
+bool Model::weight_shared_with_head(const Layer& embedding) const {
+  for (const auto& other : layers_) {
+    if (other->tied_to == embedding.name && other->weight.is_same(embedding.weight)) return true;
+  }
+  return false;
 }
 
 at::Tensor Model::call(const Layer& layer, const at::Tensor& input) const {
@@ -153,8 +161,15 @@ at::Tensor Model::call(const Layer& layer, const at::Tensor& input) const {
         return kernels::onednn_linear(input, layer.weight, layer.bias);
       }
       return at::linear(input, layer.weight, layer.bias);
-    case LayerKind::Embedding:
-      return at::embedding(layer.weight, input, layer.padding_idx);
+    case LayerKind::Embedding: {
+      // A table the head shares gets its lookup's gradient as sparse rows, which autograd adds
+      // into the head's dense gradient in place; a dense one would zero a whole [vocab, hidden]
+      // buffer and add it. The trainer densifies a gradient left sparse (the head unused).
+      const bool sparse = at::GradMode::is_enabled() && layer.weight.requires_grad() &&
+                          weight_shared_with_head(layer);
+      return at::embedding(layer.weight, input, layer.padding_idx, /*scale_grad_by_freq=*/false,
+                           sparse);
+    }
     case LayerKind::Conv:
       break;
   }

@@ -2,12 +2,14 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <limits>
 
 #include "stunt/core/error.h"
 #include "stunt/kernels/causal_attention.h"
+#include "stunt/kernels/dropout.h"
 #include "stunt/kernels/gated_silu.h"
 #include "stunt/kernels/rms_norm.h"
 #include "stunt/kernels/rotary_embedding.h"
@@ -15,9 +17,62 @@
 
 namespace stunt::model::detail {
 
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+/// Whether a kernel's supported() check passes once autograd is out of the way: a custom
+/// Function's forward runs with gradients off.
+template <typename Check>
+bool supported_without_grad(Check check) {
+  at::NoGradGuard no_grad;
+  return check();
+}
+
+/// RMSNorm in training: the kernels' one-pass forward and backward, x and weight kept.
+struct TrainingRmsNorm : torch::autograd::Function<TrainingRmsNorm> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            double eps) {
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["eps"] = eps;
+    return kernels::rms_norm(x, weight, eps);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    auto [grad_x, grad_weight] = kernels::rms_norm_backward(
+        grads[0].contiguous(), saved[0], saved[1], ctx->saved_data["eps"].toDouble());
+    return {grad_x, grad_weight, at::Tensor()};
+  }
+};
+
+/// silu(gate) · up in training: gate and up kept, no silu(gate) between the passes.
+struct TrainingGatedSilu : torch::autograd::Function<TrainingGatedSilu> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
+    ctx->save_for_backward({gate, up});
+    return kernels::gated_silu(gate, up);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list saved = ctx->get_saved_variables();
+    auto [grad_gate, grad_up] =
+        kernels::gated_silu_backward(grads[0].contiguous(), saved[0], saved[1]);
+    return {grad_gate, grad_up};
+  }
+};
+
+bool records_gradient(const at::Tensor& a, const at::Tensor& b) {
+  return at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad());
+}
+
+}  // namespace
+
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   if (CalibrationKernelScope::active() && kernels::rms_norm_supported(x, weight)) {
     return kernels::rms_norm(x, weight, eps);
+  }
+  if (records_gradient(x, weight) &&
+      supported_without_grad([&] { return kernels::rms_norm_supported(x, weight); })) {
+    return TrainingRmsNorm::apply(x, weight, eps);
   }
   if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat) {
     // ATen's fused kernel: one pass instead of five, the same float32 arithmetic.
@@ -50,6 +105,10 @@ at::Tensor gated_activation(const std::string& name, const at::Tensor& gate, con
   if ((name == "silu" || name == "swish") && CalibrationKernelScope::active() &&
       kernels::gated_silu_supported(gate, up)) {
     return kernels::gated_silu(gate, up);
+  }
+  if ((name == "silu" || name == "swish") && records_gradient(gate, up) &&
+      supported_without_grad([&] { return kernels::gated_silu_supported(gate, up); })) {
+    return TrainingGatedSilu::apply(gate, up);
   }
   at::Tensor gated = activation(name, gate);
   // In place when no autograd graph records it: one MLP-wide tensor less per forward.
@@ -145,8 +204,63 @@ std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& ca
   return {cached_k, cached_v};
 }
 
+namespace {
+
+struct SeededDropout : torch::autograd::Function<SeededDropout> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, double p) {
+    const uint64_t seed = kernels::draw_dropout_seed();
+    ctx->saved_data["p"] = p;
+    // IValue holds int64_t: the seed's bits travel through it unchanged.
+    ctx->saved_data["seed"] = static_cast<int64_t>(seed);
+    return kernels::dropout_with_seed(x, p, seed);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const double p = ctx->saved_data["p"].toDouble();
+    const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+    return {kernels::dropout_with_seed(grads[0], p, seed), at::Tensor()};
+  }
+};
+
+/// Attention spelled out (scores, softmax, dropout, values), for training with attention
+/// dropout: SDPA would take its math path then anyway, with ATen's slower dropout.
+at::Tensor attention_with_dropout(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const at::Tensor& bias, bool causal, double scale,
+                                  double dropout_p) {
+  at::Tensor key = k;
+  at::Tensor value = v;
+  if (k.size(1) != q.size(1)) {
+    const int64_t groups = q.size(1) / k.size(1);
+    key = k.repeat_interleave(groups, 1);
+    value = v.repeat_interleave(groups, 1);
+  }
+  at::Tensor scores = at::matmul(q, key.transpose(-2, -1)) * scale;
+  if (bias.defined()) {
+    scores = scores + bias;
+  } else if (causal) {
+    const int64_t q_len = q.size(2);
+    const int64_t k_len = key.size(2);
+    const at::Tensor hidden =
+        at::ones({q_len, k_len}, q.options().dtype(at::kBool)).triu(k_len - q_len + 1);
+    scores = scores.masked_fill(hidden, mask_value(scores.scalar_type()));
+  }
+  const at::Tensor probabilities = at::softmax(scores, -1);
+  return at::matmul(dropout(probabilities, dropout_p), value);
+}
+
+}  // namespace
+
+at::Tensor dropout(const at::Tensor& x, double p) {
+  if (p <= 0.0) return x;
+  if (x.scalar_type() != at::kFloat || !x.is_cpu()) return at::dropout(x, p, /*train=*/true);
+  return SeededDropout::apply(x, p);
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale, double dropout_p) {
+  if (dropout_p > 0.0 && q.scalar_type() == at::kFloat && q.is_cpu()) {
+    return attention_with_dropout(q, k, v, bias, causal, scale, dropout_p);
+  }
   const bool grouped = k.size(1) != q.size(1);
   if (!bias.defined() && causal && dropout_p == 0.0 && CalibrationKernelScope::active() &&
       kernels::causal_attention_supported(q, k, v)) {

@@ -196,6 +196,7 @@ at::Tensor CompressionSession::loss(const at::Tensor& loss) {
 void CompressionSession::optimizer_pre_step() {
   require(phase_ == Phase::InStep, "optimizer_pre_step",
           "call batch_start at the start of the step, and optimizer_pre_step once");
+  train::densify_gradients(model_.state_dict());
   for (train::TrainingCallbacks* cb : callbacks_) cb->on_optimizer_pre_step(info_);
   phase_ = Phase::PreStepDone;
 }

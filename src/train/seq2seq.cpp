@@ -7,6 +7,7 @@
 
 #include "stunt/core/error.h"
 #include "stunt/io/dataset.h"
+#include "stunt/train/cross_entropy.h"
 
 namespace stunt::train {
 
@@ -61,8 +62,7 @@ at::Tensor seq2seq_loss(model::Model& model, const TrainingBatch& batch) {
       " gives no decoder logits [batch, target, vocab]: sequence-to-sequence training "
       "needs an encoder-decoder model (T5)");
   const at::Tensor logits = out.logits.to(at::kFloat);
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), batch.labels.reshape(-1),
-                                /*weight=*/{}, at::Reduction::Mean, /*ignore_index=*/-100);
+  return token_cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.labels.reshape(-1));
 }
 
 }  // namespace stunt::train

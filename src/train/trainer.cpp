@@ -18,6 +18,7 @@
 #include "stunt/core/logging.h"
 #include "stunt/core/progress.h"
 #include "stunt/prune/gradual_schedule.h"
+#include "stunt/train/cross_entropy.h"
 #include "stunt/train/fused_adamw.h"
 
 namespace stunt::train {
@@ -121,13 +122,19 @@ at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch) {
   // The labels move left (the last position predicts nothing) rather than the logits, as
   // transformers' loss does: no copy of the [batch, seq, vocab] logits.
   const int64_t rows = batch.labels.size(0);
-  const at::Tensor labels =
-      at::cat({batch.labels.narrow(1, 1, batch.labels.size(1) - 1),
-               at::full({rows, 1}, -100, batch.labels.options())},
-              1);
+  const at::Tensor labels = at::cat({batch.labels.narrow(1, 1, batch.labels.size(1) - 1),
+                                     at::full({rows, 1}, -100, batch.labels.options())},
+                                    1);
   const at::Tensor logits = out.logits.to(at::kFloat);
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}),
-                                /*weight=*/{}, at::Reduction::Mean, /*ignore_index=*/-100);
+  return token_cross_entropy(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}));
+}
+
+void densify_gradients(const std::vector<std::pair<std::string, at::Tensor>>& parameters) {
+  for (const auto& [name, p] : parameters) {
+    if (p.grad().defined() && p.grad().is_sparse()) {
+      p.mutable_grad() = p.grad().to_dense();
+    }
+  }
 }
 
 const char* to_string(OptimizerKind kind) { return kind == OptimizerKind::AdamW ? "adamw" : "sgd"; }
@@ -402,6 +409,7 @@ TrainResult Trainer::run() {
       loss_sum += loss.item<double>();
       tokens_since_log += b.inputs.input_ids.numel() * world;
     }
+    densify_gradients(t.parameters);
     if (ProcessGroup* group = t.group()) {
       std::vector<at::Tensor> gradients;
       for (const auto& [name, p] : t.parameters) {

@@ -174,6 +174,8 @@ class Model {
   /// Adds a non-layer tensor (a norm weight, a buffer) kept under its checkpoint name.
   at::Tensor& add_tensor(const std::string& name, at::Tensor tensor);
   const std::map<std::string, at::Tensor>& tensors() const { return tensors_; }
+  /// Whether a layer tied to `embedding` (the head) still shares its weight tensor.
+  bool weight_shared_with_head(const Layer& embedding) const;
   /// x with dropout at rate `p` in training mode; x itself in inference mode.
   at::Tensor dropout(const at::Tensor& x, double p) const;
   /// The attention-probability dropout rate to pass to attention(): `p` in training mode, 0

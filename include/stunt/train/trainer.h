@@ -73,6 +73,11 @@ using LossFunction = std::function<at::Tensor(model::Model& model, const Trainin
 /// calls it in evaluation mode (dropout off) without autograd; it must not change the model.
 using Evaluation = std::function<std::map<std::string, double>(model::Model& model)>;
 
+/// Makes dense the gradients left sparse: an embedding table whose tied head took no gradient
+/// (Model::call sends a tied table's gradient as sparse rows). Optimizers and gradient clipping
+/// want dense ones; the Trainer and CompressionSession call this after backward.
+void densify_gradients(const std::vector<std::pair<std::string, at::Tensor>>& parameters);
+
 /// Next-token cross-entropy over the positions whose label is not -100 (transformers'
 /// causal-LM loss: logits at position t predict labels at t + 1).
 at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch);

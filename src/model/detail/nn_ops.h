@@ -60,6 +60,11 @@ at::Tensor extend_cache_mask(KvCache& cache, const at::Tensor& new_mask, int64_t
 std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& cached_v,
                                             const at::Tensor& k, const at::Tensor& v);
 
+/// Training-mode dropout at rate p (0 <= p < 1), differentiable: kernels::dropout_with_seed with
+/// one seed from ATen's generator, the same seed masking the gradient. Float32 CPU tensors take
+/// it; others fall back to at::dropout.
+at::Tensor dropout(const at::Tensor& x, double p);
+
 /// Scaled dot-product attention. q: [b, h, q, d]; k, v: [b, kv_h, k, d] (grouped-query when
 /// kv_h < h); bias: additive, broadcastable to [b, h, q, k], or undefined; causal applies only
 /// when bias is undefined. dropout_p drops attention probabilities (training only).

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <utility>
+#include <vector>
 
 namespace stunt::kernels {
 namespace {
@@ -44,6 +46,30 @@ TEST(RmsNorm, RowsAreIndependentAndThreadCountDoesNotMatter) {
   const at::Tensor one_thread = rms_norm(x, weight, 1e-6);
   at::set_num_threads(threads);
   EXPECT_TRUE(at::nan_to_num(one_thread).equal(at::nan_to_num(everywhere)));
+}
+
+TEST(RmsNorm, BackwardMatchesFloat64Autograd) {
+  at::manual_seed(43);
+  // Rows across several 64-row blocks of the weight gradient, and a tail block.
+  for (const auto& [rows, width] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 576}, {3, 13}, {130, 64}, {517, 40}}) {
+    const at::Tensor x = at::randn({rows, width}) * 3;
+    const at::Tensor weight = at::randn({width});
+    const at::Tensor grad = at::randn({rows, width});
+    const auto [grad_x, grad_weight] = rms_norm_backward(grad, x, weight, 1e-5);
+    const c10::AutoGradMode enable(true);
+    const at::Tensor x64 = x.to(at::kDouble).requires_grad_(true);
+    const at::Tensor w64 = weight.to(at::kDouble).requires_grad_(true);
+    const at::Tensor y = x64 * at::rsqrt(x64.square().mean(-1, /*keepdim=*/true) + 1e-5) * w64;
+    y.backward(grad.to(at::kDouble));
+    for (const auto& [got, want] :
+         {std::pair{grad_x, x64.grad()}, std::pair{grad_weight, w64.grad()}}) {
+      // Relative to the gradient's own scale: entries near zero are sums that cancel.
+      const double error =
+          ((got.to(at::kDouble) - want).abs().max() / want.abs().max()).item<double>();
+      EXPECT_LT(error, 1e-5) << rows << " x " << width;
+    }
+  }
 }
 
 TEST(RmsNorm, DeclinesWhatItCannotTake) {

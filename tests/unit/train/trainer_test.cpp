@@ -69,6 +69,41 @@ TEST_F(TrainerTest, ForwardWithGradGivesTheInferenceLogitsAndReachesEveryTensor)
   }
 }
 
+TEST_F(TrainerTest, TiedEmbeddingGradientIsTheDenseOne) {
+  // The tied table's lookup sends its gradient as sparse rows (Model::call). Untied, the same
+  // model computes both parts densely: their sum must be the tied gradient.
+  const TokenWindowData data = pattern_windows(4, 9);
+  const TrainingBatch batch = data.batch({0, 1, 2});
+  auto untie = [](model::Model& m) {
+    model::Layer& head = m.layer("lm_head");
+    head.weight = head.weight.detach().clone().requires_grad_(true);
+    return head.weight;
+  };
+  auto tied = load();
+  auto tied_params = tied->prepare_training();
+  causal_lm_loss(*tied, batch).backward();
+  const at::Tensor table = tied->layer("model.embed_tokens").weight;
+  ASSERT_FALSE(table.grad().is_sparse());
+  auto untied = load();
+  untied->prepare_training();
+  const at::Tensor head = untie(*untied);
+  causal_lm_loss(*untied, batch).backward();
+  const at::Tensor expected = untied->layer("model.embed_tokens").weight.grad() + head.grad();
+  EXPECT_TRUE(at::allclose(table.grad(), expected, 1e-5, 1e-7));
+
+  // A loss that leaves the head out (the hidden states only) leaves the table's gradient
+  // sparse; densify_gradients makes it the dense lookup gradient.
+  for (const auto& [name, p] : tied_params) p.mutable_grad().reset();
+  tied->forward_with_grad(batch.inputs).hidden.square().sum().backward();
+  ASSERT_TRUE(table.grad().is_sparse());
+  densify_gradients(tied_params);
+  ASSERT_FALSE(table.grad().is_sparse());
+  const at::Tensor lookup = untied->layer("model.embed_tokens").weight;
+  lookup.mutable_grad().reset();
+  untied->forward_with_grad(batch.inputs).hidden.square().sum().backward();
+  EXPECT_TRUE(at::allclose(table.grad(), lookup.grad(), 1e-5, 1e-7));
+}
+
 TEST_F(TrainerTest, CausalLmLossIsNextTokenCrossEntropy) {
   auto model = load();
   const TokenWindowData data = pattern_windows(2, 6);
