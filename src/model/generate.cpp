@@ -159,10 +159,13 @@ bool is_eos(int64_t token, const std::vector<int64_t>& eos) {
   return std::find(eos.begin(), eos.end(), token) != eos.end();
 }
 
+// log_probs, when given, receives each new token's log-probability under the model's own
+// (untempered, unfiltered) distribution.
 std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
                                                    const std::vector<std::vector<int64_t>>& prompts,
                                                    const GenerationOptions& o,
-                                                   const std::vector<int64_t>& eos) {
+                                                   const std::vector<int64_t>& eos,
+                                                   std::vector<std::vector<float>>* log_probs) {
   const auto rows = static_cast<int64_t>(prompts.size());
   KvCache cache;
   at::Tensor logits = prefill(model, prompts, cache).logits;
@@ -176,8 +179,18 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
     at::Tensor best = o.do_sample ? at::Tensor() : scores.argmax(-1);
     for (int64_t r = 0; r < rows; ++r) {
       next[r] = o.do_sample ? sample_token(scores[r], o, rng) : best[r].item<int64_t>();
+    }
+    at::Tensor chosen_log_probs;
+    if (log_probs) {
+      chosen_log_probs = at::log_softmax(scores, -1)
+                             .gather(1, at::tensor(next, at::kLong).view({rows, 1}))
+                             .view({rows})
+                             .contiguous();
+    }
+    for (int64_t r = 0; r < rows; ++r) {
       if (done[r]) continue;
       out[r].push_back(next[r]);
+      if (log_probs) (*log_probs)[r].push_back(chosen_log_probs.data_ptr<float>()[r]);
       if (is_eos(next[r], eos)) done[r] = true;
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
@@ -304,10 +317,11 @@ std::vector<int64_t> default_eos_token_ids(const HfModel& model) {
   return eos_ids_of(model.config().json());
 }
 
-std::vector<std::vector<int64_t>> generate(HfModel& model,
-                                           const std::vector<std::vector<int64_t>>& prompts,
-                                           const GenerationOptions& options) {
-  c10::NoGradGuard no_grad;
+namespace {
+
+std::vector<int64_t> checked_eos_ids(HfModel& model,
+                                     const std::vector<std::vector<int64_t>>& prompts,
+                                     const GenerationOptions& options) {
   STUNT_CHECK_AS(NotImplementedError, model.supports_decoding(),
                  "generation is not implemented for ", model.architecture(),
                  "; supported: llama, mistral, qwen2, gpt2, t5");
@@ -325,12 +339,79 @@ std::vector<std::vector<int64_t>> generate(HfModel& model,
   for (size_t i = 0; i < prompts.size(); ++i) {
     STUNT_CHECK(!prompts[i].empty(), "prompt ", i, " is empty; a prompt needs at least one token");
   }
+  return options.eos_token_id ? std::vector<int64_t>{*options.eos_token_id}
+                              : default_eos_token_ids(model);
+}
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> generate(HfModel& model,
+                                           const std::vector<std::vector<int64_t>>& prompts,
+                                           const GenerationOptions& options) {
+  c10::NoGradGuard no_grad;
+  const std::vector<int64_t> eos = checked_eos_ids(model, prompts, options);
   if (prompts.empty()) return {};
-  const std::vector<int64_t> eos = options.eos_token_id
-                                       ? std::vector<int64_t>{*options.eos_token_id}
-                                       : default_eos_token_ids(model);
   if (options.num_beams > 1) return beam_search(model, prompts, options, eos);
-  return greedy_or_sample(model, prompts, options, eos);
+  return greedy_or_sample(model, prompts, options, eos, nullptr);
+}
+
+std::vector<ScoredGeneration> generate_scored(HfModel& model,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              const GenerationOptions& options) {
+  c10::NoGradGuard no_grad;
+  const std::vector<int64_t> eos = checked_eos_ids(model, prompts, options);
+  if (prompts.empty()) return {};
+  std::vector<std::vector<int64_t>> tokens;
+  std::vector<std::vector<float>> log_probs(prompts.size());
+  if (options.num_beams > 1) {
+    tokens = beam_search(model, prompts, options, eos);
+    log_probs = continuation_log_probs(model, prompts, tokens);
+  } else {
+    tokens = greedy_or_sample(model, prompts, options, eos, &log_probs);
+  }
+  std::vector<ScoredGeneration> out(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    out[i].tokens = std::move(tokens[i]);
+    out[i].log_probs = std::move(log_probs[i]);
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> continuation_log_probs(
+    HfModel& model, const std::vector<std::vector<int64_t>>& prompts,
+    const std::vector<std::vector<int64_t>>& continuations) {
+  c10::NoGradGuard no_grad;
+  STUNT_CHECK(prompts.size() == continuations.size(), "continuation_log_probs: ", prompts.size(),
+              " prompts but ", continuations.size(), " continuations");
+  std::vector<std::vector<float>> out(prompts.size());
+  // One pair at a time: the [length, vocab] logits of a long prompt are large.
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::vector<int64_t>& cont = continuations[i];
+    if (cont.empty()) continue;
+    Batch batch;
+    int64_t first = 0;  // the position whose logits predict cont[0]
+    if (model.is_encoder_decoder()) {
+      batch.input_ids = at::tensor(prompts[i], at::kLong).view({1, -1});
+      batch.attention_mask = at::ones_like(batch.input_ids);
+      std::vector<int64_t> decoder = {model.decoder_start_token_id()};
+      decoder.insert(decoder.end(), cont.begin(), cont.end() - 1);
+      batch.decoder_input_ids = at::tensor(decoder, at::kLong).view({1, -1});
+    } else {
+      std::vector<int64_t> ids = prompts[i];
+      ids.insert(ids.end(), cont.begin(), cont.end() - 1);
+      batch.input_ids = at::tensor(ids, at::kLong).view({1, -1});
+      batch.attention_mask = at::ones_like(batch.input_ids);
+      first = static_cast<int64_t>(prompts[i].size()) - 1;
+    }
+    const at::Tensor logits =
+        model.forward(batch).logits[0].narrow(0, first, static_cast<int64_t>(cont.size()));
+    const at::Tensor picked = at::log_softmax(logits.to(at::kFloat), -1)
+                                  .gather(1, at::tensor(cont, at::kLong).view({-1, 1}))
+                                  .view({-1})
+                                  .contiguous();
+    out[i].assign(picked.data_ptr<float>(), picked.data_ptr<float>() + picked.numel());
+  }
+  return out;
 }
 
 }  // namespace stunt::model

@@ -19,6 +19,9 @@ Runner add_eval(CLI::App& app);
 Runner add_generate(CLI::App& app);
 /// compress tokenize TOKENIZER [FILE]: ids of each line, as JSON Lines.
 Runner add_tokenize(CLI::App& app);
+/// compress label TEACHER --data CORPUS -o LABELS/: pseudo-labels, sharded and resumable;
+/// compress label verify LABELS/.
+Runner add_label(CLI::App& app);
 /// The main form: compress --recipe R MODEL -o OUT.
 Runner add_compress(CLI::App& app);
 

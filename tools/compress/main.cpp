@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   add(compress::add_eval);
   add(compress::add_generate);
   add(compress::add_tokenize);
+  add(compress::add_label);
 
   try {
     app.parse(argc, argv);

@@ -52,6 +52,27 @@ std::vector<std::vector<int64_t>> generate(HfModel& model,
                                            const std::vector<std::vector<int64_t>>& prompts,
                                            const GenerationOptions& options = {});
 
+/// A generation with the model's log-probability of each of its tokens.
+struct ScoredGeneration {
+  std::vector<int64_t> tokens;
+  /// log p(token | prompt, earlier tokens) under the model's own distribution (temperature 1,
+  /// no top-k / top-p): the teacher's confidence, whatever chose the token.
+  std::vector<float> log_probs;
+};
+
+/// generate() with each new token's log-probability. Greedy decoding and sampling record them as
+/// they decode; beam search scores the chosen beams again, teacher-forced
+/// (continuation_log_probs).
+std::vector<ScoredGeneration> generate_scored(HfModel& model,
+                                              const std::vector<std::vector<int64_t>>& prompts,
+                                              const GenerationOptions& options = {});
+
+/// log p(continuation[t] | prompt, continuation[:t]) for each (prompt, continuation) pair, in one
+/// teacher-forced forward per pair (T5: the prompt encoded, the continuation decoded).
+std::vector<std::vector<float>> continuation_log_probs(
+    HfModel& model, const std::vector<std::vector<int64_t>>& prompts,
+    const std::vector<std::vector<int64_t>>& continuations);
+
 /// The eos ids generate() stops at when options.eos_token_id is unset: generation_config.json
 /// beside the model (a folder), else config.json's eos_token_id; empty when none.
 std::vector<int64_t> default_eos_token_ids(const HfModel& model);

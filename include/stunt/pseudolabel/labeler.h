@@ -1,0 +1,93 @@
+#pragma once
+/// `compress label`: a teacher labels an unlabeled corpus offline, shard by shard, into a label
+/// folder (label_set.h). Rerunning the same job continues after the last finished shard; a job
+/// whose teacher, input or settings differ from the folder's manifest is refused, naming what
+/// differs.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stunt/io/tokenizer.h"
+#include "stunt/model/generate.h"
+#include "stunt/model/hf_model.h"
+#include "stunt/pseudolabel/corpus.h"
+
+namespace stunt::pseudolabel {
+
+enum class LabelKind {
+  /// A continuation per item (causal LM or T5) with each token's log-probability.
+  Generate,
+  /// A pooled sentence embedding per item (sentence-transformers pooling of the teacher folder).
+  Embed,
+  /// Class probabilities from a sequence-classification head.
+  Classify,
+};
+LabelKind parse_label_kind(const std::string& name);
+const char* to_string(LabelKind kind);
+
+/// What to do with an item longer than max_input_tokens.
+enum class TooLong { Truncate, Skip };
+
+struct LabelOptions {
+  LabelKind kind = LabelKind::Generate;
+  /// Input items per shard (the unit of writing and of resuming).
+  int64_t shard_size = 1000;
+  /// Items per forward / generate call. Items are grouped by length within a shard.
+  int64_t batch_size = 8;
+  /// Tokens of an item's input at most; 0: the teacher's max_position_embeddings (less the new
+  /// tokens when generating).
+  int64_t max_input_tokens = 0;
+  /// Unset: truncate for embed and classify (as transformers' truncation=True), skip for
+  /// generate (a cut prompt loses its instruction).
+  std::optional<TooLong> too_long;
+  /// Drop an item whose input text equals an earlier item's (first occurrence kept).
+  bool deduplicate = false;
+  bool add_special_tokens = true;
+  model::GenerationOptions generation;
+  /// Generate: the text ends before the first of these; tokens and log-probabilities are cut
+  /// to the shortest prefix that contains it.
+  std::vector<std::string> stop_strings;
+  /// Generate: drop items whose mean token log-probability is below this (low confidence).
+  std::optional<double> min_mean_log_prob;
+  /// Generate: drop items with fewer generated tokens than this (after stop strings).
+  int64_t min_new_tokens = 0;
+  /// Start over: remove the folder's labels first.
+  bool restart = false;
+};
+
+struct LabelJob {
+  std::filesystem::path teacher_path;
+  std::filesystem::path corpus;
+  CorpusOptions corpus_options;
+  std::filesystem::path output;
+  LabelOptions options;
+};
+
+struct LabelSummary {
+  int64_t shards = 0;
+  /// Shards found finished in the folder when the job started.
+  int64_t shards_resumed = 0;
+  int64_t items = 0;
+  int64_t labeled = 0;
+  std::map<std::string, int64_t> dropped;
+  int64_t truncated = 0;
+  int64_t new_tokens = 0;
+  /// Wall time of this run's labeling (resumed shards excluded).
+  double seconds = 0;
+  int64_t items_this_run = 0;
+};
+
+/// SHA-256 of a model: a file's bytes, or for a folder, of each file's relative name and hash
+/// in name order (hidden files left out).
+std::string model_content_hash(const std::filesystem::path& path);
+
+/// Labels the job's corpus with `teacher`. Throws ValueError (bad settings, a folder of other
+/// labels, a changed job) before anything is written.
+LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenizer,
+                          const LabelJob& job);
+
+}  // namespace stunt::pseudolabel

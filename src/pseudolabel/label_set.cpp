@@ -1,0 +1,220 @@
+#include "stunt/pseudolabel/label_set.h"
+
+#include <ATen/ATen.h>
+
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "stunt/core/atomic_file.h"
+#include "stunt/core/error.h"
+#include "stunt/core/sha256.h"
+#include "stunt/core/strings.h"
+#include "stunt/io/safetensors.h"
+
+namespace stunt::pseudolabel {
+
+std::string shard_stem(int64_t index) {
+  std::ostringstream name;
+  name << "shard-" << std::setw(6) << std::setfill('0') << index;
+  return name.str();
+}
+
+nlohmann::json ShardEntry::to_json() const {
+  return {{"index", index},     {"first_item", first_item}, {"end_item", end_item},
+          {"labeled", labeled}, {"dropped", dropped},       {"truncated", truncated},
+          {"files", files}};
+}
+
+ShardEntry ShardEntry::from_json(const nlohmann::json& j, const std::string& where) {
+  try {
+    ShardEntry e;
+    e.index = j.at("index").get<int64_t>();
+    e.first_item = j.at("first_item").get<int64_t>();
+    e.end_item = j.at("end_item").get<int64_t>();
+    e.labeled = j.at("labeled").get<int64_t>();
+    e.dropped = j.at("dropped").get<std::map<std::string, int64_t>>();
+    e.truncated = j.at("truncated").get<int64_t>();
+    e.files = j.at("files").get<std::map<std::string, std::string>>();
+    return e;
+  } catch (const nlohmann::json::exception& ex) {
+    throw FormatError(str(where, ": a shard entry is malformed (", ex.what(), ")"));
+  }
+}
+
+nlohmann::json Manifest::to_json() const {
+  nlohmann::json shard_list = nlohmann::json::array();
+  for (const ShardEntry& s : shards) shard_list.push_back(s.to_json());
+  return {{"format", kLabelFormat},   {"version", 1},         {"kind", kind},
+          {"teacher", teacher},       {"input", input},       {"settings", settings},
+          {"shard_size", shard_size}, {"complete", complete}, {"labeled", labeled()},
+          {"dropped", dropped()},     {"shards", shard_list}};
+}
+
+Manifest Manifest::read(const std::filesystem::path& folder) {
+  const std::filesystem::path path = folder / kManifestName;
+  std::ifstream in(path, std::ios::binary);
+  STUNT_CHECK_AS(IoError, in.good(), path.string(), ": cannot be read (no labels here?)");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(str(path.string(), ": not valid JSON (", e.what(), ")"));
+  }
+  STUNT_CHECK_AS(FormatError, j.is_object() && j.value("format", "") == kLabelFormat, path.string(),
+                 ": not a Stunt label manifest (\"format\" is not \"", kLabelFormat, "\")");
+  STUNT_CHECK_AS(FormatError, j.value("version", 0) == 1, path.string(), ": version ",
+                 j.value("version", 0), " is not one this Stunt reads (1)");
+  Manifest m;
+  try {
+    m.kind = j.at("kind").get<std::string>();
+    m.teacher = j.at("teacher");
+    m.input = j.at("input");
+    m.settings = j.at("settings");
+    m.shard_size = j.at("shard_size").get<int64_t>();
+    m.complete = j.at("complete").get<bool>();
+    for (const auto& s : j.at("shards"))
+      m.shards.push_back(ShardEntry::from_json(s, path.string()));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(str(path.string(), ": malformed (", e.what(), ")"));
+  }
+  return m;
+}
+
+void Manifest::write(const std::filesystem::path& folder) const {
+  write_file_atomic(folder / kManifestName, to_json().dump(1) + "\n");
+}
+
+int64_t Manifest::labeled() const {
+  int64_t n = 0;
+  for (const ShardEntry& s : shards) n += s.labeled;
+  return n;
+}
+
+std::map<std::string, int64_t> Manifest::dropped() const {
+  std::map<std::string, int64_t> out;
+  for (const ShardEntry& s : shards) {
+    for (const auto& [reason, n] : s.dropped) out[reason] += n;
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  STUNT_CHECK_AS(IoError, in.good(), path.string(), ": cannot be read");
+  std::vector<nlohmann::json> out;
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    try {
+      out.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(str(path.string(), ":", number, ": not valid JSON (", e.what(), ")"));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> verify_labels(const std::filesystem::path& folder) {
+  std::vector<std::string> problems;
+  const Manifest m = Manifest::read(folder);
+  int64_t expected_first = 0;
+  for (const ShardEntry& s : m.shards) {
+    const std::string shard = shard_stem(s.index);
+    if (s.first_item != s.index * m.shard_size || s.end_item < s.first_item ||
+        s.end_item - s.first_item > m.shard_size) {
+      problems.push_back(str(shard, ": item range [", s.first_item, ", ", s.end_item,
+                             ") does not fit shard size ", m.shard_size));
+    }
+    if (s.first_item < expected_first) {
+      problems.push_back(str(shard, ": listed out of order or twice"));
+    }
+    expected_first = s.end_item;
+    bool files_ok = true;
+    for (const auto& [name, hash] : s.files) {
+      const std::filesystem::path path = folder / name;
+      if (!std::filesystem::is_regular_file(path)) {
+        problems.push_back(str(name, ": missing"));
+        files_ok = false;
+      } else if (sha256_file(path) != hash) {
+        problems.push_back(str(name,
+                               ": its SHA-256 differs from the manifest's (changed or "
+                               "damaged after it was written)"));
+        files_ok = false;
+      }
+    }
+    if (!files_ok) continue;
+    const auto lines = read_jsonl(folder / (shard + ".jsonl"));
+    if (static_cast<int64_t>(lines.size()) != s.labeled) {
+      problems.push_back(
+          str(shard, ".jsonl: ", lines.size(), " lines, the manifest says ", s.labeled));
+    }
+    int64_t previous = s.first_item - 1;
+    for (const auto& line : lines) {
+      const int64_t index = line.value("index", int64_t{-1});
+      if (index <= previous || index >= s.end_item) {
+        problems.push_back(str(shard, ".jsonl: item index ", index, " is out of order or outside [",
+                               s.first_item, ", ", s.end_item, ")"));
+        break;
+      }
+      previous = index;
+    }
+    const std::filesystem::path tensors = folder / (shard + ".safetensors");
+    if (s.files.count(shard + ".safetensors")) {
+      const auto file = io::SafetensorsFile::open(tensors);  // the tensors alias its mapping
+      for (const auto& [name, t] : file->tensors()) {
+        if (t.dim() == 0 || t.size(0) != s.labeled) {
+          problems.push_back(str(shard, ".safetensors: tensor ", name, " has ",
+                                 t.dim() ? t.size(0) : 0, " rows, the manifest says ", s.labeled));
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+LabelSet::LabelSet(const std::filesystem::path& folder, bool allow_incomplete)
+    : folder_(folder), manifest_(Manifest::read(folder)) {
+  STUNT_CHECK_AS(ValueError, manifest_.complete || allow_incomplete, folder.string(),
+                 ": the labeling job is not finished (", manifest_.shards.size(),
+                 " shards so far); run the same `compress label` command again to finish it");
+}
+
+void LabelSet::for_each(const std::function<void(const LabeledItem&)>& visit) const {
+  for (const ShardEntry& s : manifest_.shards) {
+    const std::string shard = shard_stem(s.index);
+    const auto lines = read_jsonl(folder_ / (shard + ".jsonl"));
+    STUNT_CHECK_AS(FormatError, static_cast<int64_t>(lines.size()) == s.labeled,
+                   (folder_ / (shard + ".jsonl")).string(), ": ", lines.size(),
+                   " lines, the manifest says ", s.labeled, "; run `compress label verify`");
+    std::vector<io::NamedTensor> tensors;
+    std::shared_ptr<io::SafetensorsFile> file;  // kept open: the tensors alias its mapping
+    if (s.files.count(shard + ".safetensors")) {
+      file = io::SafetensorsFile::open(folder_ / (shard + ".safetensors"));
+      tensors = file->tensors();
+    }
+    for (size_t r = 0; r < lines.size(); ++r) {
+      LabeledItem item;
+      item.record = lines[r];
+      for (const auto& [name, t] : tensors) item.tensors[name] = t[static_cast<int64_t>(r)];
+      visit(item);
+    }
+  }
+}
+
+std::vector<LabeledItem> LabelSet::all() const {
+  std::vector<LabeledItem> out;
+  for_each([&](const LabeledItem& item) {
+    LabeledItem copy = item;
+    for (auto& [name, t] : copy.tensors) t = t.clone();
+    out.push_back(std::move(copy));
+  });
+  return out;
+}
+
+}  // namespace stunt::pseudolabel

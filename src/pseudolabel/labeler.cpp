@@ -1,0 +1,526 @@
+#include "stunt/pseudolabel/labeler.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <unordered_set>
+
+#include "stunt/core/atomic_file.h"
+#include "stunt/core/error.h"
+#include "stunt/core/logging.h"
+#include "stunt/core/progress.h"
+#include "stunt/core/sha256.h"
+#include "stunt/core/strings.h"
+#include "stunt/io/safetensors.h"
+#include "stunt/pseudolabel/label_set.h"
+
+namespace stunt::pseudolabel {
+namespace fs = std::filesystem;
+
+LabelKind parse_label_kind(const std::string& name) {
+  if (name == "generate") return LabelKind::Generate;
+  if (name == "embed") return LabelKind::Embed;
+  if (name == "classify") return LabelKind::Classify;
+  if (name == "logits") {
+    throw NotImplementedError(
+        "--kind logits (stored top-k log-probabilities) is not implemented yet; use generate "
+        "(sequence-level labels), embed or classify");
+  }
+  throw ValueError(str("--kind ", name, " is not a label kind; use generate, embed or classify"));
+}
+
+const char* to_string(LabelKind kind) {
+  switch (kind) {
+    case LabelKind::Generate:
+      return "generate";
+    case LabelKind::Embed:
+      return "embed";
+    case LabelKind::Classify:
+      return "classify";
+  }
+  return "?";
+}
+
+std::string model_content_hash(const fs::path& path) {
+  if (fs::is_regular_file(path)) return sha256_file(path);
+  STUNT_CHECK_AS(IoError, fs::is_directory(path), path.string(),
+                 ": no model here (expected a folder or a file)");
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(path)) {
+    if (!entry.is_regular_file()) continue;
+    const fs::path relative = fs::relative(entry.path(), path);
+    if (relative.filename().string().rfind('.', 0) == 0) continue;
+    files.push_back(relative);
+  }
+  std::sort(files.begin(), files.end());
+  Sha256 hash;
+  for (const fs::path& f : files) {
+    hash.update(f.generic_string());
+    hash.update("\n");
+    hash.update(sha256_file(path / f));
+    hash.update("\n");
+  }
+  return hash.hex_digest();
+}
+
+namespace {
+
+/// One item on its way to a shard.
+struct PendingItem {
+  CorpusItem item;
+  std::vector<int64_t> ids;
+  bool truncated = false;
+};
+
+/// Settings that change the labels: a resumed job must have the same.
+nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max_input_tokens,
+                           TooLong too_long) {
+  const LabelOptions& o = job.options;
+  nlohmann::json s = {{"template", job.corpus_options.prompt_template},
+                      {"format", to_string(format)},
+                      {"id_field", job.corpus_options.id_field},
+                      {"reference_field", job.corpus_options.reference_field},
+                      {"batch_size", o.batch_size},
+                      {"max_input_tokens", max_input_tokens},
+                      {"too_long", too_long == TooLong::Skip ? "skip" : "truncate"},
+                      {"deduplicate", o.deduplicate},
+                      {"add_special_tokens", o.add_special_tokens}};
+  if (o.kind == LabelKind::Generate) {
+    const model::GenerationOptions& g = o.generation;
+    s["generation"] = {
+        {"max_new_tokens", g.max_new_tokens},
+        {"do_sample", g.do_sample},
+        {"temperature", g.temperature},
+        {"top_k", g.top_k},
+        {"top_p", g.top_p},
+        {"seed", g.seed},
+        {"num_beams", g.num_beams},
+        {"length_penalty", g.length_penalty},
+        {"early_stopping", g.early_stopping},
+        {"eos_token_id", g.eos_token_id ? nlohmann::json(*g.eos_token_id) : nlohmann::json()}};
+    s["stop_strings"] = o.stop_strings;
+    s["min_mean_log_prob"] =
+        o.min_mean_log_prob ? nlohmann::json(*o.min_mean_log_prob) : nlohmann::json();
+    s["min_new_tokens"] = o.min_new_tokens;
+  }
+  return s;
+}
+
+/// What differs between a folder's manifest and this job, for the refusal message.
+std::vector<std::string> differences(const Manifest& m, const Manifest& now) {
+  std::vector<std::string> out;
+  if (m.kind != now.kind) out.push_back(str("kind: ", m.kind, " there, ", now.kind, " now"));
+  if (m.teacher.value("sha256", "") != now.teacher.value("sha256", "")) {
+    out.push_back(str("teacher: ", m.teacher.value("path", "?"), " (sha256 ",
+                      m.teacher.value("sha256", "").substr(0, 12), ") there, ",
+                      now.teacher.value("path", "?"), " (sha256 ",
+                      now.teacher.value("sha256", "").substr(0, 12), ") now"));
+  }
+  if (m.input.value("sha256", "") != now.input.value("sha256", "")) {
+    out.push_back(str("input: ", m.input.value("path", "?"), " (sha256 ",
+                      m.input.value("sha256", "").substr(0, 12), ") there, ",
+                      now.input.value("path", "?"), " (sha256 ",
+                      now.input.value("sha256", "").substr(0, 12), ") now"));
+  }
+  if (m.shard_size != now.shard_size) {
+    out.push_back(str("shard_size: ", m.shard_size, " there, ", now.shard_size, " now"));
+  }
+  const nlohmann::json patch = nlohmann::json::diff(m.settings, now.settings);
+  for (const auto& op : patch) {
+    const std::string pointer = op.value("path", "");
+    const nlohmann::json::json_pointer p(pointer);
+    const std::string there = m.settings.contains(p) ? m.settings.at(p).dump() : "(unset)";
+    const std::string here = now.settings.contains(p) ? now.settings.at(p).dump() : "(unset)";
+    out.push_back(str(pointer.substr(1), ": ", there, " there, ", here, " now"));
+  }
+  return out;
+}
+
+bool is_temporary(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return name.rfind('.', 0) == 0 && name.find(".tmp-") != std::string::npos;
+}
+
+bool is_label_file(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return name == kManifestName || (name.rfind("shard-", 0) == 0 &&
+                                   (p.extension() == ".jsonl" || p.extension() == ".safetensors"));
+}
+
+/// Prepares the output folder; returns the shards already finished (a prefix of the job).
+Manifest open_output(const LabelJob& job, const Manifest& fresh) {
+  const fs::path& out = job.output;
+  if (fs::exists(out)) {
+    STUNT_CHECK_AS(ValueError, fs::is_directory(out), out.string(),
+                   " exists and is not a folder; give -o a folder for the labels");
+    for (const auto& entry : fs::directory_iterator(out)) {
+      if (is_temporary(entry.path())) fs::remove(entry.path());  // a killed run's leftovers
+    }
+  } else {
+    fs::create_directories(out);
+  }
+  if (!fs::exists(out / kManifestName)) {
+    for (const auto& entry : fs::directory_iterator(out)) {
+      STUNT_CHECK_AS(ValueError, is_label_file(entry.path()), out.string(), " holds ",
+                     entry.path().filename().string(),
+                     ", which is not part of a label folder; give -o an empty or new folder");
+    }
+    for (const auto& entry : fs::directory_iterator(out)) fs::remove(entry.path());
+    return fresh;
+  }
+  Manifest existing = Manifest::read(out);
+  if (job.options.restart) {
+    for (const auto& entry : fs::directory_iterator(out)) {
+      if (is_label_file(entry.path())) fs::remove(entry.path());
+    }
+    log::info("--restart: removed the labels in ", out.string());
+    return fresh;
+  }
+  const std::vector<std::string> diff = differences(existing, fresh);
+  if (!diff.empty()) {
+    std::string list;
+    for (const std::string& d : diff) list += "\n  " + d;
+    throw ValueError(str(out.string(), " holds labels of another job:", list,
+                         "\nrerun with the settings it was started with to continue it, or add "
+                         "--restart to delete its labels and start over"));
+  }
+  for (size_t i = 0; i < existing.shards.size(); ++i) {
+    STUNT_CHECK_AS(FormatError, existing.shards[i].index == static_cast<int64_t>(i),
+                   (out / kManifestName).string(), ": shard ", existing.shards[i].index,
+                   " is listed where shard ", i, " belongs; run `compress label verify`");
+  }
+  return existing;
+}
+
+/// The shortest prefix of `tokens` whose text contains a stop string, and the text before it.
+void apply_stop_strings(const io::Tokenizer& tokenizer, const std::vector<std::string>& stops,
+                        model::ScoredGeneration& g, std::string& text) {
+  text = tokenizer.decode(g.tokens);
+  if (stops.empty()) return;
+  size_t cut = std::string::npos;
+  for (const std::string& s : stops) cut = std::min(cut, text.find(s));
+  if (cut == std::string::npos) return;
+  text.resize(cut);
+  for (size_t k = 1; k <= g.tokens.size(); ++k) {
+    const std::string prefix =
+        tokenizer.decode(std::vector<int64_t>(g.tokens.begin(), g.tokens.begin() + k));
+    bool hit = false;
+    for (const std::string& s : stops) hit = hit || prefix.find(s) != std::string::npos;
+    if (hit) {
+      g.tokens.resize(k);
+      g.log_probs.resize(k);
+      return;
+    }
+  }
+}
+
+/// Right-padded [rows, len] ids and mask for an encoder.
+std::pair<at::Tensor, at::Tensor> pad_right(const std::vector<const PendingItem*>& batch,
+                                            int64_t pad_id) {
+  int64_t len = 0;
+  for (const PendingItem* p : batch) len = std::max<int64_t>(len, p->ids.size());
+  const auto rows = static_cast<int64_t>(batch.size());
+  at::Tensor ids = at::full({rows, len}, pad_id, at::kLong);
+  at::Tensor mask = at::zeros({rows, len}, at::kLong);
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto n = static_cast<int64_t>(batch[r]->ids.size());
+    ids[r].narrow(0, 0, n).copy_(at::tensor(batch[r]->ids, at::kLong));
+    mask[r].narrow(0, 0, n).fill_(1);
+  }
+  return {ids, mask};
+}
+
+class ShardLabeler {
+ public:
+  ShardLabeler(model::HfModel& teacher, const io::Tokenizer& tokenizer, const LabelJob& job)
+      : teacher_(teacher), tokenizer_(tokenizer), job_(job), options_(job.options) {
+    if (options_.kind == LabelKind::Embed) {
+      pooling_ = model::SentencePooling::from_folder(job.teacher_path);
+    }
+    pad_id_ = tokenizer.pad_id().value_or(0);
+    if (options_.kind == LabelKind::Classify) {
+      const nlohmann::json& config = teacher.config().json();
+      if (config.contains("id2label") && config["id2label"].is_object()) {
+        for (const auto& [key, value] : config["id2label"].items()) {
+          if (value.is_string()) label_names_[std::stoll(key)] = value.get<std::string>();
+        }
+      }
+    }
+  }
+
+  /// Labels one shard's kept items (in input order) and writes its files; fills `entry`.
+  void run(const std::vector<PendingItem>& items, ShardEntry& entry, int64_t& new_tokens) {
+    std::vector<size_t> order(items.size());
+    std::iota(order.begin(), order.end(), 0);
+    // Grouped by length (stable, so the grouping depends only on the shard's items).
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return items[a].ids.size() < items[b].ids.size(); });
+    std::vector<nlohmann::json> records(items.size());
+    std::vector<bool> keep(items.size(), true);
+    std::vector<at::Tensor> rows(items.size());
+    const auto batch_size = static_cast<size_t>(options_.batch_size);
+    for (size_t start = 0; start < order.size(); start += batch_size) {
+      std::vector<const PendingItem*> batch;
+      std::vector<size_t> slots;
+      for (size_t k = start; k < std::min(order.size(), start + batch_size); ++k) {
+        batch.push_back(&items[order[k]]);
+        slots.push_back(order[k]);
+      }
+      label_batch(batch, slots, records, keep, rows, entry, new_tokens);
+    }
+    std::string jsonl;
+    std::vector<at::Tensor> kept_rows;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!keep[i]) continue;
+      records[i]["index"] = items[i].item.index;
+      records[i]["id"] = items[i].item.id;
+      if (items[i].item.reference) records[i]["reference"] = *items[i].item.reference;
+      if (items[i].truncated) records[i]["truncated"] = true;
+      jsonl += records[i].dump() + "\n";
+      if (rows[i].defined()) kept_rows.push_back(rows[i]);
+    }
+    entry.labeled = static_cast<int64_t>(std::count(keep.begin(), keep.end(), true));
+    const std::string stem = shard_stem(entry.index);
+    const fs::path jsonl_path = job_.output / (stem + ".jsonl");
+    write_file_atomic(jsonl_path, jsonl);
+    entry.files[jsonl_path.filename().string()] = sha256_file(jsonl_path);
+    if (options_.kind != LabelKind::Generate) {
+      const std::string name = options_.kind == LabelKind::Embed ? "embeddings" : "probabilities";
+      const at::Tensor stacked =
+          kept_rows.empty() ? at::zeros({0, width_}, at::kFloat) : at::stack(kept_rows);
+      const fs::path tensor_path = job_.output / (stem + ".safetensors");
+      io::save_safetensors(tensor_path, {{name, stacked}});
+      entry.files[tensor_path.filename().string()] = sha256_file(tensor_path);
+    }
+  }
+
+ private:
+  void label_batch(const std::vector<const PendingItem*>& batch, const std::vector<size_t>& slots,
+                   std::vector<nlohmann::json>& records, std::vector<bool>& keep,
+                   std::vector<at::Tensor>& rows, ShardEntry& entry, int64_t& new_tokens) {
+    c10::NoGradGuard no_grad;
+    if (options_.kind == LabelKind::Generate) {
+      std::vector<std::vector<int64_t>> prompts;
+      for (const PendingItem* p : batch) prompts.push_back(p->ids);
+      std::vector<model::ScoredGeneration> out =
+          model::generate_scored(teacher_, prompts, options_.generation);
+      for (size_t b = 0; b < batch.size(); ++b) {
+        model::ScoredGeneration& g = out[b];
+        std::string text;
+        apply_stop_strings(tokenizer_, options_.stop_strings, g, text);
+        double sum = 0;
+        for (float lp : g.log_probs) sum += lp;
+        const double mean = g.log_probs.empty() ? 0.0 : sum / g.log_probs.size();
+        new_tokens += static_cast<int64_t>(g.tokens.size());
+        if (static_cast<int64_t>(g.tokens.size()) < options_.min_new_tokens) {
+          keep[slots[b]] = false;
+          entry.dropped["filtered:min_new_tokens"] += 1;
+          continue;
+        }
+        if (options_.min_mean_log_prob && mean < *options_.min_mean_log_prob) {
+          keep[slots[b]] = false;
+          entry.dropped["filtered:min_mean_log_prob"] += 1;
+          continue;
+        }
+        records[slots[b]] = {{"generation", text},
+                             {"tokens", g.tokens},
+                             {"token_log_probs", g.log_probs},
+                             {"mean_log_prob", mean},
+                             {"prompt_tokens", batch[b]->ids.size()}};
+      }
+      return;
+    }
+    auto [ids, mask] = pad_right(batch, pad_id_);
+    model::Batch inputs;
+    inputs.input_ids = ids;
+    inputs.attention_mask = mask;
+    const model::Output out = teacher_.forward(inputs);
+    at::Tensor result;
+    if (options_.kind == LabelKind::Embed) {
+      STUNT_CHECK_AS(ValueError, out.hidden.defined() && out.hidden.dim() == 3,
+                     teacher_.architecture(),
+                     " gives no hidden states to pool; --kind embed needs "
+                     "an encoder (a sentence-transformers folder)");
+      result = (*pooling_)(out.hidden.to(at::kFloat), mask);
+    } else {
+      result = at::softmax(out.logits.to(at::kFloat), -1);
+    }
+    width_ = result.size(1);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      rows[slots[b]] = result[static_cast<int64_t>(b)].contiguous();
+      nlohmann::json record = {{"input_tokens", batch[b]->ids.size()}};
+      if (options_.kind == LabelKind::Classify) {
+        const int64_t best = result[static_cast<int64_t>(b)].argmax().item<int64_t>();
+        record["label"] = best;
+        const auto name = label_names_.find(best);
+        if (name != label_names_.end()) record["label_name"] = name->second;
+      }
+      records[slots[b]] = std::move(record);
+    }
+  }
+
+  model::HfModel& teacher_;
+  const io::Tokenizer& tokenizer_;
+  const LabelJob& job_;
+  const LabelOptions& options_;
+  std::optional<model::SentencePooling> pooling_;
+  std::map<int64_t, std::string> label_names_;
+  int64_t pad_id_ = 0;
+  int64_t width_ = 0;
+};
+
+/// Refuses a teacher that cannot produce the kind, before anything is read or written.
+void check_teacher(model::HfModel& teacher, const LabelJob& job) {
+  const std::string arch = teacher.architecture();
+  const nlohmann::json& config = teacher.config().json();
+  std::string architectures;
+  if (config.contains("architectures") && config["architectures"].is_array()) {
+    for (const auto& a : config["architectures"]) architectures += a.get<std::string>() + " ";
+  }
+  switch (job.options.kind) {
+    case LabelKind::Generate:
+      STUNT_CHECK_AS(ValueError, teacher.supports_decoding(), job.teacher_path.string(), " (", arch,
+                     ") cannot generate; --kind generate needs a causal LM (Llama, "
+                     "Mistral, Qwen2, GPT-2) or T5");
+      break;
+    case LabelKind::Embed:
+      STUNT_CHECK_AS(ValueError, fs::is_directory(job.teacher_path) && !teacher.supports_decoding(),
+                     job.teacher_path.string(), " (", arch,
+                     ") is not a sentence encoder; --kind embed needs an encoder folder "
+                     "(sentence-transformers, e.g. all-MiniLM-L6-v2)");
+      break;
+    case LabelKind::Classify:
+      STUNT_CHECK_AS(ValueError,
+                     architectures.find("ForSequenceClassification") != std::string::npos,
+                     job.teacher_path.string(), " (", architectures.empty() ? arch : architectures,
+                     ") has no sequence-classification head; --kind classify needs one "
+                     "(e.g. BertForSequenceClassification)");
+      break;
+  }
+}
+
+}  // namespace
+
+LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenizer,
+                          const LabelJob& job) {
+  const LabelOptions& o = job.options;
+  STUNT_CHECK_AS(ValueError, o.shard_size >= 1, "--shard-size ", o.shard_size,
+                 "; a shard holds at least 1 item");
+  STUNT_CHECK_AS(ValueError, o.batch_size >= 1, "--batch-size ", o.batch_size,
+                 "; a batch holds at least 1 item");
+  STUNT_CHECK_AS(ValueError, o.max_input_tokens >= 0, "--max-input-tokens ", o.max_input_tokens,
+                 "; use 0 (the teacher's limit) or a positive count");
+  check_teacher(teacher, job);
+  const TooLong too_long =
+      o.too_long.value_or(o.kind == LabelKind::Generate ? TooLong::Skip : TooLong::Truncate);
+  int64_t max_input = o.max_input_tokens;
+  const int64_t positions = teacher.config().integer("max_position_embeddings", int64_t{0});
+  if (max_input == 0) {
+    max_input = positions > 0 ? positions : int64_t{1} << 40;
+    if (o.kind == LabelKind::Generate && positions > 0 && !teacher.is_encoder_decoder()) {
+      max_input = std::max<int64_t>(1, positions - o.generation.max_new_tokens);
+    }
+  }
+  // The corpus is read once to hash and count it; the template is checked on its first item.
+  CorpusReader probe(job.corpus, job.corpus_options);
+  int64_t total_items = 0;
+  while (probe.next()) ++total_items;
+  STUNT_CHECK_AS(ValueError, total_items > 0, job.corpus.string(),
+                 ": the corpus has no items (every line is blank)");
+
+  Manifest fresh;
+  fresh.kind = to_string(o.kind);
+  log::info("hashing the teacher ", job.teacher_path.string());
+  fresh.teacher = {{"path", job.teacher_path.string()},
+                   {"sha256", model_content_hash(job.teacher_path)}};
+  fresh.input = {{"path", job.corpus.string()},
+                 {"bytes", static_cast<int64_t>(fs::file_size(job.corpus))},
+                 {"sha256", sha256_file(job.corpus)},
+                 {"items", total_items}};
+  fresh.settings = settings_of(job, probe.format(), max_input, too_long);
+  fresh.shard_size = o.shard_size;
+  Manifest manifest = open_output(job, fresh);
+
+  LabelSummary summary;
+  summary.items = total_items;
+  summary.shards = (total_items + o.shard_size - 1) / o.shard_size;
+  summary.shards_resumed = static_cast<int64_t>(manifest.shards.size());
+  if (manifest.complete) {
+    log::info(job.output.string(), ": the job is already complete (", manifest.labeled(),
+              " items labeled)");
+  } else if (summary.shards_resumed > 0) {
+    log::info("resuming after ", summary.shards_resumed, " of ", summary.shards,
+              " finished shards");
+  }
+
+  ShardLabeler labeler(teacher, tokenizer, job);
+  CorpusReader reader(job.corpus, job.corpus_options);
+  std::unordered_set<std::string> seen;
+  ProgressOptions progress_options;
+  progress_options.unit = "items";
+  Progress progress("label", total_items, progress_options);
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t shard = 0; shard < summary.shards; ++shard) {
+    const bool finished = shard < summary.shards_resumed;
+    ShardEntry entry;
+    entry.index = shard;
+    entry.first_item = shard * o.shard_size;
+    entry.end_item = std::min(total_items, (shard + 1) * o.shard_size);
+    std::vector<PendingItem> pending;
+    for (int64_t i = entry.first_item; i < entry.end_item; ++i) {
+      std::optional<CorpusItem> item = reader.next();
+      STUNT_CHECK_AS(IoError, item.has_value(), job.corpus.string(), ": ended before item ", i,
+                     "; did it change while being labeled?");
+      if (o.deduplicate) {
+        const std::string digest = sha256_hex(item->text).substr(0, 32);
+        if (!seen.insert(digest).second) {
+          entry.dropped["duplicate"] += 1;
+          continue;
+        }
+      }
+      if (finished) continue;
+      PendingItem p;
+      p.ids = tokenizer.encode(item->text, o.add_special_tokens);
+      if (static_cast<int64_t>(p.ids.size()) > max_input) {
+        if (too_long == TooLong::Skip) {
+          entry.dropped["too_long"] += 1;
+          continue;
+        }
+        p.ids.resize(static_cast<size_t>(max_input));
+        p.truncated = true;
+        entry.truncated += 1;
+      }
+      if (p.ids.empty()) {
+        entry.dropped["empty"] += 1;
+        continue;
+      }
+      p.item = std::move(*item);
+      pending.push_back(std::move(p));
+    }
+    if (finished) {
+      progress.advance(entry.end_item - entry.first_item);
+      continue;
+    }
+    labeler.run(pending, entry, summary.new_tokens);
+    manifest.shards.push_back(entry);
+    manifest.write(job.output);
+    summary.items_this_run += entry.end_item - entry.first_item;
+    progress.advance(entry.end_item - entry.first_item);
+  }
+  progress.finish();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!manifest.complete) {
+    manifest.complete = true;
+    manifest.write(job.output);
+  }
+  summary.labeled = manifest.labeled();
+  summary.dropped = manifest.dropped();
+  for (const ShardEntry& s : manifest.shards) summary.truncated += s.truncated;
+  return summary;
+}
+
+}  // namespace stunt::pseudolabel

