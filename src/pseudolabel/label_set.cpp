@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -45,14 +46,45 @@ ShardEntry ShardEntry::from_json(const nlohmann::json& j, const std::string& whe
 nlohmann::json Manifest::to_json() const {
   nlohmann::json shard_list = nlohmann::json::array();
   for (const ShardEntry& s : shards) shard_list.push_back(s.to_json());
-  return {{"format", kLabelFormat},   {"version", 1},         {"kind", kind},
-          {"teacher", teacher},       {"input", input},       {"settings", settings},
-          {"shard_size", shard_size}, {"complete", complete}, {"labeled", labeled()},
-          {"dropped", dropped()},     {"shards", shard_list}};
+  return {{"format", kLabelFormat},
+          {"version", 1},
+          {"part", {{"index", part_index}, {"count", part_count}}},
+          {"kind", kind},
+          {"teacher", teacher},
+          {"input", input},
+          {"settings", settings},
+          {"shard_size", shard_size},
+          {"complete", complete},
+          {"labeled", labeled()},
+          {"dropped", dropped()},
+          {"shards", shard_list}};
+}
+
+std::string part_manifest_name(int64_t index, int64_t count) {
+  std::ostringstream name;
+  name << "manifest-part-" << std::setw(5) << std::setfill('0') << index << "-of-" << std::setw(5)
+       << std::setfill('0') << count << ".json";
+  return name.str();
+}
+
+std::string Manifest::file_name() const {
+  return part_count == 1 ? kManifestName : part_manifest_name(part_index, part_count);
 }
 
 Manifest Manifest::read(const std::filesystem::path& folder) {
-  const std::filesystem::path path = folder / kManifestName;
+  if (!std::filesystem::exists(folder / kManifestName)) {
+    for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+      STUNT_CHECK_AS(ValueError, entry.path().filename().string().rfind("manifest-part-", 0) != 0,
+                     folder.string(),
+                     " holds the parts of a split labeling job but no "
+                     "manifest.json; run `compress label merge ",
+                     folder.string(), "` once every part has finished");
+    }
+  }
+  return read_file(folder / kManifestName);
+}
+
+Manifest Manifest::read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   STUNT_CHECK_AS(IoError, in.good(), path.string(), ": cannot be read (no labels here?)");
   nlohmann::json j;
@@ -73,6 +105,10 @@ Manifest Manifest::read(const std::filesystem::path& folder) {
     m.settings = j.at("settings");
     m.shard_size = j.at("shard_size").get<int64_t>();
     m.complete = j.at("complete").get<bool>();
+    if (j.contains("part")) {
+      m.part_index = j.at("part").at("index").get<int64_t>();
+      m.part_count = j.at("part").at("count").get<int64_t>();
+    }
     for (const auto& s : j.at("shards"))
       m.shards.push_back(ShardEntry::from_json(s, path.string()));
   } catch (const nlohmann::json::exception& e) {
@@ -82,7 +118,57 @@ Manifest Manifest::read(const std::filesystem::path& folder) {
 }
 
 void Manifest::write(const std::filesystem::path& folder) const {
-  write_file_atomic(folder / kManifestName, to_json().dump(1) + "\n");
+  write_file_atomic(folder / file_name(), to_json().dump(1) + "\n");
+}
+
+Manifest merge_label_parts(const std::filesystem::path& folder) {
+  std::vector<Manifest> parts;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("manifest-part-", 0) == 0 && entry.path().extension() == ".json") {
+      parts.push_back(Manifest::read_file(entry.path()));
+    }
+  }
+  STUNT_CHECK_AS(ValueError, !parts.empty(), folder.string(),
+                 ": no part manifests (manifest-part-*.json) to merge");
+  const Manifest& first = parts.front();
+  std::vector<bool> present(static_cast<size_t>(first.part_count), false);
+  Manifest merged = first;
+  merged.part_index = 0;
+  merged.part_count = 1;
+  merged.shards.clear();
+  for (const Manifest& p : parts) {
+    STUNT_CHECK_AS(ValueError,
+                   p.part_count == first.part_count && p.kind == first.kind &&
+                       p.teacher == first.teacher && p.input == first.input &&
+                       p.settings == first.settings && p.shard_size == first.shard_size,
+                   folder.string(), ": ", p.file_name(), " is a part of another job than ",
+                   first.file_name(), "; remove the stray part or relabel it");
+    STUNT_CHECK_AS(ValueError, p.complete, folder.string(), ": ", p.file_name(),
+                   " has not finished (", p.shards.size(),
+                   " shards so far); run that part again to finish it, then merge");
+    present[static_cast<size_t>(p.part_index)] = true;
+    merged.shards.insert(merged.shards.end(), p.shards.begin(), p.shards.end());
+  }
+  for (size_t i = 0; i < present.size(); ++i) {
+    STUNT_CHECK_AS(ValueError, present[i], folder.string(), ": ",
+                   part_manifest_name(i, first.part_count), " is missing; run part ", i, " of ",
+                   first.part_count, " (--shard-index ", i, "), then merge");
+  }
+  std::sort(merged.shards.begin(), merged.shards.end(),
+            [](const ShardEntry& a, const ShardEntry& b) { return a.index < b.index; });
+  for (size_t i = 0; i < merged.shards.size(); ++i) {
+    STUNT_CHECK_AS(FormatError, merged.shards[i].index == static_cast<int64_t>(i), folder.string(),
+                   ": shard ", i, " is listed by no part, or twice");
+  }
+  const int64_t items = first.input.value("items", int64_t{0});
+  const int64_t expected = (items + first.shard_size - 1) / first.shard_size;
+  STUNT_CHECK_AS(FormatError, static_cast<int64_t>(merged.shards.size()) == expected,
+                 folder.string(), ": the parts list ", merged.shards.size(),
+                 " shards, the input's ", items, " items make ", expected);
+  merged.complete = true;
+  merged.write(folder);
+  return merged;
 }
 
 int64_t Manifest::labeled() const {

@@ -145,13 +145,20 @@ bool is_temporary(const fs::path& p) {
   return name.rfind('.', 0) == 0 && name.find(".tmp-") != std::string::npos;
 }
 
-bool is_label_file(const fs::path& p) {
+bool is_manifest(const fs::path& p) {
   const std::string name = p.filename().string();
-  return name == kManifestName || (name.rfind("shard-", 0) == 0 &&
-                                   (p.extension() == ".jsonl" || p.extension() == ".safetensors"));
+  return name == kManifestName ||
+         (name.rfind("manifest-part-", 0) == 0 && p.extension() == ".json");
 }
 
-/// Prepares the output folder; returns the shards already finished (a prefix of the job).
+bool is_label_file(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return is_manifest(p) || (name.rfind("shard-", 0) == 0 &&
+                            (p.extension() == ".jsonl" || p.extension() == ".safetensors"));
+}
+
+/// Prepares the output folder; returns this part's manifest with the shards already finished
+/// (a prefix of the part's shards).
 Manifest open_output(const LabelJob& job, const Manifest& fresh) {
   const fs::path& out = job.output;
   if (fs::exists(out)) {
@@ -163,35 +170,44 @@ Manifest open_output(const LabelJob& job, const Manifest& fresh) {
   } else {
     fs::create_directories(out);
   }
-  if (!fs::exists(out / kManifestName)) {
-    for (const auto& entry : fs::directory_iterator(out)) {
-      STUNT_CHECK_AS(ValueError, is_label_file(entry.path()), out.string(), " holds ",
-                     entry.path().filename().string(),
-                     ", which is not part of a label folder; give -o an empty or new folder");
-    }
-    for (const auto& entry : fs::directory_iterator(out)) fs::remove(entry.path());
-    return fresh;
+  for (const auto& entry : fs::directory_iterator(out)) {
+    STUNT_CHECK_AS(ValueError, is_label_file(entry.path()), out.string(), " holds ",
+                   entry.path().filename().string(),
+                   ", which is not part of a label folder; give -o an empty or new folder");
   }
-  Manifest existing = Manifest::read(out);
+  const fs::path own = out / fresh.file_name();
   if (job.options.restart) {
     for (const auto& entry : fs::directory_iterator(out)) {
-      if (is_label_file(entry.path())) fs::remove(entry.path());
+      if (fresh.part_count == 1 && is_label_file(entry.path())) fs::remove(entry.path());
     }
-    log::info("--restart: removed the labels in ", out.string());
-    return fresh;
+    if (fs::exists(own)) fs::remove(own);
+    if (fresh.part_count > 1) fs::remove(out / kManifestName);
+    log::info("--restart: removed the labels of ", fresh.part_count == 1 ? "the job" : "this part",
+              " in ", out.string());
   }
-  const std::vector<std::string> diff = differences(existing, fresh);
-  if (!diff.empty()) {
+  // Every manifest in the folder (a part's, the merged one) must describe this job.
+  for (const auto& entry : fs::directory_iterator(out)) {
+    if (!is_manifest(entry.path())) continue;
+    const Manifest other = Manifest::read_file(entry.path());
+    std::vector<std::string> diff = differences(other, fresh);
+    if (other.part_count != fresh.part_count && entry.path().filename() != kManifestName) {
+      diff.push_back(str("parts: ", other.part_count, " there, ", fresh.part_count, " now"));
+    }
+    if (diff.empty()) continue;
     std::string list;
     for (const std::string& d : diff) list += "\n  " + d;
-    throw ValueError(str(out.string(), " holds labels of another job:", list,
+    throw ValueError(str(out.string(), " holds labels of another job (",
+                         entry.path().filename().string(), "):", list,
                          "\nrerun with the settings it was started with to continue it, or add "
                          "--restart to delete its labels and start over"));
   }
+  if (!fs::exists(own)) return fresh;
+  Manifest existing = Manifest::read_file(own);
   for (size_t i = 0; i < existing.shards.size(); ++i) {
-    STUNT_CHECK_AS(FormatError, existing.shards[i].index == static_cast<int64_t>(i),
-                   (out / kManifestName).string(), ": shard ", existing.shards[i].index,
-                   " is listed where shard ", i, " belongs; run `compress label verify`");
+    const int64_t expected = fresh.part_index + static_cast<int64_t>(i) * fresh.part_count;
+    STUNT_CHECK_AS(FormatError, existing.shards[i].index == expected, own.string(), ": shard ",
+                   existing.shards[i].index, " is listed where shard ", expected,
+                   " belongs; run `compress label verify`");
   }
   return existing;
 }
@@ -412,6 +428,9 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
                  "; a shard holds at least 1 item");
   STUNT_CHECK_AS(ValueError, o.batch_size >= 1, "--batch-size ", o.batch_size,
                  "; a batch holds at least 1 item");
+  STUNT_CHECK_AS(ValueError, o.num_parts >= 1 && o.part_index >= 0 && o.part_index < o.num_parts,
+                 "part ", o.part_index, " of ", o.num_parts,
+                 " does not exist; --shard-index runs from 0 to --num-shards - 1");
   STUNT_CHECK_AS(ValueError, o.max_input_tokens >= 0, "--max-input-tokens ", o.max_input_tokens,
                  "; use 0 (the teacher's limit) or a positive count");
   check_teacher(teacher, job);
@@ -443,18 +462,21 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
                  {"items", total_items}};
   fresh.settings = settings_of(job, probe.format(), max_input, too_long);
   fresh.shard_size = o.shard_size;
+  fresh.part_index = o.part_index;
+  fresh.part_count = o.num_parts;
   Manifest manifest = open_output(job, fresh);
 
   LabelSummary summary;
   summary.items = total_items;
   summary.shards = (total_items + o.shard_size - 1) / o.shard_size;
   summary.shards_resumed = static_cast<int64_t>(manifest.shards.size());
+  int64_t part_shards = 0;  // the shards this part labels
+  for (int64_t shard = o.part_index; shard < summary.shards; shard += o.num_parts) ++part_shards;
   if (manifest.complete) {
     log::info(job.output.string(), ": the job is already complete (", manifest.labeled(),
               " items labeled)");
   } else if (summary.shards_resumed > 0) {
-    log::info("resuming after ", summary.shards_resumed, " of ", summary.shards,
-              " finished shards");
+    log::info("resuming after ", summary.shards_resumed, " of ", part_shards, " finished shards");
   }
 
   ShardLabeler labeler(teacher, tokenizer, job);
@@ -462,10 +484,16 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
   std::unordered_set<std::string> seen;
   ProgressOptions progress_options;
   progress_options.unit = "items";
-  Progress progress("label", total_items, progress_options);
+  int64_t part_items = 0;
+  for (int64_t shard = o.part_index; shard < summary.shards; shard += o.num_parts) {
+    part_items += std::min(total_items, (shard + 1) * o.shard_size) - shard * o.shard_size;
+  }
+  Progress progress("label", part_items, progress_options);
   const auto start = std::chrono::steady_clock::now();
   for (int64_t shard = 0; shard < summary.shards; ++shard) {
-    const bool finished = shard < summary.shards_resumed;
+    const bool mine = shard % o.num_parts == o.part_index;
+    // Shards of other parts are read (for --dedup) and passed over like finished ones.
+    const bool finished = !mine || shard / o.num_parts < summary.shards_resumed;
     ShardEntry entry;
     entry.index = shard;
     entry.first_item = shard * o.shard_size;
@@ -502,7 +530,7 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
       pending.push_back(std::move(p));
     }
     if (finished) {
-      progress.advance(entry.end_item - entry.first_item);
+      if (mine) progress.advance(entry.end_item - entry.first_item);
       continue;
     }
     labeler.run(pending, entry, summary.new_tokens);

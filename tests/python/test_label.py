@@ -257,3 +257,48 @@ def test_bad_input_is_refused_with_one_clear_error(tmp_path):
     result = run("label", MINILM, "--data", lines, "--kind", "embed", "-o", busy, check=1)
     assert "notes.txt, which is not part of a label folder" in result.stderr
     assert (busy / "notes.txt").read_text() == "mine"
+
+
+def test_two_workers_and_two_ranks_give_the_labels_of_one(tmp_path):
+    articles = bbc_articles(9)
+    articles.insert(6, articles[1])  # a repeat that falls in another part's shard
+    corpus = write_corpus(tmp_path / "news.jsonl", articles)
+
+    def command(out, *extra):
+        return ["label", MINILM, "--data", corpus, "--kind", "embed", "-o", out, "--shard-size",
+                2, "--dedup", "--threads", 1, *extra]
+
+    one = tmp_path / "one"
+    run(*command(one), check=0)
+    expected = read_labels(one)
+    assert expected[0]["dropped"] == {"duplicate": 1}
+
+    workers = tmp_path / "workers"
+    run(*command(workers, "--workers", 2), check=0)
+    assert sorted(p.name for p in workers.glob("manifest*")) == [
+        "manifest-part-00000-of-00002.json", "manifest-part-00001-of-00002.json", "manifest.json"]
+
+    ranks = tmp_path / "ranks"
+    processes = [subprocess.Popen([COMPRESS, *map(str, command(ranks))], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2"})
+                 for r in range(2)]
+    for p in processes:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    result = run("label", "verify", ranks, check=1)
+    assert "compress label merge" in result.stderr  # parts alone are not a finished set
+    run("label", "merge", ranks, check=0)
+
+    for folder in (workers, ranks):
+        got = read_labels(folder)
+        assert got[1] == expected[1]
+        assert torch.equal(got[2]["embeddings"], expected[2]["embeddings"])
+        assert got[0]["shards"] == expected[0]["shards"]
+        run("label", "verify", folder, check=0)
+
+    # A missing part is named.
+    partial = tmp_path / "partial"
+    run(*command(partial, "--num-shards", 2, "--shard-index", 1), check=0)
+    result = run("label", "merge", partial, check=1)
+    assert "manifest-part-00000-of-00002.json is missing" in result.stderr

@@ -2,7 +2,15 @@
 // compress label verify: checks a label folder against its manifest.
 #include <ATen/Parallel.h>
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -12,6 +20,8 @@
 #include "stunt/pseudolabel/label_set.h"
 #include "stunt/pseudolabel/labeler.h"
 #include "stunt/quant/compressed_tensors.h"
+
+extern "C" char** environ;
 
 namespace compress {
 namespace {
@@ -29,7 +39,69 @@ struct LabelCommand {
   bool json = false;
   stunt::pseudolabel::LabelJob job;
   std::string verify_folder;
+  std::string merge_folder;
+  int64_t num_shards = 0;
+  int64_t shard_index = -1;
+  int workers = 1;
 };
+
+/// This process's arguments, from /proc/self/cmdline.
+std::vector<std::string> own_arguments() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), {});
+  std::vector<std::string> args;
+  for (size_t start = 0; start < all.size();) {
+    const size_t end = all.find('\0', start);
+    args.push_back(all.substr(start, end - start));
+    start = end == std::string::npos ? all.size() : end + 1;
+  }
+  return args;
+}
+
+/// --workers K: K copies of this command, each with --num-shards K --shard-index i and a share
+/// of the threads; the caller merges their parts.
+void run_workers(const LabelCommand& c) {
+  std::vector<std::string> base;
+  const std::vector<std::string> args = own_arguments();
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--workers" || args[i] == "--threads") {
+      ++i;
+      continue;
+    }
+    if (args[i].rfind("--workers=", 0) == 0 || args[i].rfind("--threads=", 0) == 0) continue;
+    base.push_back(args[i]);
+  }
+  const int threads = std::max(1, (c.threads > 0 ? c.threads : at::get_num_threads()) / c.workers);
+  std::vector<pid_t> children;
+  for (int w = 0; w < c.workers; ++w) {
+    std::vector<std::string> child = base;
+    child[0] = "/proc/self/exe";
+    for (const std::string& extra :
+         {std::string("--num-shards"), std::to_string(c.workers), std::string("--shard-index"),
+          std::to_string(w), std::string("--threads"), std::to_string(threads)}) {
+      child.push_back(extra);
+    }
+    std::vector<char*> argv;
+    for (std::string& a : child) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int failed = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ);
+    STUNT_CHECK_AS(IoError, failed == 0, "--workers: starting worker ", w, " failed (",
+                   std::strerror(failed), ")");
+    children.push_back(pid);
+  }
+  std::string failures;
+  for (size_t w = 0; w < children.size(); ++w) {
+    int status = 0;
+    waitpid(children[w], &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+    failures += stunt::str(failures.empty() ? "" : ", ", "worker ", w,
+                           WIFEXITED(status) ? " exited with " : " died of signal ",
+                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  }
+  STUNT_CHECK_AS(ValueError, failures.empty(), "--workers: ", failures,
+                 "; the finished shards are kept: run the same command again to finish");
+}
 
 int run_label(LabelCommand& c) {
   namespace pl = stunt::pseudolabel;
@@ -38,6 +110,30 @@ int run_label(LabelCommand& c) {
                  "verify LABELS/`)");
   if (c.threads > 0) at::set_num_threads(c.threads);
   pl::LabelJob& job = c.job;
+  // torchrun, Slurm arrays, indexed jobs: RANK and WORLD_SIZE split the job when --num-shards
+  // does not.
+  if (c.num_shards == 0 && std::getenv("WORLD_SIZE") && std::getenv("RANK")) {
+    c.num_shards = std::stoll(std::getenv("WORLD_SIZE"));
+    c.shard_index = std::stoll(std::getenv("RANK"));
+  }
+  STUNT_CHECK_AS(ValueError, c.workers == 1 || c.num_shards == 0,
+                 "--workers splits the job itself; give either --workers or "
+                 "--num-shards/--shard-index (or RANK and WORLD_SIZE), not both");
+  if (c.workers > 1) {
+    run_workers(c);
+    const pl::Manifest merged = pl::merge_label_parts(c.output);
+    std::cout << c.output << ": " << merged.labeled() << " of "
+              << merged.input.value("items", int64_t{0}) << " items labeled by " << c.workers
+              << " workers\n";
+    return 0;
+  }
+  if (c.num_shards > 0) {
+    STUNT_CHECK_AS(ValueError, c.shard_index >= 0 && c.shard_index < c.num_shards, "--shard-index ",
+                   c.shard_index, " with --num-shards ", c.num_shards, "; give an index from 0 to ",
+                   c.num_shards - 1);
+    job.options.num_parts = c.num_shards;
+    job.options.part_index = c.shard_index;
+  }
   job.teacher_path = c.teacher;
   job.corpus = c.data;
   job.output = c.output;
@@ -69,7 +165,11 @@ int run_label(LabelCommand& c) {
     std::cout << result.dump(2) << "\n";
     return 0;
   }
-  std::cout << c.output << ": " << s.labeled << " of " << s.items << " items labeled";
+  std::cout << c.output << ": ";
+  if (job.options.num_parts > 1) {
+    std::cout << "part " << job.options.part_index << " of " << job.options.num_parts << ": ";
+  }
+  std::cout << s.labeled << " of " << s.items << " items labeled";
   for (const auto& [reason, n] : s.dropped) std::cout << ", " << n << " dropped (" << reason << ")";
   if (s.truncated > 0) std::cout << ", " << s.truncated << " truncated";
   std::cout << "; this run: " << s.items_this_run << " items in " << stunt::str(s.seconds) << " s";
@@ -156,11 +256,27 @@ Runner add_label(CLI::App& app) {
   cmd->add_option("--threads", c->threads, "Intra-op threads (0: LibTorch's default)");
   cmd->add_flag("--json", c->json, "Print the summary as JSON");
 
+  cmd->add_option("--workers", c->workers,
+                  "Label with this many local processes, then merge their parts")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--num-shards", c->num_shards,
+                  "Split the job into this many parts (default: WORLD_SIZE when set)");
+  cmd->add_option("--shard-index", c->shard_index, "The part this process labels (or RANK)");
+
   auto* verify = cmd->add_subcommand("verify", "Check a label folder against its manifest");
   verify->add_option("LABELS", c->verify_folder, "Label folder")->required();
+  auto* merge = cmd->add_subcommand("merge", "Join the finished parts of a split job");
+  merge->add_option("LABELS", c->merge_folder, "Label folder")->required();
 
-  return [c, verify] {
+  return [c, verify, merge] {
     if (verify->parsed()) return run_verify(*c);
+    if (merge->parsed()) {
+      const auto merged = stunt::pseudolabel::merge_label_parts(c->merge_folder);
+      std::cout << c->merge_folder << ": " << merged.shards.size() << " shards, "
+                << merged.labeled() << " items labeled; manifest.json written\n";
+      return 0;
+    }
     return run_label(*c);
   };
 }

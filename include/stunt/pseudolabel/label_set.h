@@ -51,18 +51,34 @@ struct Manifest {
   nlohmann::json input;     // {"path", "bytes", "sha256", "items"}
   nlohmann::json settings;  // every option that changes the labels
   int64_t shard_size = 0;
+  /// A job split over processes or machines: this part labels the shards s with
+  /// s % part_count == part_index, into its own manifest (part_manifest_name); merge_label_parts
+  /// joins the parts' manifests into manifest.json.
+  int64_t part_index = 0;
+  int64_t part_count = 1;
   std::vector<ShardEntry> shards;
   bool complete = false;
 
   nlohmann::json to_json() const;
   /// FormatError naming the file for anything that is not a Stunt label manifest.
   static Manifest read(const std::filesystem::path& folder);
-  /// Atomically (temporary name, rename).
+  static Manifest read_file(const std::filesystem::path& path);
+  /// Atomically (temporary name, rename), as file_name() in `folder`.
   void write(const std::filesystem::path& folder) const;
+  /// manifest.json, or the part's manifest when the job is split.
+  std::string file_name() const;
   /// Items written over all shards, and dropped by reason.
   int64_t labeled() const;
   std::map<std::string, int64_t> dropped() const;
 };
+
+/// "manifest-part-00001-of-00004.json" for part index 1 of 4.
+std::string part_manifest_name(int64_t index, int64_t count);
+
+/// `compress label merge`: the parts' manifests of a split job, each complete and of the same
+/// job, joined into manifest.json (complete, every shard listed once). ValueError naming the
+/// missing, unfinished or mismatched parts.
+Manifest merge_label_parts(const std::filesystem::path& folder);
 
 /// `compress label verify`: every shard the manifest lists exists with the recorded hash, its
 /// JSONL has `labeled` lines with indices inside its range in increasing order, and its tensors

@@ -55,8 +55,13 @@ struct LabelOptions {
   std::optional<double> min_mean_log_prob;
   /// Generate: drop items with fewer generated tokens than this (after stop strings).
   int64_t min_new_tokens = 0;
-  /// Start over: remove the folder's labels first.
+  /// Start over: remove the folder's labels first (a part: its own).
   bool restart = false;
+  /// Split the job: this process labels the shards s with s % num_parts == part_index into
+  /// its own part manifest; merge_label_parts joins the parts. The labels are the same whatever
+  /// the split (every part reads the whole corpus, so --dedup sees every earlier item).
+  int64_t num_parts = 1;
+  int64_t part_index = 0;
 };
 
 struct LabelJob {
