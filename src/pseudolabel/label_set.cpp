@@ -240,6 +240,20 @@ std::vector<std::string> verify_labels(const std::filesystem::path& folder) {
       problems.push_back(
           str(shard, ".jsonl: ", lines.size(), " lines, the manifest says ", s.labeled));
     }
+    // Per-position tensors (logits): each line names its rows by offset and count, in order.
+    int64_t rows = s.labeled;
+    if (!lines.empty() && lines.front().contains("positions")) {
+      rows = 0;
+      for (const auto& line : lines) {
+        if (line.value("offset", int64_t{-1}) != rows) {
+          problems.push_back(str(shard, ".jsonl: item ", line.value("index", int64_t{-1}),
+                                 " has offset ", line.value("offset", int64_t{-1}),
+                                 ", the rows before it end at ", rows));
+          break;
+        }
+        rows += line.value("positions", int64_t{0});
+      }
+    }
     int64_t previous = s.first_item - 1;
     for (const auto& line : lines) {
       const int64_t index = line.value("index", int64_t{-1});
@@ -254,9 +268,9 @@ std::vector<std::string> verify_labels(const std::filesystem::path& folder) {
     if (s.files.count(shard + ".safetensors")) {
       const auto file = io::SafetensorsFile::open(tensors);  // the tensors alias its mapping
       for (const auto& [name, t] : file->tensors()) {
-        if (t.dim() == 0 || t.size(0) != s.labeled) {
+        if (t.dim() == 0 || t.size(0) != rows) {
           problems.push_back(str(shard, ".safetensors: tensor ", name, " has ",
-                                 t.dim() ? t.size(0) : 0, " rows, the manifest says ", s.labeled));
+                                 t.dim() ? t.size(0) : 0, " rows, its lines need ", rows));
         }
       }
     }
@@ -287,7 +301,12 @@ void LabelSet::for_each(const std::function<void(const LabeledItem&)>& visit) co
     for (size_t r = 0; r < lines.size(); ++r) {
       LabeledItem item;
       item.record = lines[r];
-      for (const auto& [name, t] : tensors) item.tensors[name] = t[static_cast<int64_t>(r)];
+      const bool per_position = item.record.contains("positions");
+      for (const auto& [name, t] : tensors) {
+        item.tensors[name] = per_position ? t.narrow(0, item.record.at("offset").get<int64_t>(),
+                                                     item.record.at("positions").get<int64_t>())
+                                          : t[static_cast<int64_t>(r)];
+      }
       visit(item);
     }
   }

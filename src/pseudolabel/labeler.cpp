@@ -25,12 +25,9 @@ LabelKind parse_label_kind(const std::string& name) {
   if (name == "generate") return LabelKind::Generate;
   if (name == "embed") return LabelKind::Embed;
   if (name == "classify") return LabelKind::Classify;
-  if (name == "logits") {
-    throw NotImplementedError(
-        "--kind logits (stored top-k log-probabilities) is not implemented yet; use generate "
-        "(sequence-level labels), embed or classify");
-  }
-  throw ValueError(str("--kind ", name, " is not a label kind; use generate, embed or classify"));
+  if (name == "logits") return LabelKind::Logits;
+  throw ValueError(
+      str("--kind ", name, " is not a label kind; use generate, logits, embed or classify"));
 }
 
 const char* to_string(LabelKind kind) {
@@ -41,6 +38,8 @@ const char* to_string(LabelKind kind) {
       return "embed";
     case LabelKind::Classify:
       return "classify";
+    case LabelKind::Logits:
+      return "logits";
   }
   return "?";
 }
@@ -89,7 +88,11 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
                       {"too_long", too_long == TooLong::Skip ? "skip" : "truncate"},
                       {"deduplicate", o.deduplicate},
                       {"add_special_tokens", o.add_special_tokens}};
-  if (o.kind == LabelKind::Generate) {
+  if (o.kind == LabelKind::Logits) {
+    s["logits_top_k"] = o.logits_top_k;
+    s["logits_of"] = o.logits_of_generation ? "generation" : "input";
+  }
+  if (o.kind == LabelKind::Generate || (o.kind == LabelKind::Logits && o.logits_of_generation)) {
     const model::GenerationOptions& g = o.generation;
     s["generation"] = {
         {"max_new_tokens", g.max_new_tokens},
@@ -277,7 +280,8 @@ class ShardLabeler {
                      [&](size_t a, size_t b) { return items[a].ids.size() < items[b].ids.size(); });
     std::vector<nlohmann::json> records(items.size());
     std::vector<bool> keep(items.size(), true);
-    std::vector<at::Tensor> rows(items.size());
+    // Each item's tensors: one row (embed, classify) or one row per position (logits).
+    std::vector<std::map<std::string, at::Tensor>> rows(items.size());
     const auto batch_size = static_cast<size_t>(options_.batch_size);
     for (size_t start = 0; start < order.size(); start += batch_size) {
       std::vector<const PendingItem*> batch;
@@ -289,15 +293,22 @@ class ShardLabeler {
       label_batch(batch, slots, records, keep, rows, entry, new_tokens);
     }
     std::string jsonl;
-    std::vector<at::Tensor> kept_rows;
+    std::map<std::string, std::vector<at::Tensor>> kept_rows;
+    int64_t offset = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (!keep[i]) continue;
       records[i]["index"] = items[i].item.index;
       records[i]["id"] = items[i].item.id;
       if (items[i].item.reference) records[i]["reference"] = *items[i].item.reference;
       if (items[i].truncated) records[i]["truncated"] = true;
+      if (options_.kind == LabelKind::Logits) {
+        const int64_t positions = rows[i].at("top_ids").size(0);
+        records[i]["offset"] = offset;
+        records[i]["positions"] = positions;
+        offset += positions;
+      }
       jsonl += records[i].dump() + "\n";
-      if (rows[i].defined()) kept_rows.push_back(rows[i]);
+      for (const auto& [name, t] : rows[i]) kept_rows[name].push_back(t);
     }
     entry.labeled = static_cast<int64_t>(std::count(keep.begin(), keep.end(), true));
     const std::string stem = shard_stem(entry.index);
@@ -305,21 +316,87 @@ class ShardLabeler {
     write_file_atomic(jsonl_path, jsonl);
     entry.files[jsonl_path.filename().string()] = sha256_file(jsonl_path);
     if (options_.kind != LabelKind::Generate) {
-      const std::string name = options_.kind == LabelKind::Embed ? "embeddings" : "probabilities";
-      const at::Tensor stacked =
-          kept_rows.empty() ? at::zeros({0, width_}, at::kFloat) : at::stack(kept_rows);
+      std::vector<io::NamedTensor> tensors;
+      for (const auto& [name, dtype] : tensor_names()) {
+        const auto found = kept_rows.find(name);
+        tensors.emplace_back(name, found == kept_rows.end()
+                                       ? at::zeros({0, width_}, at::TensorOptions().dtype(dtype))
+                                       : at::cat(found->second));
+      }
       const fs::path tensor_path = job_.output / (stem + ".safetensors");
-      io::save_safetensors(tensor_path, {{name, stacked}});
+      io::save_safetensors(tensor_path, tensors);
       entry.files[tensor_path.filename().string()] = sha256_file(tensor_path);
     }
   }
 
  private:
+  /// The tensors a shard of this kind holds, with their dtypes.
+  std::vector<std::pair<std::string, at::ScalarType>> tensor_names() const {
+    switch (options_.kind) {
+      case LabelKind::Embed:
+        return {{"embeddings", at::kFloat}};
+      case LabelKind::Classify:
+        return {{"probabilities", at::kFloat}};
+      case LabelKind::Logits:
+        return {{"top_log_probs", at::kHalf}, {"top_ids", at::kInt}};
+      case LabelKind::Generate:
+        break;
+    }
+    return {};
+  }
+
+  /// The teacher's top-k log-probabilities for each token of `tokens` after `prompt` (causal
+  /// LM: prompt and tokens in one sequence; T5: prompt encoded, tokens decoded), teacher-forced.
+  std::map<std::string, at::Tensor> top_log_probs(const std::vector<int64_t>& prompt,
+                                                  const std::vector<int64_t>& tokens) {
+    model::Batch batch;
+    int64_t first = 0;
+    if (teacher_.is_encoder_decoder()) {
+      batch.input_ids = at::tensor(prompt, at::kLong).view({1, -1});
+      std::vector<int64_t> decoder = {teacher_.decoder_start_token_id()};
+      decoder.insert(decoder.end(), tokens.begin(), tokens.end() - 1);
+      batch.decoder_input_ids = at::tensor(decoder, at::kLong).view({1, -1});
+    } else {
+      std::vector<int64_t> ids = prompt;
+      ids.insert(ids.end(), tokens.begin(), tokens.end() - 1);
+      batch.input_ids = at::tensor(ids, at::kLong).view({1, -1});
+      first = static_cast<int64_t>(prompt.size()) - 1;
+    }
+    batch.attention_mask = at::ones_like(batch.input_ids);
+    const at::Tensor logits =
+        teacher_.forward(batch).logits[0].narrow(0, first, static_cast<int64_t>(tokens.size()));
+    return top_k_of(logits);
+  }
+
+  std::map<std::string, at::Tensor> top_k_of(const at::Tensor& logits) {
+    const int64_t k = std::min<int64_t>(options_.logits_top_k, logits.size(-1));
+    auto [values, indices] = at::topk(at::log_softmax(logits.to(at::kFloat), -1), k);
+    width_ = k;
+    return {{"top_log_probs", values.to(at::kHalf).contiguous()},
+            {"top_ids", indices.to(at::kInt).contiguous()}};
+  }
+
   void label_batch(const std::vector<const PendingItem*>& batch, const std::vector<size_t>& slots,
                    std::vector<nlohmann::json>& records, std::vector<bool>& keep,
-                   std::vector<at::Tensor>& rows, ShardEntry& entry, int64_t& new_tokens) {
+                   std::vector<std::map<std::string, at::Tensor>>& rows, ShardEntry& entry,
+                   int64_t& new_tokens) {
     c10::NoGradGuard no_grad;
-    if (options_.kind == LabelKind::Generate) {
+    if (options_.kind == LabelKind::Logits && !options_.logits_of_generation) {
+      // Each position's distribution over the item's next token: rows t = 0 .. n-2 predict
+      // tokens[t + 1].
+      auto [ids, mask] = pad_right(batch, pad_id_);
+      model::Batch inputs;
+      inputs.input_ids = ids;
+      inputs.attention_mask = mask;
+      const at::Tensor logits = teacher_.forward(inputs).logits;
+      for (size_t b = 0; b < batch.size(); ++b) {
+        const auto n = static_cast<int64_t>(batch[b]->ids.size());
+        rows[slots[b]] = top_k_of(logits[static_cast<int64_t>(b)].narrow(0, 0, n - 1));
+        records[slots[b]] = {{"tokens", batch[b]->ids}};
+      }
+      return;
+    }
+    if (options_.kind == LabelKind::Generate || options_.kind == LabelKind::Logits) {
       std::vector<std::vector<int64_t>> prompts;
       for (const PendingItem* p : batch) prompts.push_back(p->ids);
       std::vector<model::ScoredGeneration> out =
@@ -347,6 +424,14 @@ class ShardLabeler {
                              {"token_log_probs", g.log_probs},
                              {"mean_log_prob", mean},
                              {"prompt_tokens", batch[b]->ids.size()}};
+        if (options_.kind == LabelKind::Logits) {
+          if (g.tokens.empty()) {
+            keep[slots[b]] = false;
+            entry.dropped["filtered:empty_generation"] += 1;
+            continue;
+          }
+          rows[slots[b]] = top_log_probs(batch[b]->ids, g.tokens);
+        }
       }
       return;
     }
@@ -366,8 +451,9 @@ class ShardLabeler {
       result = at::softmax(out.logits.to(at::kFloat), -1);
     }
     width_ = result.size(1);
+    const std::string name = options_.kind == LabelKind::Embed ? "embeddings" : "probabilities";
     for (size_t b = 0; b < batch.size(); ++b) {
-      rows[slots[b]] = result[static_cast<int64_t>(b)].contiguous();
+      rows[slots[b]] = {{name, result[static_cast<int64_t>(b)].unsqueeze(0).contiguous()}};
       nlohmann::json record = {{"input_tokens", batch[b]->ids.size()}};
       if (options_.kind == LabelKind::Classify) {
         const int64_t best = result[static_cast<int64_t>(b)].argmax().item<int64_t>();
@@ -389,6 +475,10 @@ class ShardLabeler {
   int64_t width_ = 0;
 };
 
+bool generates(const LabelOptions& o) {
+  return o.kind == LabelKind::Generate || (o.kind == LabelKind::Logits && o.logits_of_generation);
+}
+
 /// Refuses a teacher that cannot produce the kind, before anything is read or written.
 void check_teacher(model::HfModel& teacher, const LabelJob& job) {
   const std::string arch = teacher.architecture();
@@ -398,6 +488,16 @@ void check_teacher(model::HfModel& teacher, const LabelJob& job) {
     for (const auto& a : config["architectures"]) architectures += a.get<std::string>() + " ";
   }
   switch (job.options.kind) {
+    case LabelKind::Logits:
+      STUNT_CHECK_AS(ValueError, teacher.supports_decoding(), job.teacher_path.string(), " (", arch,
+                     ") has no language-model head; --kind logits needs a causal LM or T5");
+      STUNT_CHECK_AS(ValueError, job.options.logits_of_generation || !teacher.is_encoder_decoder(),
+                     job.teacher_path.string(), " (", arch,
+                     ") is an encoder-decoder: its decoder's logits are of a generation; add "
+                     "--logits-of generation");
+      STUNT_CHECK_AS(ValueError, job.options.logits_top_k >= 1, "--logits-top-k ",
+                     job.options.logits_top_k, "; keep at least 1 log-probability per position");
+      break;
     case LabelKind::Generate:
       STUNT_CHECK_AS(ValueError, teacher.supports_decoding(), job.teacher_path.string(), " (", arch,
                      ") cannot generate; --kind generate needs a causal LM (Llama, "
@@ -434,13 +534,14 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
   STUNT_CHECK_AS(ValueError, o.max_input_tokens >= 0, "--max-input-tokens ", o.max_input_tokens,
                  "; use 0 (the teacher's limit) or a positive count");
   check_teacher(teacher, job);
-  const TooLong too_long =
-      o.too_long.value_or(o.kind == LabelKind::Generate ? TooLong::Skip : TooLong::Truncate);
+  const TooLong too_long = o.too_long.value_or(generates(o) ? TooLong::Skip : TooLong::Truncate);
   int64_t max_input = o.max_input_tokens;
+  // Logits of the input need two tokens: one position predicting the next.
+  const int64_t min_input = o.kind == LabelKind::Logits && !o.logits_of_generation ? 2 : 1;
   const int64_t positions = teacher.config().integer("max_position_embeddings", int64_t{0});
   if (max_input == 0) {
     max_input = positions > 0 ? positions : int64_t{1} << 40;
-    if (o.kind == LabelKind::Generate && positions > 0 && !teacher.is_encoder_decoder()) {
+    if (generates(o) && positions > 0 && !teacher.is_encoder_decoder()) {
       max_input = std::max<int64_t>(1, positions - o.generation.max_new_tokens);
     }
   }
@@ -522,8 +623,8 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
         p.truncated = true;
         entry.truncated += 1;
       }
-      if (p.ids.empty()) {
-        entry.dropped["empty"] += 1;
+      if (static_cast<int64_t>(p.ids.size()) < min_input) {
+        entry.dropped["too_short"] += 1;
         continue;
       }
       p.item = std::move(*item);

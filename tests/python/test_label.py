@@ -302,3 +302,46 @@ def test_two_workers_and_two_ranks_give_the_labels_of_one(tmp_path):
     run(*command(partial, "--num-shards", 2, "--shard-index", 1), check=0)
     result = run("label", "merge", partial, check=1)
     assert "manifest-part-00000-of-00002.json is missing" in result.stderr
+
+
+def test_logits_match_transformers_top_k(tmp_path):
+    articles = bbc_articles(2, offset=5)
+    corpus = write_corpus(tmp_path / "news.jsonl", articles, words=25)
+    k = 8
+    tokenizer = transformers.AutoTokenizer.from_pretrained(GGUF.parent, gguf_file=GGUF.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        GGUF.parent, gguf_file=GGUF.name, dtype=torch.float32).eval()
+
+    def close(got_values, want_values):
+        # Stored as float16: within rounding to float16 (2^-11 relative) and 1e-4.
+        tolerance = 1e-4 + want_values.abs() * 2.0 ** -11
+        return bool(((got_values.float() - want_values).abs() <= tolerance).all())
+
+    out = tmp_path / "input"
+    run("label", GGUF, "--data", corpus, "--kind", "logits", "--logits-top-k", k, "-o", out,
+        check=0)
+    manifest, records, tensors = read_labels(out)
+    assert tensors["top_log_probs"].dtype == torch.float16
+    assert tensors["top_ids"].dtype == torch.int32
+    for record, (_, body) in zip(records, articles):
+        ids = tokenizer(" ".join(body.split()[:25]), return_tensors="pt").input_ids
+        assert record["tokens"] == ids[0].tolist()
+        assert record["positions"] == ids.shape[1] - 1
+        with torch.no_grad():
+            want = torch.log_softmax(model(ids).logits[0, :-1].float(), -1).topk(k)
+        rows = slice(record["offset"], record["offset"] + record["positions"])
+        assert torch.equal(tensors["top_ids"][rows, :3].long(), want.indices[:, :3])
+        assert close(tensors["top_log_probs"][rows], want.values)
+    assert run("label", "verify", out, check=0).returncode == 0
+
+    # Of the teacher's greedy generation: the top id at each position is the generated token.
+    generated = tmp_path / "generated"
+    run("label", GGUF, "--data", corpus, "--kind", "logits", "--logits-of", "generation",
+        "--max-new-tokens", 6, "--logits-top-k", k, "-o", generated, check=0)
+    _, records, tensors = read_labels(generated)
+    for record in records:
+        rows = slice(record["offset"], record["offset"] + record["positions"])
+        assert record["positions"] == len(record["tokens"])
+        assert tensors["top_ids"][rows, 0].tolist() == record["tokens"]
+        token_log_probs = torch.tensor(record["token_log_probs"])
+        assert close(tensors["top_log_probs"][rows, 0], token_log_probs)

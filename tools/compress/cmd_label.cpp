@@ -43,6 +43,7 @@ struct LabelCommand {
   int64_t num_shards = 0;
   int64_t shard_index = -1;
   int workers = 1;
+  std::string logits_of = "input";
 };
 
 /// This process's arguments, from /proc/self/cmdline.
@@ -143,6 +144,7 @@ int run_label(LabelCommand& c) {
   if (c.too_long == "skip") job.options.too_long = pl::TooLong::Skip;
   if (c.too_long == "truncate") job.options.too_long = pl::TooLong::Truncate;
   if (c.eos_token_id >= 0) job.options.generation.eos_token_id = c.eos_token_id;
+  job.options.logits_of_generation = c.logits_of == "generation";
   // Checked before the teacher loads, so a typo costs nothing.
   pl::PromptTemplate check(job.corpus_options.prompt_template);
   auto teacher = stunt::quant::load_model(c.teacher);
@@ -204,7 +206,14 @@ Runner add_label(CLI::App& app) {
   cmd->add_option("TEACHER", c->teacher, "Hugging Face folder, .gguf file or compressed folder");
   cmd->add_option("--data", c->data, "Corpus: text lines, or JSONL (.jsonl) records");
   cmd->add_option("-o,--output", c->output, "Label folder (created; rerun to resume)");
-  cmd->add_option("--kind", c->kind, "generate, embed or classify")->capture_default_str();
+  cmd->add_option("--kind", c->kind, "generate, logits, embed or classify")->capture_default_str();
+  cmd->add_option("--logits-top-k", o.logits_top_k, "logits: log-probabilities kept per position")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--logits-of", c->logits_of,
+                  "logits: of the item's tokens (input) or of the teacher's generation")
+      ->check(CLI::IsMember({"input", "generation"}))
+      ->capture_default_str();
   cmd->add_option("--template", c->job.corpus_options.prompt_template,
                   "The teacher's input, with {text} (or JSONL {field}s) inserted; \\n is a newline")
       ->capture_default_str();

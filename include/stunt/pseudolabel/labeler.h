@@ -25,6 +25,10 @@ enum class LabelKind {
   Embed,
   /// Class probabilities from a sequence-classification head.
   Classify,
+  /// The teacher's top-k next-token log-probabilities at each position (float16, with int32
+  /// token ids): of the item's own tokens (causal LMs), or of the teacher's generation (causal
+  /// LMs and T5), the form token-level distillation reads.
+  Logits,
 };
 LabelKind parse_label_kind(const std::string& name);
 const char* to_string(LabelKind kind);
@@ -55,6 +59,10 @@ struct LabelOptions {
   std::optional<double> min_mean_log_prob;
   /// Generate: drop items with fewer generated tokens than this (after stop strings).
   int64_t min_new_tokens = 0;
+  /// Logits: log-probabilities kept per position, and whether they are of the teacher's
+  /// generation (generated as `generation` says) instead of the item's tokens.
+  int64_t logits_top_k = 20;
+  bool logits_of_generation = false;
   /// Start over: remove the folder's labels first (a part: its own).
   bool restart = false;
   /// Split the job: this process labels the shards s with s % num_parts == part_index into
