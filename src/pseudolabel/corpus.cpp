@@ -105,6 +105,9 @@ CorpusReader::CorpusReader(const std::filesystem::path& path, const CorpusOption
     STUNT_CHECK_AS(ValueError, options.reference_field.empty(), "a reference field (\"",
                    options.reference_field, "\") needs a JSONL corpus; ", path.string(),
                    " is read as text lines");
+    STUNT_CHECK_AS(ValueError, options.stratum_field.empty(), "a stratum field (\"",
+                   options.stratum_field, "\") needs a JSONL corpus; ", path.string(),
+                   " is read as text lines");
   }
 }
 
@@ -145,6 +148,12 @@ std::optional<CorpusItem> CorpusReader::next() {
                      ": no string field \"", options_.reference_field,
                      "\" (the reference field asked for)");
       item.reference = ref->get<std::string>();
+    }
+    if (!options_.stratum_field.empty()) {
+      const auto stratum = record.find(options_.stratum_field);
+      STUNT_CHECK_AS(ValueError, stratum != record.end() && !stratum->is_null(), where,
+                     ": no field \"", options_.stratum_field, "\" (the stratum field asked for)");
+      item.stratum = stratum->is_string() ? stratum->get<std::string>() : stratum->dump();
     }
     return item;
   }

@@ -4,9 +4,12 @@
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <set>
 #include <unordered_set>
 
 #include "stunt/core/atomic_file.h"
@@ -88,6 +91,10 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
                       {"too_long", too_long == TooLong::Skip ? "skip" : "truncate"},
                       {"deduplicate", o.deduplicate},
                       {"add_special_tokens", o.add_special_tokens}};
+  if (!job.corpus_options.stratum_field.empty()) {
+    s["stratum_field"] = job.corpus_options.stratum_field;
+    s["per_stratum"] = o.per_stratum;
+  }
   if (o.kind == LabelKind::Logits) {
     s["logits_top_k"] = o.logits_top_k;
     s["logits_of"] = o.logits_of_generation ? "generation" : "input";
@@ -109,6 +116,9 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
     s["min_mean_log_prob"] =
         o.min_mean_log_prob ? nlohmann::json(*o.min_mean_log_prob) : nlohmann::json();
     s["min_new_tokens"] = o.min_new_tokens;
+    s["min_rouge_l"] = o.min_rouge_l ? nlohmann::json(*o.min_rouge_l) : nlohmann::json();
+    s["max_repeated_trigrams"] =
+        o.max_repeated_trigrams ? nlohmann::json(*o.max_repeated_trigrams) : nlohmann::json();
   }
   return s;
 }
@@ -235,6 +245,54 @@ void apply_stop_strings(const io::Tokenizer& tokenizer, const std::vector<std::s
       return;
     }
   }
+}
+
+/// rouge_score's tokenization: lowercase, runs of ASCII letters and digits.
+std::vector<std::string> rouge_tokens(const std::string& text) {
+  std::vector<std::string> out;
+  std::string word;
+  for (const char raw : text) {
+    const auto c = static_cast<unsigned char>(raw);
+    if (std::isalnum(c)) {
+      word.push_back(static_cast<char>(std::tolower(c)));
+    } else if (!word.empty()) {
+      out.push_back(std::move(word));
+      word.clear();
+    }
+  }
+  if (!word.empty()) out.push_back(std::move(word));
+  return out;
+}
+
+/// ROUGE-L F1 (the longest common subsequence of words) of a candidate against a reference.
+double rouge_l(const std::string& candidate, const std::string& reference) {
+  const std::vector<std::string> a = rouge_tokens(candidate);
+  const std::vector<std::string> b = rouge_tokens(reference);
+  if (a.empty() || b.empty()) return 0.0;
+  std::vector<int64_t> previous(b.size() + 1, 0), current(b.size() + 1, 0);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      current[j] =
+          a[i - 1] == b[j - 1] ? previous[j - 1] + 1 : std::max(previous[j], current[j - 1]);
+    }
+    std::swap(previous, current);
+  }
+  const double lcs = static_cast<double>(previous[b.size()]);
+  if (lcs == 0) return 0.0;
+  const double precision = lcs / static_cast<double>(a.size());
+  const double recall = lcs / static_cast<double>(b.size());
+  return 2 * precision * recall / (precision + recall);
+}
+
+/// The share of a token sequence's 3-grams that occurred earlier in it.
+double repeated_trigram_share(const std::vector<int64_t>& tokens) {
+  if (tokens.size() < 3) return 0.0;
+  std::set<std::array<int64_t, 3>> seen;
+  int64_t repeats = 0;
+  for (size_t i = 0; i + 3 <= tokens.size(); ++i) {
+    if (!seen.insert({tokens[i], tokens[i + 1], tokens[i + 2]}).second) ++repeats;
+  }
+  return static_cast<double>(repeats) / static_cast<double>(tokens.size() - 2);
 }
 
 /// Right-padded [rows, len] ids and mask for an encoder.
@@ -419,11 +477,26 @@ class ShardLabeler {
           entry.dropped["filtered:min_mean_log_prob"] += 1;
           continue;
         }
+        const double repeated = repeated_trigram_share(g.tokens);
+        if (options_.max_repeated_trigrams && repeated > *options_.max_repeated_trigrams) {
+          keep[slots[b]] = false;
+          entry.dropped["filtered:max_repeated_trigrams"] += 1;
+          continue;
+        }
+        std::optional<double> rouge;
+        if (batch[b]->item.reference) rouge = rouge_l(text, *batch[b]->item.reference);
+        if (options_.min_rouge_l && rouge && *rouge < *options_.min_rouge_l) {
+          keep[slots[b]] = false;
+          entry.dropped["filtered:min_rouge_l"] += 1;
+          continue;
+        }
         records[slots[b]] = {{"generation", text},
                              {"tokens", g.tokens},
                              {"token_log_probs", g.log_probs},
                              {"mean_log_prob", mean},
+                             {"repeated_trigrams", repeated},
                              {"prompt_tokens", batch[b]->ids.size()}};
+        if (rouge) records[slots[b]]["rouge_l"] = *rouge;
         if (options_.kind == LabelKind::Logits) {
           if (g.tokens.empty()) {
             keep[slots[b]] = false;
@@ -531,6 +604,17 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
   STUNT_CHECK_AS(ValueError, o.num_parts >= 1 && o.part_index >= 0 && o.part_index < o.num_parts,
                  "part ", o.part_index, " of ", o.num_parts,
                  " does not exist; --shard-index runs from 0 to --num-shards - 1");
+  STUNT_CHECK_AS(ValueError, o.per_stratum >= 0, "--per-stratum ", o.per_stratum,
+                 "; use 0 (keep all) or a positive count");
+  STUNT_CHECK_AS(ValueError, (o.per_stratum > 0) == !job.corpus_options.stratum_field.empty(),
+                 "--stratify-by and --per-stratum go together: name the JSONL field whose value "
+                 "is the stratum and how many items of each to keep");
+  STUNT_CHECK_AS(ValueError, (!o.min_rouge_l && !o.max_repeated_trigrams) || generates(o),
+                 "--min-rouge-l and --max-repeated-trigrams judge generations; they need --kind "
+                 "generate");
+  STUNT_CHECK_AS(ValueError, !o.min_rouge_l || !job.corpus_options.reference_field.empty(),
+                 "--min-rouge-l compares with a reference; name its JSONL field with "
+                 "--reference-field");
   STUNT_CHECK_AS(ValueError, o.max_input_tokens >= 0, "--max-input-tokens ", o.max_input_tokens,
                  "; use 0 (the teacher's limit) or a positive count");
   check_teacher(teacher, job);
@@ -583,6 +667,7 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
   ShardLabeler labeler(teacher, tokenizer, job);
   CorpusReader reader(job.corpus, job.corpus_options);
   std::unordered_set<std::string> seen;
+  std::map<std::string, int64_t> stratum_counts;
   ProgressOptions progress_options;
   progress_options.unit = "items";
   int64_t part_items = 0;
@@ -608,6 +693,13 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
         const std::string digest = sha256_hex(item->text).substr(0, 32);
         if (!seen.insert(digest).second) {
           entry.dropped["duplicate"] += 1;
+          continue;
+        }
+      }
+      if (o.per_stratum > 0 && item->stratum) {
+        // Counted over every item read, whichever part or run labels it.
+        if (++stratum_counts[*item->stratum] > o.per_stratum) {
+          entry.dropped["not_selected"] += 1;
           continue;
         }
       }

@@ -345,3 +345,66 @@ def test_logits_match_transformers_top_k(tmp_path):
         assert tensors["top_ids"][rows, 0].tolist() == record["tokens"]
         token_log_probs = torch.tensor(record["token_log_probs"])
         assert close(tensors["top_log_probs"][rows, 0], token_log_probs)
+
+
+def rouge_l_f1(candidate, reference):
+    """ROUGE-L F1 as rouge_score computes it (lowercase alphanumeric tokens, LCS)."""
+    import re
+    a = re.sub(r"[^a-z0-9]+", " ", candidate.lower()).split()
+    b = re.sub(r"[^a-z0-9]+", " ", reference.lower()).split()
+    if not a or not b:
+        return 0.0
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            table[i][j] = (table[i - 1][j - 1] + 1 if a[i - 1] == b[j - 1]
+                           else max(table[i - 1][j], table[i][j - 1]))
+    lcs = table[-1][-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_reference_agreement_repetition_and_strata_select_items(tmp_path):
+    articles = bbc_articles(4, offset=10)
+    corpus = write_corpus(tmp_path / "news.jsonl", articles, words=30)
+    # The article's own first words as its reference, so agreement varies with the generation.
+    records = [json.loads(l) for l in corpus.read_text().splitlines()]
+    for r in records:
+        r["reference"] = " ".join(r["text"].split()[:12])
+        r["topic"] = "even" if int(r["id"].split("-")[1]) % 2 == 0 else "odd"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    base = ["label", GGUF, "--data", corpus, "--kind", "generate", "--template",
+            "Continue: {text}", "--max-new-tokens", 10, "--reference-field", "reference"]
+    everything = tmp_path / "all"
+    run(*base, "-o", everything, check=0)
+    _, labeled, _ = read_labels(everything)
+    for item, record in zip(labeled, records):
+        assert item["rouge_l"] == pytest.approx(rouge_l_f1(item["generation"],
+                                                           record["reference"]), abs=1e-12)
+        grams = [tuple(item["tokens"][i:i + 3]) for i in range(len(item["tokens"]) - 2)]
+        repeats = sum(g in grams[:i] for i, g in enumerate(grams))
+        assert item["repeated_trigrams"] == pytest.approx(repeats / max(len(grams), 1))
+    threshold = sorted(item["rouge_l"] for item in labeled)[1]
+    agreeing = tmp_path / "agreeing"
+    run(*base, "-o", agreeing, "--min-rouge-l", threshold, check=0)
+    manifest, kept, _ = read_labels(agreeing)
+    assert [k["index"] for k in kept] == [i["index"] for i in labeled if i["rouge_l"] >= threshold]
+    assert manifest["dropped"] == {"filtered:min_rouge_l": len(labeled) - len(kept)}
+    most = max(item["repeated_trigrams"] for item in labeled)
+    if most > 0:
+        plain = tmp_path / "plain"
+        run(*base, "-o", plain, "--max-repeated-trigrams", most / 2, check=0)
+        assert [k["index"] for k in read_labels(plain)[1]] == [
+            i["index"] for i in labeled if i["repeated_trigrams"] <= most / 2]
+
+    strata = tmp_path / "strata"
+    run("label", MINILM, "--data", corpus, "--kind", "embed", "-o", strata, "--stratify-by",
+        "topic", "--per-stratum", 1, "--shard-size", 1, check=0)
+    manifest, kept, _ = read_labels(strata)
+    assert [k["id"] for k in kept] == ["tech-0", "tech-1"]
+    assert manifest["dropped"] == {"not_selected": 2}
+    result = run("label", MINILM, "--data", corpus, "--kind", "embed", "-o", tmp_path / "x",
+                 "--min-rouge-l", 0.5, check=1)
+    assert "need --kind generate" in result.stderr

@@ -261,6 +261,14 @@ Runner add_label(CLI::App& app) {
   cmd->add_option("--min-new-tokens", o.min_new_tokens,
                   "generate: drop items with fewer generated tokens")
       ->capture_default_str();
+  cmd->add_option("--min-rouge-l", o.min_rouge_l,
+                  "generate: drop items whose ROUGE-L F1 against the reference is lower");
+  cmd->add_option("--max-repeated-trigrams", o.max_repeated_trigrams,
+                  "generate: drop items whose share of repeated 3-grams is higher");
+  cmd->add_option("--stratify-by", c->job.corpus_options.stratum_field,
+                  "JSONL field naming each item's stratum (with --per-stratum)");
+  cmd->add_option("--per-stratum", o.per_stratum,
+                  "Keep the first N items of each stratum, in input order");
   cmd->add_flag("--restart", o.restart, "Delete the folder's labels and start over");
   cmd->add_option("--threads", c->threads, "Intra-op threads (0: LibTorch's default)");
   cmd->add_flag("--json", c->json, "Print the summary as JSON");

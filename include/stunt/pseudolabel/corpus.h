@@ -48,6 +48,8 @@ struct CorpusOptions {
   std::string id_field = "id";
   /// JSONL: a field holding a reference label (a human summary), kept beside the teacher's.
   std::string reference_field;
+  /// JSONL: a field whose value names the item's stratum (its source, its topic).
+  std::string stratum_field;
 };
 
 /// One item: its position among the corpus's items (0-based, blank lines not counted), its id,
@@ -57,6 +59,8 @@ struct CorpusItem {
   std::string id;
   std::string text;
   std::optional<std::string> reference;
+  /// The stratum_field's value, when asked for.
+  std::optional<std::string> stratum;
   /// 1-based line in the file, for messages.
   int64_t line = 0;
 };

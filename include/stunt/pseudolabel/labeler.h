@@ -59,6 +59,16 @@ struct LabelOptions {
   std::optional<double> min_mean_log_prob;
   /// Generate: drop items with fewer generated tokens than this (after stop strings).
   int64_t min_new_tokens = 0;
+  /// Generate with a reference: drop items whose ROUGE-L F1 against it is below this
+  /// (rouge_score's tokens: lowercased runs of letters and digits). Every item with a reference
+  /// records its `rouge_l`.
+  std::optional<double> min_rouge_l;
+  /// Generate: drop items whose generated tokens repeat themselves more than this: the share of
+  /// their 3-grams that occurred before in the same generation (0: all distinct).
+  std::optional<double> max_repeated_trigrams;
+  /// With CorpusOptions::stratum_field: keep the first `per_stratum` items of each stratum
+  /// value, in input order (later ones are dropped as "not_selected"); 0: keep all.
+  int64_t per_stratum = 0;
   /// Logits: log-probabilities kept per position, and whether they are of the teacher's
   /// generation (generated as `generation` says) instead of the item's tokens.
   int64_t logits_top_k = 20;
