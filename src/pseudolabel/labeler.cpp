@@ -629,7 +629,8 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
       max_input = std::max<int64_t>(1, positions - o.generation.max_new_tokens);
     }
   }
-  // The corpus is read once to hash and count it; the template is checked on its first item.
+  // The corpus is read once first: every record is checked (a bad line is named before anything
+  // is written) and counted.
   CorpusReader probe(job.corpus, job.corpus_options);
   int64_t total_items = 0;
   while (probe.next()) ++total_items;
@@ -660,7 +661,13 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
   if (manifest.complete) {
     log::info(job.output.string(), ": the job is already complete (", manifest.labeled(),
               " items labeled)");
-  } else if (summary.shards_resumed > 0) {
+    summary.shards_resumed = part_shards;
+    summary.labeled = manifest.labeled();
+    summary.dropped = manifest.dropped();
+    for (const ShardEntry& s : manifest.shards) summary.truncated += s.truncated;
+    return summary;
+  }
+  if (summary.shards_resumed > 0) {
     log::info("resuming after ", summary.shards_resumed, " of ", part_shards, " finished shards");
   }
 
