@@ -33,7 +33,6 @@ struct LabelCommand {
   std::string kind = "generate";
   std::string format = "auto";
   std::string too_long;
-  double min_mean_log_prob = 0;
   int64_t eos_token_id = -1;
   int threads = 0;
   bool json = false;
@@ -217,7 +216,9 @@ Runner add_label(CLI::App& app) {
   cmd->add_option("--template", c->job.corpus_options.prompt_template,
                   "The teacher's input, with {text} (or JSONL {field}s) inserted; \\n is a newline")
       ->capture_default_str();
-  cmd->add_option("--format", c->format, "auto, lines or jsonl")->capture_default_str();
+  cmd->add_option("--format", c->format, "auto, lines or jsonl")
+      ->check(CLI::IsMember({"auto", "lines", "jsonl"}))
+      ->capture_default_str();
   cmd->add_option("--id-field", c->job.corpus_options.id_field, "JSONL field kept as the id")
       ->capture_default_str();
   cmd->add_option("--reference-field", c->job.corpus_options.reference_field,
@@ -232,7 +233,8 @@ Runner add_label(CLI::App& app) {
                   "Input tokens per item at most (0: the teacher's limit)")
       ->capture_default_str();
   cmd->add_option("--too-long", c->too_long,
-                  "truncate or skip longer items (default: skip for generate, else truncate)");
+                  "truncate or skip longer items (default: skip for generate, else truncate)")
+      ->check(CLI::IsMember({"truncate", "skip"}));
   cmd->add_flag("--dedup", o.deduplicate, "Drop items whose input repeats an earlier one's");
   cmd->add_flag("!--no-special-tokens", o.add_special_tokens,
                 "Tokenize without the tokenizer's special tokens");
