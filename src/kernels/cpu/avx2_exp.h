@@ -1,5 +1,6 @@
 #pragma once
-// e^x on eight floats at once, for the AVX2 paths of the kernels (softmax, gated activations).
+// e^x and the maximum of eight floats, for the AVX2 paths of the kernels (softmax, gated
+// activations).
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -28,6 +29,14 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 exp_nonpositive
   const __m256i exponent =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(j), _mm256_set1_epi32(127)), 23);
   return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
+}
+
+/// The largest of eight floats (NaN lanes are not ordered: callers check for NaN themselves).
+__attribute__((target("avx2"), always_inline)) inline float horizontal_max(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
 }
 
 }  // namespace stunt::kernels::detail

@@ -87,13 +87,6 @@ float exp_shifted_scalar(float* x, int64_t n, float shift) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-__attribute__((target("avx2"))) float horizontal_max(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
-}
-
 __attribute__((target("avx2"))) float horizontal_sum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -113,7 +106,7 @@ __attribute__((target("avx2"))) float row_max_avx2(const float* x, int64_t n) {
   }
   if (_mm256_movemask_ps(nan) != 0) return kNaN;
   const float tail = row_max_scalar(x + i, n - i);
-  return std::isnan(tail) ? kNaN : std::max(horizontal_max(best), tail);
+  return std::isnan(tail) ? kNaN : std::max(detail::horizontal_max(best), tail);
 }
 
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* x, int64_t n, float shift) {

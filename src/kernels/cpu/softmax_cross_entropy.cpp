@@ -46,13 +46,6 @@ void scale_scalar(float* x, int64_t n, float factor) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-__attribute__((target("avx2"))) float horizontal_max(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
-}
-
 __attribute__((target("avx2"))) double horizontal_sum(__m256 v) {
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, v);
@@ -72,7 +65,7 @@ __attribute__((target("avx2"))) float row_max_avx2(const float* x, int64_t n) {
   }
   if (_mm256_movemask_ps(nan) != 0) return std::numeric_limits<float>::quiet_NaN();
   const float tail = row_max_scalar(x + i, n - i);
-  return std::isnan(tail) ? tail : std::max(horizontal_max(m), tail);
+  return std::isnan(tail) ? tail : std::max(detail::horizontal_max(m), tail);
 }
 
 __attribute__((target("avx2,fma"))) double exp_sum_avx2(const float* x, int64_t n, float shift,
