@@ -12,6 +12,8 @@
 #include <set>
 #include <unordered_set>
 
+#include "detail/generation_filters.h"
+#include "detail/output_folder.h"
 #include "stunt/core/atomic_file.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
@@ -71,6 +73,11 @@ std::string model_content_hash(const fs::path& path) {
 
 namespace {
 
+using detail::apply_stop_strings;
+using detail::open_output;
+using detail::repeated_trigram_share;
+using detail::rouge_l;
+
 /// One item on its way to a shard.
 struct PendingItem {
   CorpusItem item;
@@ -121,178 +128,6 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
         o.max_repeated_trigrams ? nlohmann::json(*o.max_repeated_trigrams) : nlohmann::json();
   }
   return s;
-}
-
-/// What differs between a folder's manifest and this job, for the refusal message.
-std::vector<std::string> differences(const Manifest& m, const Manifest& now) {
-  std::vector<std::string> out;
-  if (m.kind != now.kind) out.push_back(str("kind: ", m.kind, " there, ", now.kind, " now"));
-  if (m.teacher.value("sha256", "") != now.teacher.value("sha256", "")) {
-    out.push_back(str("teacher: ", m.teacher.value("path", "?"), " (sha256 ",
-                      m.teacher.value("sha256", "").substr(0, 12), ") there, ",
-                      now.teacher.value("path", "?"), " (sha256 ",
-                      now.teacher.value("sha256", "").substr(0, 12), ") now"));
-  }
-  if (m.input.value("sha256", "") != now.input.value("sha256", "")) {
-    out.push_back(str("input: ", m.input.value("path", "?"), " (sha256 ",
-                      m.input.value("sha256", "").substr(0, 12), ") there, ",
-                      now.input.value("path", "?"), " (sha256 ",
-                      now.input.value("sha256", "").substr(0, 12), ") now"));
-  }
-  if (m.shard_size != now.shard_size) {
-    out.push_back(str("shard_size: ", m.shard_size, " there, ", now.shard_size, " now"));
-  }
-  const nlohmann::json patch = nlohmann::json::diff(m.settings, now.settings);
-  for (const auto& op : patch) {
-    const std::string pointer = op.value("path", "");
-    const nlohmann::json::json_pointer p(pointer);
-    const std::string there = m.settings.contains(p) ? m.settings.at(p).dump() : "(unset)";
-    const std::string here = now.settings.contains(p) ? now.settings.at(p).dump() : "(unset)";
-    out.push_back(str(pointer.substr(1), ": ", there, " there, ", here, " now"));
-  }
-  return out;
-}
-
-bool is_temporary(const fs::path& p) {
-  const std::string name = p.filename().string();
-  return name.rfind('.', 0) == 0 && name.find(".tmp-") != std::string::npos;
-}
-
-bool is_manifest(const fs::path& p) {
-  const std::string name = p.filename().string();
-  return name == kManifestName ||
-         (name.rfind("manifest-part-", 0) == 0 && p.extension() == ".json");
-}
-
-bool is_label_file(const fs::path& p) {
-  const std::string name = p.filename().string();
-  return is_manifest(p) || (name.rfind("shard-", 0) == 0 &&
-                            (p.extension() == ".jsonl" || p.extension() == ".safetensors"));
-}
-
-/// Prepares the output folder; returns this part's manifest with the shards already finished
-/// (a prefix of the part's shards).
-Manifest open_output(const LabelJob& job, const Manifest& fresh) {
-  const fs::path& out = job.output;
-  if (fs::exists(out)) {
-    STUNT_CHECK_AS(ValueError, fs::is_directory(out), out.string(),
-                   " exists and is not a folder; give -o a folder for the labels");
-    for (const auto& entry : fs::directory_iterator(out)) {
-      if (is_temporary(entry.path())) fs::remove(entry.path());  // a killed run's leftovers
-    }
-  } else {
-    fs::create_directories(out);
-  }
-  for (const auto& entry : fs::directory_iterator(out)) {
-    STUNT_CHECK_AS(ValueError, is_label_file(entry.path()), out.string(), " holds ",
-                   entry.path().filename().string(),
-                   ", which is not part of a label folder; give -o an empty or new folder");
-  }
-  const fs::path own = out / fresh.file_name();
-  if (job.options.restart) {
-    for (const auto& entry : fs::directory_iterator(out)) {
-      if (fresh.part_count == 1 && is_label_file(entry.path())) fs::remove(entry.path());
-    }
-    if (fs::exists(own)) fs::remove(own);
-    if (fresh.part_count > 1) fs::remove(out / kManifestName);
-    log::info("--restart: removed the labels of ", fresh.part_count == 1 ? "the job" : "this part",
-              " in ", out.string());
-  }
-  // Every manifest in the folder (a part's, the merged one) must describe this job.
-  for (const auto& entry : fs::directory_iterator(out)) {
-    if (!is_manifest(entry.path())) continue;
-    const Manifest other = Manifest::read_file(entry.path());
-    std::vector<std::string> diff = differences(other, fresh);
-    if (other.part_count != fresh.part_count && entry.path().filename() != kManifestName) {
-      diff.push_back(str("parts: ", other.part_count, " there, ", fresh.part_count, " now"));
-    }
-    if (diff.empty()) continue;
-    std::string list;
-    for (const std::string& d : diff) list += "\n  " + d;
-    throw ValueError(str(out.string(), " holds labels of another job (",
-                         entry.path().filename().string(), "):", list,
-                         "\nrerun with the settings it was started with to continue it, or add "
-                         "--restart to delete its labels and start over"));
-  }
-  if (!fs::exists(own)) return fresh;
-  Manifest existing = Manifest::read_file(own);
-  for (size_t i = 0; i < existing.shards.size(); ++i) {
-    const int64_t expected = fresh.part_index + static_cast<int64_t>(i) * fresh.part_count;
-    STUNT_CHECK_AS(FormatError, existing.shards[i].index == expected, own.string(), ": shard ",
-                   existing.shards[i].index, " is listed where shard ", expected,
-                   " belongs; run `compress label verify`");
-  }
-  return existing;
-}
-
-/// The shortest prefix of `tokens` whose text contains a stop string, and the text before it.
-void apply_stop_strings(const io::Tokenizer& tokenizer, const std::vector<std::string>& stops,
-                        model::ScoredGeneration& g, std::string& text) {
-  text = tokenizer.decode(g.tokens);
-  if (stops.empty()) return;
-  size_t cut = std::string::npos;
-  for (const std::string& s : stops) cut = std::min(cut, text.find(s));
-  if (cut == std::string::npos) return;
-  text.resize(cut);
-  for (size_t k = 1; k <= g.tokens.size(); ++k) {
-    const std::string prefix =
-        tokenizer.decode(std::vector<int64_t>(g.tokens.begin(), g.tokens.begin() + k));
-    bool hit = false;
-    for (const std::string& s : stops) hit = hit || prefix.find(s) != std::string::npos;
-    if (hit) {
-      g.tokens.resize(k);
-      g.log_probs.resize(k);
-      return;
-    }
-  }
-}
-
-/// rouge_score's tokenization: lowercase, runs of ASCII letters and digits.
-std::vector<std::string> rouge_tokens(const std::string& text) {
-  std::vector<std::string> out;
-  std::string word;
-  for (const char raw : text) {
-    const auto c = static_cast<unsigned char>(raw);
-    if (std::isalnum(c)) {
-      word.push_back(static_cast<char>(std::tolower(c)));
-    } else if (!word.empty()) {
-      out.push_back(std::move(word));
-      word.clear();
-    }
-  }
-  if (!word.empty()) out.push_back(std::move(word));
-  return out;
-}
-
-/// ROUGE-L F1 (the longest common subsequence of words) of a candidate against a reference.
-double rouge_l(const std::string& candidate, const std::string& reference) {
-  const std::vector<std::string> a = rouge_tokens(candidate);
-  const std::vector<std::string> b = rouge_tokens(reference);
-  if (a.empty() || b.empty()) return 0.0;
-  std::vector<int64_t> previous(b.size() + 1, 0), current(b.size() + 1, 0);
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      current[j] =
-          a[i - 1] == b[j - 1] ? previous[j - 1] + 1 : std::max(previous[j], current[j - 1]);
-    }
-    std::swap(previous, current);
-  }
-  const double lcs = static_cast<double>(previous[b.size()]);
-  if (lcs == 0) return 0.0;
-  const double precision = lcs / static_cast<double>(a.size());
-  const double recall = lcs / static_cast<double>(b.size());
-  return 2 * precision * recall / (precision + recall);
-}
-
-/// The share of a token sequence's 3-grams that occurred earlier in it.
-double repeated_trigram_share(const std::vector<int64_t>& tokens) {
-  if (tokens.size() < 3) return 0.0;
-  std::set<std::array<int64_t, 3>> seen;
-  int64_t repeats = 0;
-  for (size_t i = 0; i + 3 <= tokens.size(); ++i) {
-    if (!seen.insert({tokens[i], tokens[i + 1], tokens[i + 2]}).second) ++repeats;
-  }
-  return static_cast<double>(repeats) / static_cast<double>(tokens.size() - 2);
 }
 
 /// Right-padded [rows, len] ids and mask for an encoder.
