@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 
 #include "stunt/core/error.h"
@@ -90,10 +91,10 @@ Prefill prefill(HfModel& model, const std::vector<std::vector<int64_t>>& prompts
     auto [ids, mask] = pad_prompts(prompts, pad, /*left=*/false);
     model.start_decoding(ids, mask, cache);
     at::Tensor start = at::full({rows, 1}, model.decoder_start_token_id(), at::kLong);
-    return {start, model.decode_step(start, {}, cache).select(1, -1)};
+    return {start, model.decode_step(start, {}, cache, 1).select(1, -1)};
   }
   auto [ids, mask] = pad_prompts(prompts, pad, /*left=*/true);
-  return {ids, model.decode_step(ids, mask, cache).select(1, -1)};
+  return {ids, model.decode_step(ids, mask, cache, 1).select(1, -1)};
 }
 
 // One uniform double in [0, 1) from the top 53 bits of a 64-bit draw.
@@ -166,19 +167,23 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
                                                    const GenerationOptions& o,
                                                    const std::vector<int64_t>& eos,
                                                    std::vector<std::vector<float>>* log_probs) {
-  const auto rows = static_cast<int64_t>(prompts.size());
   KvCache cache;
   at::Tensor logits = prefill(model, prompts, cache).logits;
   std::mt19937_64 rng(o.seed);
-  std::vector<std::vector<int64_t>> out(rows);
-  std::vector<bool> done(rows, false);
+  std::vector<std::vector<int64_t>> out(prompts.size());
+  std::vector<bool> done(prompts.size(), false);
+  // The prompts still decoded, one per cache row. Finished ones leave the batch once they are a
+  // quarter of it, so short answers stop costing the steps of the longest one.
+  std::vector<int64_t> active(prompts.size());
+  std::iota(active.begin(), active.end(), 0);
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    const auto rows = static_cast<int64_t>(active.size());
     // transformers picks from float32 logits.
     at::Tensor scores = logits.to(at::kFloat);
     std::vector<int64_t> next(rows);
-    at::Tensor best = o.do_sample ? at::Tensor() : scores.argmax(-1);
+    at::Tensor best = o.do_sample ? at::Tensor() : scores.argmax(-1).contiguous();
     for (int64_t r = 0; r < rows; ++r) {
-      next[r] = o.do_sample ? sample_token(scores[r], o, rng) : best[r].item<int64_t>();
+      next[r] = o.do_sample ? sample_token(scores[r], o, rng) : best.data_ptr<int64_t>()[r];
     }
     at::Tensor chosen_log_probs;
     if (log_probs) {
@@ -187,15 +192,34 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
                              .view({rows})
                              .contiguous();
     }
+    int64_t finished = 0;
     for (int64_t r = 0; r < rows; ++r) {
-      if (done[r]) continue;
-      out[r].push_back(next[r]);
-      if (log_probs) (*log_probs)[r].push_back(chosen_log_probs.data_ptr<float>()[r]);
-      if (is_eos(next[r], eos)) done[r] = true;
+      const int64_t prompt = active[r];
+      if (!done[prompt]) {
+        out[prompt].push_back(next[r]);
+        if (log_probs) (*log_probs)[prompt].push_back(chosen_log_probs.data_ptr<float>()[r]);
+        if (is_eos(next[r], eos)) done[prompt] = true;
+      }
+      finished += done[prompt] ? 1 : 0;
     }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
-    if (step + 1 == o.max_new_tokens) break;
-    logits = model.decode_step(at::tensor(next, at::kLong).view({rows, 1}), {}, cache).select(1, 0);
+    if (finished == rows || step + 1 == o.max_new_tokens) break;
+    if (4 * finished >= rows) {
+      std::vector<int64_t> kept_rows;
+      std::vector<int64_t> kept_prompts;
+      std::vector<int64_t> kept_next;
+      for (int64_t r = 0; r < rows; ++r) {
+        if (done[active[r]]) continue;
+        kept_rows.push_back(r);
+        kept_prompts.push_back(active[r]);
+        kept_next.push_back(next[r]);
+      }
+      cache.reorder(at::tensor(kept_rows, at::kLong));
+      active = std::move(kept_prompts);
+      next = std::move(kept_next);
+    }
+    const auto step_rows = static_cast<int64_t>(next.size());
+    logits = model.decode_step(at::tensor(next, at::kLong).view({step_rows, 1}), {}, cache, 1)
+                 .select(1, 0);
   }
   return out;
 }
@@ -288,7 +312,7 @@ std::vector<std::vector<int64_t>> beam_search(HfModel& model,
     const bool open_beam = !(finished.all().item<bool>() && o.early_stopping);
     if (!improvable.any().item<bool>() || !open_beam || hits.all().item<bool>()) break;
     at::Tensor next_ids = running.select(2, cur_len - 1).reshape({batch * beams, 1});
-    logits = model.decode_step(next_ids, {}, cache).select(1, 0);
+    logits = model.decode_step(next_ids, {}, cache, 1).select(1, 0);
   }
 
   std::vector<std::vector<int64_t>> out(batch);

@@ -87,7 +87,7 @@ void HfModel::start_decoding(const at::Tensor&, const at::Tensor&, KvCache&) {
   throw NotImplementedError(str(architecture(), " is not an encoder-decoder model"));
 }
 
-at::Tensor HfModel::decode_step(const at::Tensor&, const at::Tensor&, KvCache&) {
+at::Tensor HfModel::decode_step(const at::Tensor&, const at::Tensor&, KvCache&, int64_t) {
   throw NotImplementedError(str("incremental decoding (generation) is not implemented for ",
                                 architecture(), "; supported: llama, mistral, qwen2, gpt2, t5"));
 }

@@ -192,11 +192,54 @@ at::Tensor extend_cache_mask(KvCache& cache, const at::Tensor& new_mask, int64_t
   return cache.attention_mask;
 }
 
+at::Tensor last_positions(const at::Tensor& x, int64_t count) {
+  STUNT_CHECK(count >= 0 && count <= x.size(1), "keep the last ", count, " of ", x.size(1),
+              " positions: expected 0 (all) to ", x.size(1));
+  return count == 0 ? x : x.narrow(1, x.size(1) - count, count);
+}
+
+namespace {
+
+// The buffer behind a cached [rows, heads, len, dim] view: its positions' capacity, or 0 when
+// the view is not a prefix of a [rows, heads, capacity, dim] buffer laid out contiguously.
+int64_t cache_capacity(const at::Tensor& t) {
+  const int64_t dim = t.size(3);
+  if (t.stride(3) != 1 || t.stride(2) != dim || t.stride(1) % dim != 0) return 0;
+  const int64_t capacity = t.stride(1) / dim;
+  if (t.stride(0) != t.size(1) * t.stride(1)) return 0;
+  const int64_t bytes = (t.storage_offset() + t.size(0) * t.stride(0)) * t.element_size();
+  if (!t.has_storage() || static_cast<int64_t>(t.storage().nbytes()) < bytes) return 0;
+  return capacity;
+}
+
+// cached ++ added along the positions, in place when the buffer has room.
+at::Tensor append_positions(const at::Tensor& cached, const at::Tensor& added) {
+  const int64_t len = cached.size(2);
+  const int64_t total = len + added.size(2);
+  const int64_t capacity = cache_capacity(cached);
+  if (capacity >= total) {
+    at::Tensor buffer = cached.as_strided(
+        {cached.size(0), cached.size(1), capacity, cached.size(3)}, cached.strides());
+    buffer.narrow(2, len, added.size(2)).copy_(added);
+    return buffer.narrow(2, 0, total);
+  }
+  // Growing by a quarter keeps the copies of a long generation linear in its length, and after a
+  // prompt's prefill leaves room for 64 new tokens or more at a quarter more memory.
+  const int64_t grown = total + std::max<int64_t>(64, total / 4);
+  at::Tensor buffer =
+      at::empty({cached.size(0), cached.size(1), grown, cached.size(3)}, cached.options());
+  buffer.narrow(2, 0, len).copy_(cached);
+  buffer.narrow(2, len, added.size(2)).copy_(added);
+  return buffer.narrow(2, 0, total);
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& cached_v,
                                             const at::Tensor& k, const at::Tensor& v) {
   if (cached_k.defined()) {
-    cached_k = at::cat({cached_k, k}, 2);
-    cached_v = at::cat({cached_v, v}, 2);
+    cached_k = append_positions(cached_k, k);
+    cached_v = append_positions(cached_v, v);
   } else {
     cached_k = k;
     cached_v = v;
@@ -256,6 +299,35 @@ at::Tensor dropout(const at::Tensor& x, double p) {
   return SeededDropout::apply(x, p);
 }
 
+namespace {
+
+// A decoding step's few queries against shared key/value heads with a mask: the query heads of
+// each key/value head become one matrix product against it, where repeating the keys and values
+// for SDPA would copy the whole cache every step.
+constexpr int64_t kGroupedDecodeQueries = 8;
+
+at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias, double scale) {
+  const int64_t batch = q.size(0);
+  const int64_t heads = q.size(1);
+  const int64_t queries = q.size(2);
+  const int64_t kv_heads = k.size(1);
+  const int64_t keys = k.size(2);
+  const int64_t groups = heads / kv_heads;
+  // Query head h reads key/value head h / groups (repeat_interleave's order).
+  at::Tensor grouped_q = q.reshape({batch, kv_heads, groups * queries, q.size(3)});
+  at::Tensor scores = at::matmul(grouped_q, k.transpose(2, 3)).mul_(scale);
+  if (bias.defined()) {
+    at::Tensor full_bias = bias.expand({batch, heads, queries, keys})
+                               .reshape({batch, kv_heads, groups * queries, keys});
+    scores.add_(full_bias);
+  }
+  at::Tensor probs = at::softmax(scores, -1);
+  return at::matmul(probs, v).view({batch, heads, queries, v.size(3)});
+}
+
+}  // namespace
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale, double dropout_p) {
   if (dropout_p > 0.0 && q.scalar_type() == at::kFloat && q.is_cpu()) {
@@ -273,6 +345,9 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     // (enable_gqa), as transformers arranges: no copies.
     return at::scaled_dot_product_attention(q, k, v, std::nullopt, dropout_p, causal, scale,
                                             /*enable_gqa=*/grouped);
+  }
+  if (grouped && dropout_p == 0.0 && q.size(2) <= kGroupedDecodeQueries) {
+    return grouped_decode_attention(q, k, v, bias, scale);
   }
   at::Tensor key = k;
   at::Tensor value = v;

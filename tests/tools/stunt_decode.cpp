@@ -37,9 +37,9 @@ int main(int argc, char** argv) {
     auto part = [](const at::Tensor& t, int64_t start, int64_t len) {
       return t.defined() ? t.narrow(1, start, len) : at::Tensor();
     };
-    logits.push_back(model->decode_step(part(ids, 0, prefill), part(mask, 0, prefill), cache));
+    logits.push_back(model->decode_step(part(ids, 0, prefill), part(mask, 0, prefill), cache, 0));
     for (int64_t i = prefill; i < ids.size(1); ++i) {
-      logits.push_back(model->decode_step(part(ids, i, 1), part(mask, i, 1), cache));
+      logits.push_back(model->decode_step(part(ids, i, 1), part(mask, i, 1), cache, 0));
     }
     stunt::io::save_safetensors(argv[3], {{"logits", at::cat(logits, 1)}});
     return 0;

@@ -64,11 +64,13 @@ class HfModel : public Model {
                               KvCache& cache);
   /// Runs the (decoder) blocks on new_ids [rows, new] after the positions held in `cache`, with
   /// the same layer calls (Model::call) and math as forward(), appends their keys and values,
-  /// and returns the logits of the new positions, [rows, new, vocab]. new_mask [rows, new]
+  /// and returns the logits of the new positions, [rows, new, vocab]: of the last `keep_last`
+  /// of them when keep_last > 0 (a prompt's prefill needs one row, and the vocabulary-wide head
+  /// on every position would cost a fifth of a small model's prefill). new_mask [rows, new]
   /// (1 = token, 0 = padding; undefined = all tokens) extends the cached mask; causal LMs count
   /// positions from the mask, as transformers' generate does for left-padded prompts.
   virtual at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
-                                 KvCache& cache);
+                                 KvCache& cache, int64_t keep_last);
 
  protected:
   HfModel(HfConfig config, std::filesystem::path source)

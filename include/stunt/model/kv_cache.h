@@ -10,7 +10,9 @@
 namespace stunt::model {
 
 /// Keys and values of every decoder block for the positions decoded so far. Rows are sequences
-/// (prompts, or prompts × beams); reorder() follows beam search's choice of rows.
+/// (prompts, or prompts × beams); reorder() follows beam search's choice of rows. The keys and
+/// values are views into buffers that later steps fill in place: a copy of a cache shares them,
+/// so decode with one copy only.
 struct KvCache {
   /// Per decoder block: self-attention keys and values, [rows, kv_heads, length, head_dim].
   std::vector<at::Tensor> keys, values;

@@ -104,8 +104,8 @@ class Gpt2 final : public HfModel {
 
   bool supports_decoding() const override { return true; }
 
-  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
-                         KvCache& cache) override {
+  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask, KvCache& cache,
+                         int64_t keep_last) override {
     c10::NoGradGuard no_grad;
     check_token_batch(new_ids, new_mask, vocab_, max_positions_, "gpt2");
     const int64_t rows = new_ids.size(0);
@@ -126,6 +126,7 @@ class Gpt2 final : public HfModel {
       x = block_forward(static_cast<int>(i), x, bias, &cache.keys[i], &cache.values[i]);
     }
     cache.length = k_len;
+    x = last_positions(x, keep_last);
     return call(*lm_head_, at::layer_norm(x, {hidden_}, ln_f_.first, ln_f_.second, eps_));
   }
 

@@ -117,8 +117,8 @@ class Llama final : public HfModel {
 
   bool supports_decoding() const override { return true; }
 
-  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
-                         KvCache& cache) override {
+  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask, KvCache& cache,
+                         int64_t keep_last) override {
     c10::NoGradGuard no_grad;
     check_token_batch(new_ids, new_mask, vocab_, max_positions_, "llama");
     const int64_t rows = new_ids.size(0);
@@ -139,7 +139,7 @@ class Llama final : public HfModel {
       x = block_forward(blocks_[i], x, cos, sin, bias, &slot);
     }
     cache.length = k_len;
-    return call(*lm_head_, rms_norm(x, final_norm_, eps_));
+    return call(*lm_head_, rms_norm(last_positions(x, keep_last), final_norm_, eps_));
   }
 
   Output head(BlockState& state) override {

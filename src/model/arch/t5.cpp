@@ -212,8 +212,8 @@ class T5 final : public HfModel {
     cache.values.resize(num_blocks() - encoder_blocks_);
   }
 
-  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask,
-                         KvCache& cache) override {
+  at::Tensor decode_step(const at::Tensor& new_ids, const at::Tensor& new_mask, KvCache& cache,
+                         int64_t keep_last) override {
     c10::NoGradGuard no_grad;
     STUNT_CHECK(!cache.cross_keys.empty(), "t5: call start_decoding before decode_step");
     check_token_batch(new_ids, new_mask, vocab_, int64_t{1} << 40, "t5 decoder");
@@ -253,7 +253,7 @@ class T5 final : public HfModel {
       x = x + feed_forward(b.ff, rms_norm(x, b.ff_norm, eps_));
     }
     cache.length = k_len;
-    return logits_of(rms_norm(x, decoder_norm_, eps_));
+    return logits_of(rms_norm(last_positions(x, keep_last), decoder_norm_, eps_));
   }
 
   Output head(BlockState& state) override {

@@ -51,12 +51,17 @@ at::Tensor cached_attention_bias(const at::Tensor& keep_mask, int64_t q_len, int
 /// count of kept tokens minus one (padding gets 0). keep_mask: [batch, len] → int64 [batch, len].
 at::Tensor positions_from_mask(const at::Tensor& keep_mask);
 
+/// The last `count` positions of x [rows, len, ...] (all of them when count is 0).
+at::Tensor last_positions(const at::Tensor& x, int64_t count);
+
 /// Appends new_mask [rows, new] (undefined: all ones) to the cache's keep-mask and returns it.
 at::Tensor extend_cache_mask(KvCache& cache, const at::Tensor& new_mask, int64_t rows,
                              int64_t new_len);
 
 /// Appends k, v [rows, heads, new, dim] to the cached keys/values of a block (undefined before
-/// the first step) and returns the whole keys and values.
+/// the first step) and returns the whole keys and values. The cached tensors are views into
+/// buffers with room to grow (doubling), so a decoding step copies only its new positions
+/// instead of the whole cache.
 std::pair<at::Tensor, at::Tensor> append_kv(at::Tensor& cached_k, at::Tensor& cached_v,
                                             const at::Tensor& k, const at::Tensor& v);
 
