@@ -156,17 +156,23 @@ int64_t sample_token(const at::Tensor& logits_row, const GenerationOptions& o,
   return last_kept;  // rounding left u above the total
 }
 
+// The entropy -sum p log p of each row of log-probabilities [rows, vocab], 0 log 0 taken as 0.
+at::Tensor entropy_of_log_probs(const at::Tensor& log_probs) {
+  return at::special_entr(log_probs.exp()).sum(-1);
+}
+
 bool is_eos(int64_t token, const std::vector<int64_t>& eos) {
   return std::find(eos.begin(), eos.end(), token) != eos.end();
 }
 
-// log_probs, when given, receives each new token's log-probability under the model's own
-// (untempered, unfiltered) distribution.
+// log_probs and entropies, when given, receive each new token's log-probability under the
+// model's own (untempered, unfiltered) distribution and that distribution's entropy.
 std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
                                                    const std::vector<std::vector<int64_t>>& prompts,
                                                    const GenerationOptions& o,
                                                    const std::vector<int64_t>& eos,
-                                                   std::vector<std::vector<float>>* log_probs) {
+                                                   std::vector<std::vector<float>>* log_probs,
+                                                   std::vector<std::vector<float>>* entropies) {
   KvCache cache;
   at::Tensor logits = prefill(model, prompts, cache).logits;
   std::mt19937_64 rng(o.seed);
@@ -186,11 +192,12 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
       next[r] = o.do_sample ? sample_token(scores[r], o, rng) : best.data_ptr<int64_t>()[r];
     }
     at::Tensor chosen_log_probs;
+    at::Tensor step_entropies;
     if (log_probs) {
-      chosen_log_probs = at::log_softmax(scores, -1)
-                             .gather(1, at::tensor(next, at::kLong).view({rows, 1}))
-                             .view({rows})
-                             .contiguous();
+      const at::Tensor all = at::log_softmax(scores, -1);
+      chosen_log_probs =
+          all.gather(1, at::tensor(next, at::kLong).view({rows, 1})).view({rows}).contiguous();
+      if (entropies) step_entropies = entropy_of_log_probs(all).contiguous();
     }
     int64_t finished = 0;
     for (int64_t r = 0; r < rows; ++r) {
@@ -198,6 +205,7 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
       if (!done[prompt]) {
         out[prompt].push_back(next[r]);
         if (log_probs) (*log_probs)[prompt].push_back(chosen_log_probs.data_ptr<float>()[r]);
+        if (entropies) (*entropies)[prompt].push_back(step_entropies.data_ptr<float>()[r]);
         if (is_eos(next[r], eos)) done[prompt] = true;
       }
       finished += done[prompt] ? 1 : 0;
@@ -376,7 +384,7 @@ std::vector<std::vector<int64_t>> generate(HfModel& model,
   const std::vector<int64_t> eos = checked_eos_ids(model, prompts, options);
   if (prompts.empty()) return {};
   if (options.num_beams > 1) return beam_search(model, prompts, options, eos);
-  return greedy_or_sample(model, prompts, options, eos, nullptr);
+  return greedy_or_sample(model, prompts, options, eos, nullptr, nullptr);
 }
 
 std::vector<ScoredGeneration> generate_scored(HfModel& model,
@@ -387,24 +395,28 @@ std::vector<ScoredGeneration> generate_scored(HfModel& model,
   if (prompts.empty()) return {};
   std::vector<std::vector<int64_t>> tokens;
   std::vector<std::vector<float>> log_probs(prompts.size());
+  std::vector<std::vector<float>> entropies(prompts.size());
   if (options.num_beams > 1) {
     tokens = beam_search(model, prompts, options, eos);
-    log_probs = continuation_log_probs(model, prompts, tokens);
+    log_probs = continuation_log_probs(model, prompts, tokens, &entropies);
   } else {
-    tokens = greedy_or_sample(model, prompts, options, eos, &log_probs);
+    tokens = greedy_or_sample(model, prompts, options, eos, &log_probs, &entropies);
   }
   std::vector<ScoredGeneration> out(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     out[i].tokens = std::move(tokens[i]);
     out[i].log_probs = std::move(log_probs[i]);
+    out[i].entropies = std::move(entropies[i]);
   }
   return out;
 }
 
 std::vector<std::vector<float>> continuation_log_probs(
     HfModel& model, const std::vector<std::vector<int64_t>>& prompts,
-    const std::vector<std::vector<int64_t>>& continuations) {
+    const std::vector<std::vector<int64_t>>& continuations,
+    std::vector<std::vector<float>>* entropies) {
   c10::NoGradGuard no_grad;
+  if (entropies) entropies->assign(prompts.size(), {});
   STUNT_CHECK(prompts.size() == continuations.size(), "continuation_log_probs: ", prompts.size(),
               " prompts but ", continuations.size(), " continuations");
   std::vector<std::vector<float>> out(prompts.size());
@@ -429,11 +441,14 @@ std::vector<std::vector<float>> continuation_log_probs(
     }
     const at::Tensor logits =
         model.forward(batch).logits[0].narrow(0, first, static_cast<int64_t>(cont.size()));
-    const at::Tensor picked = at::log_softmax(logits.to(at::kFloat), -1)
-                                  .gather(1, at::tensor(cont, at::kLong).view({-1, 1}))
-                                  .view({-1})
-                                  .contiguous();
+    const at::Tensor all = at::log_softmax(logits.to(at::kFloat), -1);
+    const at::Tensor picked =
+        all.gather(1, at::tensor(cont, at::kLong).view({-1, 1})).view({-1}).contiguous();
     out[i].assign(picked.data_ptr<float>(), picked.data_ptr<float>() + picked.numel());
+    if (entropies) {
+      const at::Tensor h = entropy_of_log_probs(all).contiguous();
+      (*entropies)[i].assign(h.data_ptr<float>(), h.data_ptr<float>() + h.numel());
+    }
   }
   return out;
 }

@@ -24,6 +24,7 @@ void apply_stop_strings(const io::Tokenizer& tokenizer, const std::vector<std::s
     if (hit) {
       g.tokens.resize(k);
       g.log_probs.resize(k);
+      if (!g.entropies.empty()) g.entropies.resize(k);
       return;
     }
   }
@@ -68,6 +69,26 @@ double rouge_l(const std::string& candidate, const std::string& reference) {
   const double precision = lcs / static_cast<double>(a.size());
   const double recall = lcs / static_cast<double>(b.size());
   return 2 * precision * recall / (precision + recall);
+}
+
+/// Word error rate: the word-level edit distance (substitutions, insertions, deletions) from the
+/// reference to the candidate over the reference's word count, on the same lowercase
+/// alphanumeric words as ROUGE-L (distil-whisper filters on a normalised WER likewise).
+double word_error_rate(const std::string& candidate, const std::string& reference) {
+  const std::vector<std::string> hyp = rouge_tokens(candidate);
+  const std::vector<std::string> ref = rouge_tokens(reference);
+  if (ref.empty()) return hyp.empty() ? 0.0 : 1.0;
+  std::vector<int64_t> previous(hyp.size() + 1), current(hyp.size() + 1);
+  for (size_t j = 0; j <= hyp.size(); ++j) previous[j] = static_cast<int64_t>(j);
+  for (size_t i = 1; i <= ref.size(); ++i) {
+    current[0] = static_cast<int64_t>(i);
+    for (size_t j = 1; j <= hyp.size(); ++j) {
+      const int64_t substitute = previous[j - 1] + (ref[i - 1] == hyp[j - 1] ? 0 : 1);
+      current[j] = std::min({substitute, previous[j] + 1, current[j - 1] + 1});
+    }
+    std::swap(previous, current);
+  }
+  return static_cast<double>(previous[hyp.size()]) / static_cast<double>(ref.size());
 }
 
 /// The share of a token sequence's 3-grams that occurred earlier in it.

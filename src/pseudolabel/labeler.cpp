@@ -77,6 +77,7 @@ using detail::apply_stop_strings;
 using detail::open_output;
 using detail::repeated_trigram_share;
 using detail::rouge_l;
+using detail::word_error_rate;
 
 /// One item on its way to a shard.
 struct PendingItem {
@@ -98,6 +99,8 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
                       {"too_long", too_long == TooLong::Skip ? "skip" : "truncate"},
                       {"deduplicate", o.deduplicate},
                       {"add_special_tokens", o.add_special_tokens}};
+  if (o.min_entropy) s["min_entropy"] = *o.min_entropy;
+  if (o.max_entropy) s["max_entropy"] = *o.max_entropy;
   if (!job.corpus_options.stratum_field.empty()) {
     s["stratum_field"] = job.corpus_options.stratum_field;
     s["per_stratum"] = o.per_stratum;
@@ -124,6 +127,7 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
         o.min_mean_log_prob ? nlohmann::json(*o.min_mean_log_prob) : nlohmann::json();
     s["min_new_tokens"] = o.min_new_tokens;
     s["min_rouge_l"] = o.min_rouge_l ? nlohmann::json(*o.min_rouge_l) : nlohmann::json();
+    s["max_wer"] = o.max_wer ? nlohmann::json(*o.max_wer) : nlohmann::json();
     s["max_repeated_trigrams"] =
         o.max_repeated_trigrams ? nlohmann::json(*o.max_repeated_trigrams) : nlohmann::json();
   }
@@ -298,9 +302,8 @@ class ShardLabeler {
         model::ScoredGeneration& g = out[b];
         std::string text;
         apply_stop_strings(tokenizer_, options_.stop_strings, g, text);
-        double sum = 0;
-        for (float lp : g.log_probs) sum += lp;
-        const double mean = g.log_probs.empty() ? 0.0 : sum / g.log_probs.size();
+        const double mean = mean_of(g.log_probs);
+        const double mean_entropy = mean_of(g.entropies);
         new_tokens += static_cast<int64_t>(g.tokens.size());
         if (static_cast<int64_t>(g.tokens.size()) < options_.min_new_tokens) {
           keep[slots[b]] = false;
@@ -310,6 +313,10 @@ class ShardLabeler {
         if (options_.min_mean_log_prob && mean < *options_.min_mean_log_prob) {
           keep[slots[b]] = false;
           entry.dropped["filtered:min_mean_log_prob"] += 1;
+          continue;
+        }
+        if (!entropy_selected(mean_entropy, entry)) {
+          keep[slots[b]] = false;
           continue;
         }
         const double repeated = repeated_trigram_share(g.tokens);
@@ -325,13 +332,22 @@ class ShardLabeler {
           entry.dropped["filtered:min_rouge_l"] += 1;
           continue;
         }
+        std::optional<double> wer;
+        if (batch[b]->item.reference) wer = word_error_rate(text, *batch[b]->item.reference);
+        if (options_.max_wer && wer && *wer > *options_.max_wer) {
+          keep[slots[b]] = false;
+          entry.dropped["filtered:max_wer"] += 1;
+          continue;
+        }
         records[slots[b]] = {{"generation", text},
                              {"tokens", g.tokens},
                              {"token_log_probs", g.log_probs},
                              {"mean_log_prob", mean},
+                             {"mean_entropy", mean_entropy},
                              {"repeated_trigrams", repeated},
                              {"prompt_tokens", batch[b]->ids.size()}};
         if (rouge) records[slots[b]]["rouge_l"] = *rouge;
+        if (wer) records[slots[b]]["wer"] = *wer;
         if (options_.kind == LabelKind::Logits) {
           if (g.tokens.empty()) {
             keep[slots[b]] = false;
@@ -364,6 +380,14 @@ class ShardLabeler {
       rows[slots[b]] = {{name, result[static_cast<int64_t>(b)].unsqueeze(0).contiguous()}};
       nlohmann::json record = {{"input_tokens", batch[b]->ids.size()}};
       if (options_.kind == LabelKind::Classify) {
+        const double entropy =
+            at::special_entr(result[static_cast<int64_t>(b)].to(at::kDouble)).sum().item<double>();
+        if (!entropy_selected(entropy, entry)) {
+          keep[slots[b]] = false;
+          rows[slots[b]].clear();
+          continue;
+        }
+        record["entropy"] = entropy;
         const int64_t best = result[static_cast<int64_t>(b)].argmax().item<int64_t>();
         record["label"] = best;
         const auto name = label_names_.find(best);
@@ -371,6 +395,26 @@ class ShardLabeler {
       }
       records[slots[b]] = std::move(record);
     }
+  }
+
+  // Whether an item's teacher entropy lies within the --min-entropy / --max-entropy bounds;
+  // counts the dropped ones.
+  bool entropy_selected(double entropy, ShardEntry& entry) const {
+    if (options_.min_entropy && entropy < *options_.min_entropy) {
+      entry.dropped["filtered:min_entropy"] += 1;
+      return false;
+    }
+    if (options_.max_entropy && entropy > *options_.max_entropy) {
+      entry.dropped["filtered:max_entropy"] += 1;
+      return false;
+    }
+    return true;
+  }
+
+  static double mean_of(const std::vector<float>& values) {
+    double sum = 0;
+    for (float v : values) sum += v;
+    return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
   }
 
   model::HfModel& teacher_;
@@ -444,12 +488,23 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
   STUNT_CHECK_AS(ValueError, (o.per_stratum > 0) == !job.corpus_options.stratum_field.empty(),
                  "--stratify-by and --per-stratum go together: name the JSONL field whose value "
                  "is the stratum and how many items of each to keep");
-  STUNT_CHECK_AS(ValueError, (!o.min_rouge_l && !o.max_repeated_trigrams) || generates(o),
-                 "--min-rouge-l and --max-repeated-trigrams judge generations; they need --kind "
-                 "generate");
-  STUNT_CHECK_AS(ValueError, !o.min_rouge_l || !job.corpus_options.reference_field.empty(),
-                 "--min-rouge-l compares with a reference; name its JSONL field with "
+  STUNT_CHECK_AS(ValueError,
+                 (!o.min_rouge_l && !o.max_wer && !o.max_repeated_trigrams) || generates(o),
+                 "--min-rouge-l, --max-wer and --max-repeated-trigrams judge generations; they "
+                 "need --kind generate");
+  STUNT_CHECK_AS(ValueError,
+                 (!o.min_rouge_l && !o.max_wer) || !job.corpus_options.reference_field.empty(),
+                 "--min-rouge-l and --max-wer compare with a reference; name its JSONL field with "
                  "--reference-field");
+  STUNT_CHECK_AS(ValueError,
+                 (!o.min_entropy && !o.max_entropy) || o.kind == LabelKind::Generate ||
+                     o.kind == LabelKind::Classify,
+                 "--min-entropy and --max-entropy select by the teacher's entropy, which --kind "
+                 "generate (per token) and classify (per item) measure; --kind ",
+                 to_string(o.kind), " has none");
+  STUNT_CHECK_AS(ValueError, !o.min_entropy || !o.max_entropy || *o.min_entropy <= *o.max_entropy,
+                 "--min-entropy ", o.min_entropy.value_or(0), " is above --max-entropy ",
+                 o.max_entropy.value_or(0), "; no item could be kept");
   STUNT_CHECK_AS(ValueError, o.max_input_tokens >= 0, "--max-input-tokens ", o.max_input_tokens,
                  "; use 0 (the teacher's limit) or a positive count");
   check_teacher(teacher, job);

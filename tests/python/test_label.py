@@ -118,6 +118,9 @@ def test_generate_matches_transformers_greedy_and_scores(tmp_path):
                      for t, tok in enumerate(new)]
         assert max(abs(a - b) for a, b in zip(record["token_log_probs"], log_probs)) < 1e-4
         assert record["mean_log_prob"] == pytest.approx(sum(log_probs) / len(log_probs), abs=1e-4)
+        entropies = [-(torch.softmax(s[0].float(), -1) * torch.log_softmax(s[0].float(), -1))
+                     .sum().item() for s in out_ids.scores[:len(new)]]
+        assert record["mean_entropy"] == pytest.approx(sum(entropies) / len(entropies), abs=1e-4)
         assert record["generation"] == tokenizer.decode(new, skip_special_tokens=True)
         assert record["reference"] == headline
 
@@ -141,6 +144,15 @@ def test_generate_matches_transformers_greedy_and_scores(tmp_path):
     assert [r["index"] for r in kept] == [r["index"] for r in records
                                           if r["mean_log_prob"] >= threshold]
     assert manifest["dropped"] == {"filtered:min_mean_log_prob": 1}
+    # Selection by the teacher's entropy: the least sure items (the most informative) kept.
+    threshold = sorted(r["mean_entropy"] for r in records)[1]
+    unsure = tmp_path / "unsure"
+    run("label", GGUF, "--data", corpus, "--kind", "generate", "-o", unsure, "--template",
+        template, "--max-new-tokens", 12, "--batch-size", 1, "--min-entropy", threshold, check=0)
+    manifest, kept, _ = read_labels(unsure)
+    assert [r["index"] for r in kept] == [r["index"] for r in records
+                                          if r["mean_entropy"] >= threshold]
+    assert manifest["dropped"] == {"filtered:min_entropy": 1}
 
 
 def test_classify_matches_transformers(tmp_path):
@@ -169,6 +181,15 @@ def test_classify_matches_transformers(tmp_path):
     assert torch.allclose(tensors["probabilities"], expected, atol=1e-5)
     assert [r["label_name"] for r in records] == [config.id2label[i]
                                                   for i in expected.argmax(-1).tolist()]
+    entropy = -(expected * expected.log()).sum(-1)
+    assert [r["entropy"] for r in records] == pytest.approx(entropy.tolist(), abs=1e-6)
+    sure = tmp_path / "sure"
+    cut = sorted(entropy.tolist())[1]
+    run("label", teacher, "--data", corpus, "--kind", "classify", "-o", sure, "--max-entropy", cut,
+        check=0)
+    manifest, kept, _ = read_labels(sure)
+    assert [r["id"] for r in kept] == [r["id"] for r in records if r["entropy"] <= cut]
+    assert manifest["dropped"] == {"filtered:max_entropy": 1}
 
 
 def label_command(corpus, out):
@@ -366,6 +387,22 @@ def rouge_l_f1(candidate, reference):
     return 2 * precision * recall / (precision + recall)
 
 
+def word_error_rate(candidate, reference):
+    """Word-level edit distance over the reference's words, on ROUGE-L's words."""
+    import re
+    hyp = re.sub(r"[^a-z0-9]+", " ", candidate.lower()).split()
+    ref = re.sub(r"[^a-z0-9]+", " ", reference.lower()).split()
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    row = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        previous, row = row, [i] + [0] * len(hyp)
+        for j in range(1, len(hyp) + 1):
+            row[j] = min(previous[j - 1] + (ref[i - 1] != hyp[j - 1]), previous[j] + 1,
+                         row[j - 1] + 1)
+    return row[-1] / len(ref)
+
+
 def test_reference_agreement_repetition_and_strata_select_items(tmp_path):
     articles = bbc_articles(4, offset=10)
     corpus = write_corpus(tmp_path / "news.jsonl", articles, words=30)
@@ -383,6 +420,8 @@ def test_reference_agreement_repetition_and_strata_select_items(tmp_path):
     for item, record in zip(labeled, records):
         assert item["rouge_l"] == pytest.approx(rouge_l_f1(item["generation"],
                                                            record["reference"]), abs=1e-12)
+        assert item["wer"] == pytest.approx(word_error_rate(item["generation"],
+                                                            record["reference"]), abs=1e-12)
         grams = [tuple(item["tokens"][i:i + 3]) for i in range(len(item["tokens"]) - 2)]
         repeats = sum(g in grams[:i] for i, g in enumerate(grams))
         assert item["repeated_trigrams"] == pytest.approx(repeats / max(len(grams), 1))
@@ -392,6 +431,14 @@ def test_reference_agreement_repetition_and_strata_select_items(tmp_path):
     manifest, kept, _ = read_labels(agreeing)
     assert [k["index"] for k in kept] == [i["index"] for i in labeled if i["rouge_l"] >= threshold]
     assert manifest["dropped"] == {"filtered:min_rouge_l": len(labeled) - len(kept)}
+    # Halfway below the highest rate, so that at least one item goes whatever the ties.
+    rates = sorted({item["wer"] for item in labeled})
+    wer_cut = (rates[-1] + rates[-2]) / 2 if len(rates) > 1 else rates[0] - 0.01
+    close_enough = tmp_path / "close-enough"
+    run(*base, "-o", close_enough, "--max-wer", wer_cut, check=0)
+    manifest, kept, _ = read_labels(close_enough)
+    assert [k["index"] for k in kept] == [i["index"] for i in labeled if i["wer"] <= wer_cut]
+    assert manifest["dropped"] == {"filtered:max_wer": len(labeled) - len(kept)} != {}
     most = max(item["repeated_trigrams"] for item in labeled)
     if most > 0:
         plain = tmp_path / "plain"
@@ -408,3 +455,6 @@ def test_reference_agreement_repetition_and_strata_select_items(tmp_path):
     result = run("label", MINILM, "--data", corpus, "--kind", "embed", "-o", tmp_path / "x",
                  "--min-rouge-l", 0.5, check=1)
     assert "need --kind generate" in result.stderr
+    result = run("label", MINILM, "--data", corpus, "--kind", "embed", "-o", tmp_path / "x",
+                 "--min-entropy", 0.5, check=1)
+    assert "--kind embed has none" in result.stderr

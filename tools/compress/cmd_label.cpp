@@ -265,6 +265,12 @@ Runner add_label(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--min-rouge-l", o.min_rouge_l,
                   "generate: drop items whose ROUGE-L F1 against the reference is lower");
+  cmd->add_option("--max-wer", o.max_wer,
+                  "generate: drop items whose word error rate against the reference is higher");
+  cmd->add_option("--min-entropy", o.min_entropy,
+                  "generate, classify: drop items the teacher is surer of (mean entropy, nats)");
+  cmd->add_option("--max-entropy", o.max_entropy,
+                  "generate, classify: drop items the teacher is less sure of (entropy, nats)");
   cmd->add_option("--max-repeated-trigrams", o.max_repeated_trigrams,
                   "generate: drop items whose share of repeated 3-grams is higher");
   cmd->add_option("--stratify-by", c->job.corpus_options.stratum_field,

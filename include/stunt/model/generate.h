@@ -58,6 +58,9 @@ struct ScoredGeneration {
   /// log p(token | prompt, earlier tokens) under the model's own distribution (temperature 1,
   /// no top-k / top-p): the teacher's confidence, whatever chose the token.
   std::vector<float> log_probs;
+  /// The entropy (nats) of the model's own next-token distribution where it chose each token:
+  /// how unsure the teacher was, whatever the token.
+  std::vector<float> entropies;
 };
 
 /// generate() with each new token's log-probability. Greedy decoding and sampling record them as
@@ -68,10 +71,12 @@ std::vector<ScoredGeneration> generate_scored(HfModel& model,
                                               const GenerationOptions& options = {});
 
 /// log p(continuation[t] | prompt, continuation[:t]) for each (prompt, continuation) pair, in one
-/// teacher-forced forward per pair (T5: the prompt encoded, the continuation decoded).
+/// teacher-forced forward per pair (T5: the prompt encoded, the continuation decoded); with
+/// `entropies`, also the entropy of each of those next-token distributions.
 std::vector<std::vector<float>> continuation_log_probs(
     HfModel& model, const std::vector<std::vector<int64_t>>& prompts,
-    const std::vector<std::vector<int64_t>>& continuations);
+    const std::vector<std::vector<int64_t>>& continuations,
+    std::vector<std::vector<float>>* entropies = nullptr);
 
 /// The eos ids generate() stops at when options.eos_token_id is unset: generation_config.json
 /// beside the model (a folder), else config.json's eos_token_id; empty when none.

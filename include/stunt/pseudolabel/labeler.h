@@ -63,6 +63,15 @@ struct LabelOptions {
   /// (rouge_score's tokens: lowercased runs of letters and digits). Every item with a reference
   /// records its `rouge_l`.
   std::optional<double> min_rouge_l;
+  /// Generate with a reference: drop items whose word error rate against it is above this
+  /// (distil-whisper's filter; the same words as ROUGE-L). Every such item records its `wer`.
+  std::optional<double> max_wer;
+  /// Selection by the teacher's entropy (nats): generate records each item's `mean_entropy` (of
+  /// the next-token distributions it chose from), classify its class distribution's `entropy`.
+  /// Items below min_entropy are the ones the teacher finds easy (the least informative); items
+  /// above max_entropy are the ones it is unsure of. Either bound drops what is outside it.
+  std::optional<double> min_entropy;
+  std::optional<double> max_entropy;
   /// Generate: drop items whose generated tokens repeat themselves more than this: the share of
   /// their 3-grams that occurred before in the same generation (0: all distinct).
   std::optional<double> max_repeated_trigrams;
