@@ -8,11 +8,13 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <set>
 #include <unordered_set>
 
 #include "detail/generation_filters.h"
+#include "detail/label_checks.h"
 #include "detail/output_folder.h"
 #include "stunt/core/atomic_file.h"
 #include "stunt/core/error.h"
@@ -74,6 +76,8 @@ std::string model_content_hash(const fs::path& path) {
 namespace {
 
 using detail::apply_stop_strings;
+using detail::check_label_job;
+using detail::generates;
 using detail::open_output;
 using detail::repeated_trigram_share;
 using detail::rouge_l;
@@ -169,7 +173,9 @@ class ShardLabeler {
   }
 
   /// Labels one shard's kept items (in input order) and writes its files; fills `entry`.
-  void run(const std::vector<PendingItem>& items, ShardEntry& entry, int64_t& new_tokens) {
+  /// `labeled(n)` follows each batch of n items, for the progress bar.
+  void run(const std::vector<PendingItem>& items, ShardEntry& entry, int64_t& new_tokens,
+           const std::function<void(int64_t)>& labeled) {
     std::vector<size_t> order(items.size());
     std::iota(order.begin(), order.end(), 0);
     // Grouped by length (stable, so the grouping depends only on the shard's items).
@@ -188,6 +194,7 @@ class ShardLabeler {
         slots.push_back(order[k]);
       }
       label_batch(batch, slots, records, keep, rows, entry, new_tokens);
+      labeled(static_cast<int64_t>(batch.size()));
     }
     std::string jsonl;
     std::map<std::string, std::vector<at::Tensor>> kept_rows;
@@ -427,87 +434,12 @@ class ShardLabeler {
   int64_t width_ = 0;
 };
 
-bool generates(const LabelOptions& o) {
-  return o.kind == LabelKind::Generate || (o.kind == LabelKind::Logits && o.logits_of_generation);
-}
-
-/// Refuses a teacher that cannot produce the kind, before anything is read or written.
-void check_teacher(model::HfModel& teacher, const LabelJob& job) {
-  const std::string arch = teacher.architecture();
-  const nlohmann::json& config = teacher.config().json();
-  std::string architectures;
-  if (config.contains("architectures") && config["architectures"].is_array()) {
-    for (const auto& a : config["architectures"]) architectures += a.get<std::string>() + " ";
-  }
-  switch (job.options.kind) {
-    case LabelKind::Logits:
-      STUNT_CHECK_AS(ValueError, teacher.supports_decoding(), job.teacher_path.string(), " (", arch,
-                     ") has no language-model head; --kind logits needs a causal LM or T5");
-      STUNT_CHECK_AS(ValueError, job.options.logits_of_generation || !teacher.is_encoder_decoder(),
-                     job.teacher_path.string(), " (", arch,
-                     ") is an encoder-decoder: its decoder's logits are of a generation; add "
-                     "--logits-of generation");
-      STUNT_CHECK_AS(ValueError, job.options.logits_top_k >= 1, "--logits-top-k ",
-                     job.options.logits_top_k, "; keep at least 1 log-probability per position");
-      break;
-    case LabelKind::Generate:
-      STUNT_CHECK_AS(ValueError, teacher.supports_decoding(), job.teacher_path.string(), " (", arch,
-                     ") cannot generate; --kind generate needs a causal LM (Llama, "
-                     "Mistral, Qwen2, GPT-2) or T5");
-      break;
-    case LabelKind::Embed:
-      STUNT_CHECK_AS(ValueError, fs::is_directory(job.teacher_path) && !teacher.supports_decoding(),
-                     job.teacher_path.string(), " (", arch,
-                     ") is not a sentence encoder; --kind embed needs an encoder folder "
-                     "(sentence-transformers, e.g. all-MiniLM-L6-v2)");
-      break;
-    case LabelKind::Classify:
-      STUNT_CHECK_AS(ValueError,
-                     architectures.find("ForSequenceClassification") != std::string::npos,
-                     job.teacher_path.string(), " (", architectures.empty() ? arch : architectures,
-                     ") has no sequence-classification head; --kind classify needs one "
-                     "(e.g. BertForSequenceClassification)");
-      break;
-  }
-}
-
 }  // namespace
 
 LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenizer,
                           const LabelJob& job) {
   const LabelOptions& o = job.options;
-  STUNT_CHECK_AS(ValueError, o.shard_size >= 1, "--shard-size ", o.shard_size,
-                 "; a shard holds at least 1 item");
-  STUNT_CHECK_AS(ValueError, o.batch_size >= 1, "--batch-size ", o.batch_size,
-                 "; a batch holds at least 1 item");
-  STUNT_CHECK_AS(ValueError, o.num_parts >= 1 && o.part_index >= 0 && o.part_index < o.num_parts,
-                 "part ", o.part_index, " of ", o.num_parts,
-                 " does not exist; --shard-index runs from 0 to --num-shards - 1");
-  STUNT_CHECK_AS(ValueError, o.per_stratum >= 0, "--per-stratum ", o.per_stratum,
-                 "; use 0 (keep all) or a positive count");
-  STUNT_CHECK_AS(ValueError, (o.per_stratum > 0) == !job.corpus_options.stratum_field.empty(),
-                 "--stratify-by and --per-stratum go together: name the JSONL field whose value "
-                 "is the stratum and how many items of each to keep");
-  STUNT_CHECK_AS(ValueError,
-                 (!o.min_rouge_l && !o.max_wer && !o.max_repeated_trigrams) || generates(o),
-                 "--min-rouge-l, --max-wer and --max-repeated-trigrams judge generations; they "
-                 "need --kind generate");
-  STUNT_CHECK_AS(ValueError,
-                 (!o.min_rouge_l && !o.max_wer) || !job.corpus_options.reference_field.empty(),
-                 "--min-rouge-l and --max-wer compare with a reference; name its JSONL field with "
-                 "--reference-field");
-  STUNT_CHECK_AS(ValueError,
-                 (!o.min_entropy && !o.max_entropy) || o.kind == LabelKind::Generate ||
-                     o.kind == LabelKind::Classify,
-                 "--min-entropy and --max-entropy select by the teacher's entropy, which --kind "
-                 "generate (per token) and classify (per item) measure; --kind ",
-                 to_string(o.kind), " has none");
-  STUNT_CHECK_AS(ValueError, !o.min_entropy || !o.max_entropy || *o.min_entropy <= *o.max_entropy,
-                 "--min-entropy ", o.min_entropy.value_or(0), " is above --max-entropy ",
-                 o.max_entropy.value_or(0), "; no item could be kept");
-  STUNT_CHECK_AS(ValueError, o.max_input_tokens >= 0, "--max-input-tokens ", o.max_input_tokens,
-                 "; use 0 (the teacher's limit) or a positive count");
-  check_teacher(teacher, job);
+  check_label_job(teacher, job);
   const TooLong too_long = o.too_long.value_or(generates(o) ? TooLong::Skip : TooLong::Truncate);
   int64_t max_input = o.max_input_tokens;
   // Logits of the input need two tokens: one position predicting the next.
@@ -623,11 +555,16 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
       if (mine) progress.advance(entry.end_item - entry.first_item);
       continue;
     }
-    labeler.run(pending, entry, summary.new_tokens);
+    // The bar moves with every batch; items dropped before labeling count when the shard ends.
+    int64_t shown = 0;
+    labeler.run(pending, entry, summary.new_tokens, [&](int64_t items) {
+      shown += items;
+      progress.advance(items);
+    });
     manifest.shards.push_back(entry);
     manifest.write(job.output);
     summary.items_this_run += entry.end_item - entry.first_item;
-    progress.advance(entry.end_item - entry.first_item);
+    progress.advance(entry.end_item - entry.first_item - shown);
   }
   progress.finish();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,0 +1,68 @@
+#include "stunt/distill/hidden_state_loss.h"
+
+#include <ATen/ATen.h>
+
+#include "stunt/core/error.h"
+
+namespace stunt::distill {
+
+HiddenComparison parse_hidden_comparison(const std::string& name, const std::string& where) {
+  if (name == "mse" || name == "l2_distance") return HiddenComparison::Mse;
+  if (name == "normalized_mse") return HiddenComparison::NormalizedMse;
+  if (name == "cosine" || name == "cosine_similarity") return HiddenComparison::Cosine;
+  if (name == "square_head") return HiddenComparison::SquareHead;
+  throw ValueError(str(where, ": comparison '", name,
+                       "' is not known; use mse (l2_distance), normalized_mse, cosine "
+                       "(cosine_similarity) or square_head"));
+}
+
+const char* to_string(HiddenComparison comparison) {
+  switch (comparison) {
+    case HiddenComparison::Mse:
+      return "mse";
+    case HiddenComparison::NormalizedMse:
+      return "normalized_mse";
+    case HiddenComparison::Cosine:
+      return "cosine";
+    case HiddenComparison::SquareHead:
+      return "square_head";
+  }
+  return "?";
+}
+
+at::Tensor hidden_state_loss(const at::Tensor& student, const at::Tensor& teacher,
+                             HiddenComparison comparison, const at::Tensor& keep, double eps) {
+  STUNT_CHECK_AS(ValueError, student.dim() >= 1 && student.sizes() == teacher.sizes(),
+                 "the student's hidden states have shape ", student.sizes(), " but the teacher's ",
+                 teacher.sizes(),
+                 "; they must match (give the student a projection when only the widths differ)");
+  if (keep.defined()) {
+    const auto leading = student.sizes().slice(0, student.dim() - 1);
+    STUNT_CHECK_AS(ValueError, keep.sizes() == leading, "the positions to score have shape ",
+                   keep.sizes(), " but the hidden states ", student.sizes(), "; expected ",
+                   leading);
+  }
+  const c10::ScalarType dtype = student.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor s = student.to(dtype).reshape({-1, student.size(-1)});
+  at::Tensor t = teacher.detach().to(dtype).reshape({-1, teacher.size(-1)});
+  if (keep.defined()) {
+    const at::Tensor rows = keep.reshape({-1}).nonzero().squeeze(1);
+    s = s.index_select(0, rows);
+    t = t.index_select(0, rows);
+  }
+  STUNT_CHECK_AS(ValueError, s.size(0) > 0,
+                 "hidden-state distillation has no position to score (every position is padding)");
+  switch (comparison) {
+    case HiddenComparison::Mse:
+      return (s - t).pow(2).mean();
+    case HiddenComparison::NormalizedMse:
+      return (s - t).pow(2).mean() / (t.pow(2).mean() + eps);
+    case HiddenComparison::Cosine:
+      return (1.0 - at::cosine_similarity(s, t, /*dim=*/1, eps)).mean();
+    case HiddenComparison::SquareHead:
+      return (s - t).pow(2).sum() / (t.pow(2).sum() + eps);
+  }
+  return {};
+}
+
+}  // namespace stunt::distill

