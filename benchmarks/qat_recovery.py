@@ -11,7 +11,7 @@ with the same learning rate, schedule and seed:
 
 Perplexity is `compress eval --metric perplexity` on windows of wikitext-2 test.
 
-    .venv/bin/python benchmarks/qat_recovery.py --out out/qat-recovery
+    .venv/bin/python benchmarks/qat_recovery.py --out out/qat-recovery --threads 2
 
 Goal (issue 18): QAT closes at least half of the gap between RTN and the dense fine-tuned model,
 and LSQ at least as much as STE. Perplexity does not depend on timing.
@@ -63,7 +63,7 @@ def main():
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--eval-windows", type=int, default=40)
     parser.add_argument("--eval-seq-len", type=int, default=512)
