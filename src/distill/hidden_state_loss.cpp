@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "detail/scored_positions.h"
 #include "stunt/core/error.h"
 
 namespace stunt::distill {
@@ -36,20 +37,10 @@ at::Tensor hidden_state_loss(const at::Tensor& student, const at::Tensor& teache
                  "the student's hidden states have shape ", student.sizes(), " but the teacher's ",
                  teacher.sizes(),
                  "; they must match (give the student a projection when only the widths differ)");
-  if (keep.defined()) {
-    const auto leading = student.sizes().slice(0, student.dim() - 1);
-    STUNT_CHECK_AS(ValueError, keep.sizes() == leading, "the positions to score have shape ",
-                   keep.sizes(), " but the hidden states ", student.sizes(), "; expected ",
-                   leading);
-  }
-  const c10::ScalarType dtype = student.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor s = student.to(dtype).reshape({-1, student.size(-1)});
-  at::Tensor t = teacher.detach().to(dtype).reshape({-1, teacher.size(-1)});
-  if (keep.defined()) {
-    const at::Tensor rows = keep.reshape({-1}).nonzero().squeeze(1);
-    s = s.index_select(0, rows);
-    t = t.index_select(0, rows);
-  }
+  detail::check_keep(keep, student);
+  const c10::ScalarType dtype = detail::loss_dtype(student);
+  const at::Tensor s = detail::scored_rows(student.to(dtype), keep);
+  const at::Tensor t = detail::scored_rows(teacher.detach().to(dtype), keep);
   STUNT_CHECK_AS(ValueError, s.size(0) > 0,
                  "hidden-state distillation has no position to score (every position is padding)");
   switch (comparison) {

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "detail/scored_positions.h"
 #include "stunt/core/error.h"
 
 namespace stunt::distill {
@@ -16,23 +17,18 @@ void check_temperature(double temperature) {
                  "SparseML's default)");
 }
 
-// Rows [positions, width] of x [..., width], only those where `keep` is nonzero.
-at::Tensor scored_rows(const at::Tensor& x, const at::Tensor& keep) {
-  at::Tensor rows = x.reshape({-1, x.size(-1)});
-  if (!keep.defined()) return rows;
-  return rows.index_select(0, keep.reshape({-1}).nonzero().squeeze(1));
-}
+using detail::check_keep;
+using detail::loss_dtype;
+using detail::scored_rows;
 
-void check_keep(const at::Tensor& keep, const at::Tensor& logits) {
-  if (!keep.defined()) return;
-  const auto leading = logits.sizes().slice(0, logits.dim() - 1);
-  STUNT_CHECK_AS(ValueError, keep.sizes() == leading, "the positions to score have shape ",
-                 keep.sizes(), " but the logits ", logits.sizes(), "; expected ", leading);
-}
-
-// The float type the loss is computed in: float64 stays, everything else is float32.
-c10::ScalarType loss_dtype(const at::Tensor& student_logits) {
-  return student_logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+// Σ p · (log p − log q) per scored position (0 · log 0 = 0 where the teacher gives a token no
+// probability), averaged, times T²; log_p and log_q are [positions, tokens] at temperature T.
+at::Tensor tempered_kl(const at::Tensor& log_p, const at::Tensor& log_q, double temperature) {
+  STUNT_CHECK_AS(ValueError, log_p.size(0) > 0,
+                 "logit distillation has no position to score (every position is padding)");
+  const at::Tensor per_position =
+      (at::special_entr(log_p.exp()).neg() - log_p.exp() * log_q).sum(-1);
+  return per_position.mean() * (temperature * temperature);
 }
 
 }  // namespace
@@ -56,14 +52,7 @@ at::Tensor logit_distillation_loss(const at::Tensor& student_logits,
   const c10::ScalarType dtype = loss_dtype(student_logits);
   const at::Tensor student = scored_rows(student_logits.to(dtype), keep) / temperature;
   const at::Tensor teacher = scored_rows(teacher_logits.detach().to(dtype), keep) / temperature;
-  STUNT_CHECK_AS(ValueError, student.size(0) > 0,
-                 "logit distillation has no position to score (every position is padding)");
-  const at::Tensor log_q = at::log_softmax(student, -1);
-  const at::Tensor log_p = at::log_softmax(teacher, -1);
-  // p · (log p − log q), with 0 · log 0 = 0 where the teacher gives a token no probability.
-  const at::Tensor per_position =
-      (at::special_entr(log_p.exp()).neg() - log_p.exp() * log_q).sum(-1);
-  return per_position.mean() * (temperature * temperature);
+  return tempered_kl(at::log_softmax(teacher, -1), at::log_softmax(student, -1), temperature);
 }
 
 at::Tensor top_k_distillation_loss(const at::Tensor& student_logits, const at::Tensor& top_ids,
@@ -95,13 +84,8 @@ at::Tensor top_k_distillation_loss(const at::Tensor& student_logits, const at::T
   const at::Tensor student = scored_rows(student_logits.to(dtype), keep) / temperature;
   const at::Tensor ids = scored_rows(top_ids.to(at::kLong), keep);
   const at::Tensor teacher = scored_rows(top_log_probs.detach().to(dtype), keep) / temperature;
-  STUNT_CHECK_AS(ValueError, student.size(0) > 0,
-                 "logit distillation has no position to score (every position is padding)");
-  const at::Tensor log_q = at::log_softmax(student, -1).gather(1, ids);
-  const at::Tensor log_p = at::log_softmax(teacher, -1);
-  const at::Tensor per_position =
-      (at::special_entr(log_p.exp()).neg() - log_p.exp() * log_q).sum(-1);
-  return per_position.mean() * (temperature * temperature);
+  return tempered_kl(at::log_softmax(teacher, -1), at::log_softmax(student, -1).gather(1, ids),
+                     temperature);
 }
 
 }  // namespace stunt::distill
