@@ -40,12 +40,17 @@ std::string epochs_ordered(const Value& args) {
 }
 
 std::string layers_or_keep_every(const Value& args) {
-  const bool layers = args.contains("layers");
-  const bool every = args.contains("keep_every");
-  if (layers == every) {
-    return layers ? "give either layers or keep_every, not both"
-                  : "missing 'layers' (indices or names of the layers to drop) or 'keep_every' "
-                    "(keep layers 0, k, 2k, ... and the last)";
+  const int given = static_cast<int>(args.contains("layers")) +
+                    static_cast<int>(args.contains("keep_every")) +
+                    static_cast<int>(args.contains("keep_layers"));
+  if (given > 1) return "give one of layers, keep_every and keep_layers";
+  if (given == 0) {
+    return "missing 'layers' (indices or names of the layers to drop), 'keep_every' (keep layers "
+           "0, k, 2k, ... and the last) or 'keep_layers' (keep n evenly spaced layers, the first "
+           "and the last among them)";
+  }
+  if (args.contains("keep_last") && !args.contains("keep_every")) {
+    return "keep_last goes with keep_every (keep_layers always keeps the last layer)";
   }
   return "";
 }
@@ -150,7 +155,8 @@ void register_pruning_modifiers(ModifierRegistry& r) {
             "change (causal language models)")};
   r.add({"LayerPruningModifier",
          "pruning",
-         "drops whole transformer layers (a list, or keep every k-th); T5: one stack at a time",
+         "drops whole transformer layers (a list, every k-th kept, or n evenly spaced kept); T5: "
+         "one stack at a time",
          ArgSchema::object(concat(
              {base,
               detail::sparseml_epoch_fields(),
@@ -161,6 +167,9 @@ void register_pruning_modifiers(ModifierRegistry& r) {
                field("keep_every", ArgSchema::integer().range(1, 1e9),
                      "keep layers 0, k, 2k, ... (and the last one, unless keep_last: false)"),
                field("keep_last", ArgSchema::boolean()),
+               field("keep_layers", ArgSchema::integer().range(1, 1e9),
+                     "keep n evenly spaced layers, first and last included (DistilBERT-style and "
+                     "distil-whisper students: floor(linspace(0, L - 1, n)))"),
                field("stack", ArgSchema::enumeration({"encoder", "decoder"}).nullable(),
                      "T5: the stack to prune")}})),
          {layers_or_keep_every},

@@ -13,6 +13,7 @@
 #include "stunt/io/safetensors.h"
 #include "stunt/model/evaluate.h"
 #include "stunt/prune/gradual_schedule.h"
+#include "stunt/quant/compressed_tensors.h"
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/training.h"
 #include "stunt/train/classification.h"
@@ -174,7 +175,7 @@ train::Evaluation loss_evaluation(std::shared_ptr<const train::TrainingData> dat
       const train::TrainingBatch batch = data->batch(examples);
       const double w = per_token ? (batch.labels != -100).sum().item<double>()
                                  : static_cast<double>(examples.size());
-      sum += loss(model, batch).item<double>() * w;
+      sum += loss(model, batch).loss.item<double>() * w;
       weight += w;
     }
     std::map<std::string, double> out{{"loss", sum / weight}};
@@ -317,6 +318,39 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   for (auto& [name, tensor] : model.prepare_training()) tensor.requires_grad_(false);
 }
 
+/// The teacher of the recipe's distillation modifiers, loaded once in inference mode; null when
+/// no train stage distils. A distilling recipe without --teacher, and a --teacher that no
+/// modifier would read, are refused before any work.
+std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
+                                             const TrainingRunOptions& training) {
+  const ModifierSpec* distiller = nullptr;
+  for (const Stage& stage : recipe.stages) {
+    if (!is_train_stage(stage)) continue;
+    for (const ModifierSpec& spec : stage.modifiers) {
+      if (spec.type == "DistillationModifier" && distiller == nullptr) distiller = &spec;
+    }
+  }
+  if (distiller == nullptr) {
+    STUNT_CHECK_AS(ValueError, training.teacher.empty(), "--teacher ", training.teacher.string(),
+                   ": no train stage of ", recipe.source,
+                   " distils; add a DistillationModifier to a train stage, or leave out "
+                   "--teacher");
+    return nullptr;
+  }
+  ModifierSpec located = *distiller;
+  located.source = recipe.source;
+  STUNT_CHECK_AS(RecipeError, !training.teacher.empty(), located.where(), ": ", located.type,
+                 " trains the student on a teacher's outputs; name the teacher with --teacher "
+                 "MODEL (a Hugging Face folder or GGUF file)");
+  STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",
+                 training.teacher.string(),
+                 ": no such file or folder; give the teacher's Hugging Face folder or GGUF file");
+  log::info("teacher: loading ", training.teacher.string());
+  std::unique_ptr<model::HfModel> teacher = quant::load_model(training.teacher);
+  teacher->set_training(false);
+  return teacher;
+}
+
 }  // namespace
 
 TrainingTask parse_training_task(const std::string& name, const std::string& where) {
@@ -421,10 +455,12 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     }
   }
 
+  std::unique_ptr<model::HfModel> teacher = load_teacher(recipe, training);
   State state;
   size_t i = 0;
   while (i < recipe.stages.size()) {
     if (is_train_stage(recipe.stages[i])) {
+      state.teacher = teacher.get();
       STUNT_CHECK_AS(RecipeError, state.quantization.empty(), recipe.source, ": ",
                      recipe.stages[i].name,
                      ": trains a model that an earlier stage quantized; fine-tune before "

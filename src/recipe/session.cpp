@@ -189,7 +189,8 @@ at::Tensor CompressionSession::loss(const at::Tensor& loss) {
   require(phase_ == Phase::InStep, "loss", "call batch_start before the step's forward");
   at::Tensor out = loss;
   const train::TrainingBatch no_batch;
-  for (train::TrainingCallbacks* cb : callbacks_) cb->on_loss(info_, no_batch, out);
+  const model::Output no_output;
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_loss(info_, no_batch, no_output, out);
   return out;
 }
 

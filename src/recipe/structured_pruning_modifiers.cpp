@@ -16,6 +16,19 @@
 namespace stunt::recipe::detail {
 namespace {
 
+/// `count` of `total` layer indices spread evenly from the first to the last, as distil-whisper
+/// picks a student's layers: numpy's linspace(0, total - 1, count) truncated to integers.
+std::vector<int64_t> evenly_spaced(int64_t total, int64_t count) {
+  if (count == 1) return {0};
+  std::vector<int64_t> out;
+  const double step = static_cast<double>(total - 1) / static_cast<double>(count - 1);
+  for (int64_t i = 0; i < count; ++i) {
+    // linspace computes start + i * step and sets its last element to stop exactly.
+    out.push_back(i == count - 1 ? total - 1 : static_cast<int64_t>(static_cast<double>(i) * step));
+  }
+  return out;
+}
+
 class LayerPruningModifier final : public Modifier {
  public:
   explicit LayerPruningModifier(ModifierSpec spec) : Modifier(std::move(spec)) {
@@ -23,6 +36,7 @@ class LayerPruningModifier final : public Modifier {
     if (a.contains("stack") && !a["stack"].is_null()) stack_ = a["stack"].get<std::string>();
     if (a.contains("keep_every")) keep_every_ = a["keep_every"].get<int64_t>();
     if (a.contains("keep_last")) keep_last_ = a["keep_last"].get<bool>();
+    if (a.contains("keep_layers")) keep_layers_ = a["keep_layers"].get<int64_t>();
     if (a.contains("layers")) {
       for (const Value& item : a["layers"]) {
         if (item.is_number_integer()) {
@@ -83,6 +97,16 @@ class LayerPruningModifier final : public Modifier {
         if (i % keep_every_ != 0 && !(last && keep_last_)) drop.push_back(i);
       }
     }
+    if (keep_layers_ > 0) {
+      STUNT_CHECK_AS(RecipeError, keep_layers_ <= chosen->count, where,
+                     ".keep_layers: ", keep_layers_, " is more layers than ", model.architecture(),
+                     " has in ", chosen->prefix, "* (", chosen->count, ")");
+      const std::vector<int64_t> kept = evenly_spaced(chosen->count, keep_layers_);
+      const std::set<int64_t> keep(kept.begin(), kept.end());
+      for (int64_t i = 0; i < chosen->count; ++i) {
+        if (keep.count(i) == 0) drop.push_back(i);
+      }
+    }
     const std::set<int64_t> unique(drop.begin(), drop.end());
     std::vector<std::string> listed;
     for (int64_t i : unique) listed.push_back(std::to_string(i));
@@ -97,6 +121,7 @@ class LayerPruningModifier final : public Modifier {
   std::vector<std::string> names_;
   int64_t keep_every_ = 0;
   bool keep_last_ = true;
+  int64_t keep_layers_ = 0;
 };
 
 /// How many of `total` units `sparsity` (a fraction) or `count` prunes, in steps of `step`.

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "detail/distillation_modifiers.h"
 #include "detail/pruning_targets.h"
 #include "detail/quantization_mixin.h"
 #include "detail/sparseml_quantization.h"
@@ -320,7 +321,8 @@ bool runs_in_training(const std::string& type, RecipeSyntax syntax) {
                                               "EpochRangeModifier",
                                               "SetLearningRateModifier",
                                               "LearningRateFunctionModifier",
-                                              "SetWeightDecayModifier"};
+                                              "SetWeightDecayModifier",
+                                              "DistillationModifier"};
   return types.count(type) > 0 || type == "QuantizationModifier";
 }
 
@@ -351,6 +353,8 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
     modifier = std::make_unique<LearningRateSetter>(located, /*function=*/true);
   } else if (type == "SetWeightDecayModifier") {
     modifier = std::make_unique<WeightDecay>(located);
+  } else if (type == "DistillationModifier") {
+    modifier = detail::make_logit_distillation(located);
   } else {
     STUNT_ASSERT(!runs_in_training(type, syntax), type, " has no training form");
     throw NotImplementedError(
@@ -358,7 +362,8 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
             " is not implemented yet in train stages; they run GMPruningModifier, "
             "MagnitudePruningModifier, MovementPruningModifier, ConstantPruningModifier, "
             "QuantizationModifier (quantization-aware training), EpochRangeModifier, "
-            "SetLearningRateModifier, LearningRateFunctionModifier and SetWeightDecayModifier. "
+            "SetLearningRateModifier, LearningRateFunctionModifier, SetWeightDecayModifier and "
+            "DistillationModifier. "
             "Move one-shot modifiers into a one-shot stage"));
   }
   // Nothing accepted and ignored: every given argument that acts was read.

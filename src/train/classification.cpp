@@ -36,7 +36,7 @@ TrainingBatch LabeledTextData::batch(const std::vector<int64_t>& examples) const
   return batch;
 }
 
-at::Tensor sequence_classification_loss(model::Model& model, const TrainingBatch& batch) {
+TaskLoss sequence_classification_loss(model::Model& model, const TrainingBatch& batch) {
   const model::Output out = model.forward_with_grad(batch.inputs);
   STUNT_CHECK_AS(ValueError, out.logits.defined() && out.logits.dim() == 2, model.architecture(),
                  " gives no class logits [batch, classes]: classification trains a model with a "
@@ -46,7 +46,7 @@ at::Tensor sequence_classification_loss(model::Model& model, const TrainingBatch
   STUNT_CHECK_AS(ValueError, largest < classes, "label ", largest, " is not a class of the model, ",
                  "which has ", classes,
                  "; give the model as many classes (num_labels) as the data has");
-  return at::cross_entropy_loss(out.logits.to(at::kFloat), batch.labels);
+  return {at::cross_entropy_loss(out.logits.to(at::kFloat), batch.labels), out};
 }
 
 }  // namespace stunt::train

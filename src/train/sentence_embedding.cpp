@@ -56,8 +56,8 @@ TrainingBatch SentenceEmbeddingData::batch(const std::vector<int64_t>& examples)
   return batch;
 }
 
-at::Tensor sentence_embedding_loss(model::Model& model, const TrainingBatch& batch,
-                                   const model::SentencePooling& pooling) {
+TaskLoss sentence_embedding_loss(model::Model& model, const TrainingBatch& batch,
+                                 const model::SentencePooling& pooling) {
   // Held-out evaluations run without autograd.
   const model::Output out = at::GradMode::is_enabled() ? model.forward_with_grad(batch.inputs)
                                                        : model.forward(batch.inputs);
@@ -68,14 +68,14 @@ at::Tensor sentence_embedding_loss(model::Model& model, const TrainingBatch& bat
   if (batch.labels.dim() == 1) {
     const at::Tensor cosine =
         at::cosine_similarity(embeddings.narrow(0, 0, rows), embeddings.narrow(0, rows, rows), 1);
-    return at::mse_loss(cosine, batch.labels);
+    return {at::mse_loss(cosine, batch.labels), out};
   }
   STUNT_CHECK_AS(ValueError, embeddings.size(1) == batch.labels.size(1),
                  "the target embeddings "
                  "have ",
                  batch.labels.size(1), " numbers and the model's have ", embeddings.size(1),
                  "; give targets of the model's width");
-  return at::mse_loss(embeddings, batch.labels);
+  return {at::mse_loss(embeddings, batch.labels), out};
 }
 
 }  // namespace stunt::train

@@ -49,7 +49,7 @@ TrainingBatch Seq2SeqData::batch(const std::vector<int64_t>& examples) const {
   return batch;
 }
 
-at::Tensor seq2seq_loss(model::Model& model, const TrainingBatch& batch) {
+TaskLoss seq2seq_loss(model::Model& model, const TrainingBatch& batch) {
   STUNT_CHECK_AS(ValueError, batch.inputs.decoder_input_ids.defined(), model.architecture(),
                  ": a sequence-to-sequence batch carries decoder inputs");
   // Held-out evaluations run without autograd.
@@ -62,7 +62,8 @@ at::Tensor seq2seq_loss(model::Model& model, const TrainingBatch& batch) {
       " gives no decoder logits [batch, target, vocab]: sequence-to-sequence training "
       "needs an encoder-decoder model (T5)");
   const at::Tensor logits = out.logits.to(at::kFloat);
-  return token_cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.labels.reshape(-1));
+  return {token_cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.labels.reshape(-1)),
+          out};
 }
 
 }  // namespace stunt::train

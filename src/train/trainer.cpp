@@ -108,7 +108,7 @@ TrainingBatch TokenWindowData::batch(const std::vector<int64_t>& examples) const
   return batch;
 }
 
-at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch) {
+TaskLoss causal_lm_loss(model::Model& model, const TrainingBatch& batch) {
   STUNT_CHECK_AS(ValueError, model.architecture() != "t5", model.architecture(),
                  ": encoder-decoder models train on (input, target) pairs (--task seq2seq); "
                  "causal language modelling trains decoder-only models");
@@ -126,7 +126,7 @@ at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch) {
                                      at::full({rows, 1}, -100, batch.labels.options())},
                                     1);
   const at::Tensor logits = out.logits.to(at::kFloat);
-  return token_cross_entropy(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1}));
+  return {token_cross_entropy(logits.reshape({-1, logits.size(-1)}), labels.reshape({-1})), out};
 }
 
 void densify_gradients(const std::vector<std::pair<std::string, at::Tensor>>& parameters) {
@@ -400,8 +400,10 @@ TrainResult Trainer::run() {
     for (int64_t micro = 0; micro < accumulation; ++micro) {
       const auto begin = order.begin() + first + (micro * world + t.rank()) * batch;
       const TrainingBatch b = t.data.batch(std::vector<int64_t>(begin, begin + batch));
-      at::Tensor loss = t.loss(t.model, b);
-      for (TrainingCallbacks* cb : t.callbacks) cb->on_loss(info, b, loss);
+      TaskLoss task = t.loss(t.model, b);
+      at::Tensor loss = task.loss;
+      for (TrainingCallbacks* cb : t.callbacks) cb->on_loss(info, b, task.output, loss);
+      task.output = {};  // the graph lives on in `loss`; the outputs' memory need not
       STUNT_CHECK_AS(ValueError, std::isfinite(loss.item<double>()), "the loss at step ", step,
                      " is not finite (", loss.item<double>(),
                      "); lower the learning rate or check the data");

@@ -10,6 +10,7 @@ transformers itself:
 import copy
 import json
 
+import numpy
 import pytest
 import torch
 import transformers
@@ -218,7 +219,11 @@ def test_channel_pruning_removes_the_least_important_channels(llama, tmp_path):
 @pytest.mark.parametrize("lines, kept", [(["layers: [1, 2]"], [0, 3]),
                                          (["keep_every: 2"], [0, 2, 3]),
                                          (["keep_every: 2", "keep_last: false"], [0, 2]),
-                                         (['layers: ["re:model.layers.[12]$"]'], [0, 3])])
+                                         (['layers: ["re:model.layers.[12]$"]'], [0, 3]),
+                                         # distil-whisper's pick: numpy's linspace as integers
+                                         (["keep_layers: 3"],
+                                          numpy.linspace(0, 3, 3, dtype=int).tolist()),
+                                         (["keep_layers: 2"], [0, 3])])
 def test_layer_pruning_drops_whole_layers(llama, tmp_path, lines, kept):
     model, _, _ = llama
     out = prune(llama, tmp_path, "LayerPruningModifier", lines)
@@ -305,6 +310,7 @@ def test_bert_channels_and_layers(bert, tmp_path):
     ("gqa_llama", "LayerPruningModifier", ["layers: [4]"], "layer index 4 is out of range"),
     ("gqa_llama", "LayerPruningModifier", ["layers: [0, 1, 2, 3]"], "leaves no model"),
     ("gqa_llama", "LayerPruningModifier", ['layers: ["model.layers.9"]'], "names no layer"),
+    ("gqa_llama", "LayerPruningModifier", ["keep_layers: 5"], "more layers than"),
     ("gqa_llama", "HeadPruningModifier", ["num_heads: 4"], "leaves no attention"),
     ("gqa_llama", "HeadPruningModifier", ["sparsity: 1.0"], "sparsity"),
     ("gqa_llama", "ChannelPruningModifier", ["num_channels: 48"], "leaves no FFN"),

@@ -259,6 +259,11 @@ def test_list_modifiers_shows_each_fields_status():
     assert gptq["dampening_frac"]["status"] == "acts"
     assert gptq["percdamp"] == {**gptq["percdamp"], "status": "renamed", "current": "dampening_frac"}
     assert gptq["offload_hessians"]["status"] == "inert" and gptq["offload_hessians"]["why"]
-    assert {f["status"] for f in by_name["DistillationModifier"]["fields"]} == {"refused"}
+    distill = {f["name"]: f["status"] for f in by_name["DistillationModifier"]["fields"]}
+    assert distill["hardness"] == distill["temperature"] == "acts"
+    assert {f["status"] for f in by_name["OutputDistillationModifier"]["fields"]} == {"refused"}
+    trains = {e["name"]: e["trains"] for e in listing if "trains" in e}
+    assert trains["DistillationModifier"] and trains["EpochRangeModifier"]
+    assert not trains["GPTQModifier"] and not trains["OutputDistillationModifier"]
     aliases = {e["name"]: e for e in listing if "alias_of" in e}
     assert aliases["GlobalMagnitudePruningModifier"]["alias_of"] == "GMPruningModifier"

@@ -23,6 +23,7 @@ Runner add_compress(CLI::App& app) {
     std::string lr_schedule = "linear";
     std::string task = "auto";
     std::string eval_data;
+    std::string teacher;
     std::string checkpoint_dir;
     std::string resume;
     std::string metrics;
@@ -72,6 +73,10 @@ Runner add_compress(CLI::App& app) {
       ->check(
           CLI::IsMember({"auto", "causal-lm", "classification", "sentence-embedding", "seq2seq"}))
       ->capture_default_str()
+      ->group(train_group);
+  app.add_option("--teacher", options->teacher,
+                 "The teacher a DistillationModifier learns from (Hugging Face folder or .gguf "
+                 "file), loaded once and run in inference mode beside the student")
       ->group(train_group);
   app.add_option("--eval-data", options->eval_data,
                  "Held-out data in the form of --dataset: accuracy (classification) or perplexity "
@@ -147,6 +152,7 @@ Runner add_compress(CLI::App& app) {
     compress.training.task = stunt::recipe::parse_training_task(options->task, "--task");
     compress.training.checkpoint_dir = options->checkpoint_dir;
     compress.training.eval_data = options->eval_data;
+    compress.training.teacher = options->teacher;
     compress.training.metrics_file = options->metrics;
     if (!options->resume.empty()) {
       compress.training.resume = true;

@@ -4,6 +4,7 @@
 #include "stunt/io/safetensors_format.h"
 #include "stunt/quant/quant_args.h"
 #include "stunt/recipe/registry.h"
+#include "stunt/recipe/training.h"
 
 namespace compress {
 namespace {
@@ -15,15 +16,20 @@ void print_modifiers(bool json) {
     std::string syntax = m.syntax ? stunt::recipe::syntax_name(*m.syntax) : "any";
     std::string args;
     for (const auto& f : m.schema.fields()) args += (args.empty() ? "" : ", ") + f.name;
+    // Modifiers with a training form run in train stages only (recipe/training.h).
+    const bool trains = stunt::recipe::runs_in_training(
+        m.name, m.syntax.value_or(stunt::recipe::RecipeSyntax::SparseML));
+    const bool runs = m.factory || trains;
     if (json) {
       // Each field's status: acts (read and acted on, or its value refused with the recipe path),
       // renamed (a deprecated name, read as `current`), inert (changes nothing; `why`), or
-      // refused (the whole modifier is not implemented yet).
+      // refused (the whole modifier is not implemented yet). "implemented": one-shot; "trains":
+      // in train stages.
       stunt::recipe::Value fields = stunt::recipe::Value::array();
       for (const auto& f : m.schema.fields()) {
         stunt::recipe::Value entry = {
             {"name", f.name},
-            {"status", m.factory ? stunt::recipe::to_string(f.use) : "refused"},
+            {"status", runs ? stunt::recipe::to_string(f.use) : "refused"},
             {"required", f.required},
             {"expects", f.schema->describe()}};
         if (f.use == stunt::recipe::FieldUse::Renamed) entry["current"] = f.note;
@@ -35,12 +41,16 @@ void print_modifiers(bool json) {
                      {"method", m.method},
                      {"syntax", syntax},
                      {"implemented", static_cast<bool>(m.factory)},
+                     {"trains", trains},
                      {"summary", m.summary},
                      {"arguments", args},
                      {"fields", std::move(fields)}});
     } else {
       std::printf("%-32s %-13s %-15s %-20s %s\n", m.name.c_str(), m.method.c_str(), syntax.c_str(),
-                  m.factory ? "implemented" : "not implemented yet", m.summary.c_str());
+                  m.factory ? "implemented"
+                  : trains  ? "in train stages"
+                            : "not implemented yet",
+                  m.summary.c_str());
     }
   }
   for (const auto& a : registry.aliases()) {

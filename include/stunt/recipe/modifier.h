@@ -45,6 +45,9 @@ struct State {
   double epoch = 0.0;
   /// The model being compressed; null only in lifecycle tests that run no method.
   model::Model* model = nullptr;
+  /// The teacher that distillation modifiers learn from (TrainingRunOptions::teacher), in
+  /// inference mode; null when the run has none.
+  model::Model* teacher = nullptr;
   /// Scales, zero points and schemes of every quantized layer.
   quant::QuantizationPlan quantization;
   /// Where the model will run ("cpu", "a10", "a100", "h100", "h200", or "" when unsaid); modifiers

@@ -110,6 +110,9 @@ struct TrainingRunOptions {
   bool resume = false;
   /// Metrics as JSON lines, one file for the run.
   std::filesystem::path metrics_file;
+  /// The teacher of distillation modifiers (a Hugging Face folder, GGUF file or
+  /// compressed-tensors folder), loaded once when a train stage distils; refused when none does.
+  std::filesystem::path teacher;
   /// The model's tokenizer, for text datasets.
   const io::Tokenizer* tokenizer = nullptr;
   /// Identifies the run in checkpoints (the model's path); the recipe is added.

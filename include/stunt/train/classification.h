@@ -41,6 +41,6 @@ class LabeledTextData : public TrainingData {
 /// Mean cross-entropy of the model's class logits [batch, classes] against batch.labels [batch]
 /// (transformers' single-label classification loss). ValueError when the model has no
 /// classifier head or a label is not one of its classes.
-at::Tensor sequence_classification_loss(model::Model& model, const TrainingBatch& batch);
+TaskLoss sequence_classification_loss(model::Model& model, const TrainingBatch& batch);
 
 }  // namespace stunt::train

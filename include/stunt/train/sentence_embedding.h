@@ -54,7 +54,7 @@ class SentenceEmbeddingData : public TrainingData {
 
 /// The loss of a batch of SentenceEmbeddingData: mean squared error between cos(u, v) and the
 /// scores for pairs, between the embeddings and the targets otherwise (mean over elements).
-at::Tensor sentence_embedding_loss(model::Model& model, const TrainingBatch& batch,
-                                   const model::SentencePooling& pooling);
+TaskLoss sentence_embedding_loss(model::Model& model, const TrainingBatch& batch,
+                                 const model::SentencePooling& pooling);
 
 }  // namespace stunt::train

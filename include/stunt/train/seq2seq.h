@@ -44,6 +44,6 @@ class Seq2SeqData : public TrainingData {
 /// Mean cross-entropy of the decoder's logits [batch, target, vocab] over the labels that are
 /// not -100 (T5ForConditionalGeneration's loss). ValueError when the model is not an
 /// encoder-decoder.
-at::Tensor seq2seq_loss(model::Model& model, const TrainingBatch& batch);
+TaskLoss seq2seq_loss(model::Model& model, const TrainingBatch& batch);
 
 }  // namespace stunt::train

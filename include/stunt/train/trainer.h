@@ -66,8 +66,18 @@ class TokenWindowData : public TrainingData {
   std::string fingerprint_;
 };
 
+/// What a loss function gives the trainer: the batch's mean loss, and the model's outputs it
+/// came from, which callbacks that add terms (distillation) compare with a teacher's. A bare
+/// loss tensor converts to it, with no outputs.
+struct TaskLoss {
+  TaskLoss(at::Tensor loss, model::Output output = {})  // NOLINT(google-explicit-constructor)
+      : loss(std::move(loss)), output(std::move(output)) {}
+  at::Tensor loss;
+  model::Output output;
+};
+
 /// The mean loss of a batch, computed with autograd on the model's forward_with_grad().
-using LossFunction = std::function<at::Tensor(model::Model& model, const TrainingBatch& batch)>;
+using LossFunction = std::function<TaskLoss(model::Model& model, const TrainingBatch& batch)>;
 
 /// Measures the model on held-out data (accuracy, perplexity): names and values. The trainer
 /// calls it in evaluation mode (dropout off) without autograd; it must not change the model.
@@ -80,7 +90,7 @@ void densify_gradients(const std::vector<std::pair<std::string, at::Tensor>>& pa
 
 /// Next-token cross-entropy over the positions whose label is not -100 (transformers'
 /// causal-LM loss: logits at position t predict labels at t + 1).
-at::Tensor causal_lm_loss(model::Model& model, const TrainingBatch& batch);
+TaskLoss causal_lm_loss(model::Model& model, const TrainingBatch& batch);
 
 enum class OptimizerKind { AdamW, Sgd };
 
@@ -174,8 +184,10 @@ class TrainingCallbacks {
   virtual std::string name() const = 0;
   virtual void on_train_start(const StepInfo& info) {}
   virtual void on_batch_start(const StepInfo& info) {}
-  /// May replace `loss` (distillation adds its terms).
-  virtual void on_loss(const StepInfo& info, const TrainingBatch& batch, at::Tensor& loss) {}
+  /// May replace `loss` (distillation adds its terms); `output` is the model's output on `batch`
+  /// that the loss came from (empty when the loss function gives none).
+  virtual void on_loss(const StepInfo& info, const TrainingBatch& batch,
+                       const model::Output& output, at::Tensor& loss) {}
   virtual void on_optimizer_pre_step(const StepInfo& info) {}
   virtual void on_optimizer_post_step(const StepInfo& info) {}
   virtual void on_epoch_end(const StepInfo& info) {}

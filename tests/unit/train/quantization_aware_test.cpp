@@ -83,14 +83,14 @@ TEST_F(QuantizationAwareTest, LearnedScalesMoveAndTrainingLowersTheQuantizedLoss
   QuantizationAwareTraining training(targets, qat(quant::FakeQuantEstimator::LearnedStepSize));
   const at::Tensor initial_scale = training.weight_qparams(0).scale.detach().clone();
   training.on_train_start(StepInfo{});
-  const double before = causal_lm_loss(*model, probe).item<double>();
+  const double before = causal_lm_loss(*model, probe).loss.item<double>();
 
   TrainerOptions o = options(100);
   o.learning_rate.peak = 1e-2;
   Trainer trainer(*model, data, causal_lm_loss, o);
   trainer.add_callbacks(training);
   trainer.run();
-  const double after = causal_lm_loss(*model, probe).item<double>();
+  const double after = causal_lm_loss(*model, probe).loss.item<double>();
   EXPECT_LT(after, 0.5 * before) << "before " << before << ", after " << after;
   // The optimizer moved the scales: they are learned, not observed.
   EXPECT_FALSE(training.weight_qparams(0).scale.detach().equal(initial_scale));

