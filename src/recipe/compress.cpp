@@ -38,9 +38,11 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
     for (const ModifierCheck& check : check_oneshot(recipe)) {
       if (!check.refusal.empty()) throw RecipeError(check.refusal);
     }
-    STUNT_CHECK_AS(ValueError, !options.dataset.empty(), recipe.source,
+    STUNT_CHECK_AS(ValueError, !options.dataset.empty() || !options.training.labels.empty(),
+                   recipe.source,
                    ": the recipe has a train stage; give the training data with --dataset (text, "
-                   "JSONL with a \"text\" field, or .safetensors input_ids)");
+                   "JSONL with a \"text\" field, or .safetensors input_ids), or a teacher's "
+                   "labels with --labels");
   }
   bool torchscript = false;
   if (model_path.extension() != ".gguf") {

@@ -67,10 +67,13 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
 
   void resolve(State& state) override {
     const std::string& where = spec().where();
-    STUNT_CHECK_AS(RecipeError, state.teacher != nullptr, where, ": ", spec().type,
+    STUNT_CHECK_AS(RecipeError, state.teacher != nullptr || state.stored_teacher, where, ": ",
+                   spec().type,
                    " trains the student on a teacher's outputs; name the teacher with --teacher "
-                   "MODEL (a Hugging Face folder or GGUF file)");
+                   "MODEL (a Hugging Face folder or GGUF file), or give its stored "
+                   "log-probabilities with --labels");
     teacher_ = state.teacher;
+    if (teacher_ == nullptr) return;
     const auto* student = dynamic_cast<const model::HfModel*>(state.model);
     const auto* teacher = dynamic_cast<const model::HfModel*>(teacher_);
     if (student != nullptr && teacher != nullptr && student->config().has("vocab_size") &&
@@ -101,6 +104,15 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
                    " distils logits, and this task's model gives none (a sentence-embedding "
                    "encoder); train it on the teacher's embeddings instead (compress label "
                    "--kind embed, then --labels)");
+    if (batch.teacher.top_ids.defined()) {
+      // Offline: the teacher's stored top-k (compress label --kind logits).
+      const at::Tensor distill = distill::top_k_distillation_loss(
+          output.logits, batch.teacher.top_ids, batch.teacher.top_log_probs, temperature_,
+          batch.teacher.scored);
+      mix(loss, distill);
+      return;
+    }
+    STUNT_CHECK_AS(InternalError, teacher_ != nullptr, where, ": no teacher and no stored labels");
     at::Tensor teacher_logits;
     {
       c10::NoGradGuard no_grad;
@@ -114,8 +126,12 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
                    output.logits.sizes(),
                    " on the same batch; logit distillation needs the same vocabulary (or classes) "
                    "in both");
-    const at::Tensor distill = distill::logit_distillation_loss(
-        output.logits, teacher_logits, temperature_, scored_positions(batch, output.logits));
+    mix(loss, distill::logit_distillation_loss(output.logits, teacher_logits, temperature_,
+                                               scored_positions(batch, output.logits)));
+  }
+
+  /// SparseML's mix of the task loss and the distillation term.
+  void mix(at::Tensor& loss, const at::Tensor& distill) {
     task_loss_ = loss.item<double>();
     distill_loss_ = distill.item<double>();
     loss = loss * (1.0 - hardness_) + distill * hardness_;

@@ -13,12 +13,15 @@
 #include "stunt/io/safetensors.h"
 #include "stunt/model/evaluate.h"
 #include "stunt/prune/gradual_schedule.h"
+#include "stunt/pseudolabel/label_set.h"
+#include "stunt/pseudolabel/labeler.h"
 #include "stunt/quant/compressed_tensors.h"
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/training.h"
 #include "stunt/train/classification.h"
 #include "stunt/train/sentence_embedding.h"
 #include "stunt/train/seq2seq.h"
+#include "stunt/train/teacher_labels.h"
 
 namespace stunt::recipe {
 namespace {
@@ -335,10 +338,32 @@ std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
                    ": no train stage of ", recipe.source,
                    " distils; add a DistillationModifier to a train stage, or leave out "
                    "--teacher");
+    STUNT_CHECK_AS(ValueError, training.labels.empty(), "--labels ", training.labels.string(),
+                   ": the teacher's log-probabilities there are what a DistillationModifier "
+                   "learns from, and no train stage of ",
+                   recipe.source, " has one; add it, or train on text with --dataset");
     return nullptr;
   }
   ModifierSpec located = *distiller;
   located.source = recipe.source;
+  if (!training.labels.empty()) {
+    // Offline: the teacher stays on disk. Named as well, it must be the one that labelled.
+    if (!training.teacher.empty()) {
+      STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",
+                     training.teacher.string(), ": no such file or folder");
+      const pseudolabel::Manifest manifest = pseudolabel::Manifest::read(training.labels);
+      const std::string recorded = manifest.teacher.value("sha256", "");
+      const std::string named = pseudolabel::model_content_hash(training.teacher);
+      STUNT_CHECK_AS(ValueError, recorded == named, "--labels ", training.labels.string(),
+                     ": labelled by ", manifest.teacher.value("path", std::string("?")),
+                     " (sha256 ", recorded.substr(0, 12), "), not by --teacher ",
+                     training.teacher.string(), " (sha256 ", named.substr(0, 12),
+                     "); relabel with this teacher, or name the one that labelled");
+      log::info("teacher: ", training.teacher.string(), " labelled ", training.labels.string(),
+                "; it is not loaded (offline distillation)");
+    }
+    return nullptr;
+  }
   STUNT_CHECK_AS(RecipeError, !training.teacher.empty(), located.where(), ": ", located.type,
                  " trains the student on a teacher's outputs; name the teacher with --teacher "
                  "MODEL (a Hugging Face folder or GGUF file)");
@@ -406,6 +431,11 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
         task = TrainingTask::CausalLm;
       }
     }
+    STUNT_CHECK_AS(ValueError, training.labels.empty() || task == TrainingTask::CausalLm,
+                   "--labels ", training.labels.string(),
+                   ": token-level distillation from a teacher's stored log-probabilities trains "
+                   "decoder-only language models (--task causal-lm); this ",
+                   model->architecture(), " run's task is another");
     if (task == TrainingTask::Seq2Seq) {
       STUNT_CHECK_AS(ValueError, model->architecture() == "t5", training.dataset.string(),
                      ": sequence-to-sequence training needs an encoder-decoder model (T5); this "
@@ -447,6 +477,17 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                      classes, "; give the model as many classes (num_labels) as the data has");
       data = std::move(records);
       loss = train::sequence_classification_loss;
+    } else if (!training.labels.empty()) {
+      auto labels = std::make_unique<train::TeacherLogitsData>(
+          training.labels, training.seq_len,
+          training.tokenizer != nullptr ? pad_id_of(*training.tokenizer) : 0);
+      const int64_t vocabulary = model->config().integer("vocab_size");
+      STUNT_CHECK_AS(ValueError, labels->largest_token() < vocabulary, "--labels ",
+                     training.labels.string(), ": token id ", labels->largest_token(),
+                     " is outside the student's vocabulary of ", vocabulary,
+                     " tokens; the labels come from a teacher with another tokenizer, and "
+                     "token-level distillation needs the student's");
+      data = std::move(labels);
     } else {
       data = std::make_unique<train::TokenWindowData>(training_windows(training));
     }
@@ -457,6 +498,7 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
 
   std::unique_ptr<model::HfModel> teacher = load_teacher(recipe, training);
   State state;
+  state.stored_teacher = !training.labels.empty();
   size_t i = 0;
   while (i < recipe.stages.size()) {
     if (is_train_stage(recipe.stages[i])) {

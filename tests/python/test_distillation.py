@@ -4,6 +4,8 @@ and the student is built from it by the recipe's first stage (LayerPruningModifi
 - the first step's loss is SparseML's DistillationModifier mix, (1 - hardness) · next-token loss
   + hardness · KL(teacher ‖ student at T) · T², computed here with transformers' teacher and the
   same layer-dropped student;
+- offline, from `compress label --kind logits`, the KD term is the same against the stored
+  top-k (renormalised over its k tokens), with no teacher loaded;
 - training with hardness 1 brings the student's distribution closer to the teacher's (KL measured
   here on the saved output), and training without a teacher does not do so as much;
 - bad input (no teacher, a teacher nothing reads, a teacher with another vocabulary, an output
@@ -128,6 +130,76 @@ def test_distilling_moves_the_student_toward_the_teacher(reference, windows, tmp
     # Both learn, and learning from the teacher gets closer to it than learning the text does.
     assert divergence["kd"] < 0.8 * before, (before, divergence)
     assert divergence["kd"] < divergence["plain"], (before, divergence)
+
+
+@pytest.fixture(scope="module")
+def stored_teacher(reference, windows, tmp_path_factory):
+    """The 4 windows as text, labelled by the teacher: its top-8 log-probabilities per position."""
+    _, tokenizer = reference
+    ids, _ = windows
+    folder = tmp_path_factory.mktemp("labels")
+    corpus = folder / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": tokenizer.decode(row)}) + "\n" for row in ids))
+    run("label", GGUF, "--data", corpus, "--kind", "logits", "--logits-top-k", "8",
+        "-o", folder / "labels", check=0)
+    return folder / "labels"
+
+
+def read_labels(folder):
+    from safetensors.torch import load_file
+
+    items = []
+    for lines in sorted(folder.glob("shard-*.jsonl")):
+        tensors = load_file(str(lines.with_suffix(".safetensors")))
+        for line in lines.read_text().splitlines():
+            record = json.loads(line)
+            rows = slice(record["offset"], record["offset"] + record["positions"])
+            items.append((torch.tensor(record["tokens"]), tensors["top_ids"][rows].long(),
+                          tensors["top_log_probs"][rows].float()))
+    return items
+
+
+def test_offline_first_step_loss_is_the_top_k_mix(reference, stored_teacher, tmp_path):
+    """No teacher in memory: the loss's KD term is computed against the stored top-k."""
+    teacher, _ = reference
+    items = read_labels(stored_teacher)
+    assert len(items) == WINDOWS
+    out = tmp_path / "out"
+    metrics = tmp_path / "metrics.jsonl"
+    result = run("--recipe", recipe(tmp_path, ["hardness: 0.25", "temperature: 3.0"]), GGUF, "-o",
+                 out, "--labels", stored_teacher, "--batch-size", str(WINDOWS), "--max-steps", "1",
+                 "--learning-rate", "1e-5", "--metrics", metrics, check=0)
+    assert "teacher: loading" not in result.stderr
+    line = json.loads(metrics.read_text().splitlines()[0])
+    student = layer_dropped(teacher, KEEP)
+    ce_sum = kd_sum = 0.0
+    ce_count = kd_count = 0
+    with torch.no_grad():
+        for tokens, top_ids, top_log_probs in items:
+            logits = student(tokens[None]).logits[0]
+            ce_sum += F.cross_entropy(logits[:-1], tokens[1:], reduction="sum").item()
+            ce_count += len(tokens) - 1
+            p = F.log_softmax(top_log_probs / 3.0, -1)
+            q = F.log_softmax(logits[:-1] / 3.0, -1).gather(-1, top_ids)
+            kd_sum += ((p.exp() * (p - q)).sum() * 9.0).item()
+            kd_count += len(tokens) - 1
+    task, term = ce_sum / ce_count, kd_sum / kd_count
+    assert line["task_loss"] == pytest.approx(task, rel=1e-4)
+    assert line["distill_loss"] == pytest.approx(term, rel=1e-4)
+    assert line["loss"] == pytest.approx(0.75 * task + 0.25 * term, rel=1e-4)
+
+
+@pytest.mark.parametrize("lines, extra, message", [
+    (["hardness: 0.5"], ["--teacher", MINILM], "not by --teacher"),
+    (None, [], "learns from, and no train stage of"),
+])
+def test_bad_offline_distillation_gets_one_clear_error(stored_teacher, tmp_path, lines, extra,
+                                                       message):
+    out = tmp_path / "out"
+    result = run("--recipe", recipe(tmp_path, lines), GGUF, "-o", out, "--labels", stored_teacher,
+                 *extra, check=1)
+    assert message in result.stderr, result.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("lines, extra, message", [

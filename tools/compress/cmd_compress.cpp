@@ -24,6 +24,7 @@ Runner add_compress(CLI::App& app) {
     std::string task = "auto";
     std::string eval_data;
     std::string teacher;
+    std::string labels;
     std::string checkpoint_dir;
     std::string resume;
     std::string metrics;
@@ -77,6 +78,11 @@ Runner add_compress(CLI::App& app) {
   app.add_option("--teacher", options->teacher,
                  "The teacher a DistillationModifier learns from (Hugging Face folder or .gguf "
                  "file), loaded once and run in inference mode beside the student")
+      ->group(train_group);
+  app.add_option("--labels", options->labels,
+                 "Offline distillation: train on a label folder of the teacher's top-k "
+                 "log-probabilities (compress label --kind logits) instead of --dataset; no "
+                 "teacher in memory")
       ->group(train_group);
   app.add_option("--eval-data", options->eval_data,
                  "Held-out data in the form of --dataset: accuracy (classification) or perplexity "
@@ -153,6 +159,7 @@ Runner add_compress(CLI::App& app) {
     compress.training.checkpoint_dir = options->checkpoint_dir;
     compress.training.eval_data = options->eval_data;
     compress.training.teacher = options->teacher;
+    compress.training.labels = options->labels;
     compress.training.metrics_file = options->metrics;
     if (!options->resume.empty()) {
       compress.training.resume = true;

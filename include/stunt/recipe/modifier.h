@@ -48,6 +48,9 @@ struct State {
   /// The teacher that distillation modifiers learn from (TrainingRunOptions::teacher), in
   /// inference mode; null when the run has none.
   model::Model* teacher = nullptr;
+  /// Whether the training batches carry the teacher's stored top-k instead (offline
+  /// distillation from --labels).
+  bool stored_teacher = false;
   /// Scales, zero points and schemes of every quantized layer.
   quant::QuantizationPlan quantization;
   /// Where the model will run ("cpu", "a10", "a100", "h100", "h200", or "" when unsaid); modifiers

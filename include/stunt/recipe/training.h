@@ -113,6 +113,11 @@ struct TrainingRunOptions {
   /// The teacher of distillation modifiers (a Hugging Face folder, GGUF file or
   /// compressed-tensors folder), loaded once when a train stage distils; refused when none does.
   std::filesystem::path teacher;
+  /// Offline distillation: a label folder of the teacher's top-k log-probabilities (`compress
+  /// label --kind logits`) to train on instead of `dataset` (which then only calibrates one-shot
+  /// stages); a DistillationModifier learns from them with no teacher in memory. With `teacher`
+  /// also set, the labels must come from that teacher (it is not loaded).
+  std::filesystem::path labels;
   /// The model's tokenizer, for text datasets.
   const io::Tokenizer* tokenizer = nullptr;
   /// Identifies the run in checkpoints (the model's path); the recipe is added.

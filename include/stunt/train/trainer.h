@@ -33,11 +33,23 @@
 
 namespace stunt::train {
 
+/// A teacher known by its stored top-k per position (offline distillation, TeacherLogitsData);
+/// all undefined when the batch carries none.
+struct StoredTeacher {
+  /// [batch, seq, k] token ids and the teacher's log-probabilities of them; row t is the
+  /// distribution over the token after position t.
+  at::Tensor top_ids;
+  at::Tensor top_log_probs;
+  /// [batch, seq] bool: where a row is stored.
+  at::Tensor scored;
+};
+
 /// One batch: the model's inputs and the targets the task scores.
 struct TrainingBatch {
   model::Batch inputs;
   /// Causal language modelling: the ids to predict, [batch, seq], -100 where nothing is scored.
   at::Tensor labels;
+  StoredTeacher teacher;
 };
 
 /// Examples addressed by index, so that the trainer can order them by seed and resume anywhere.
