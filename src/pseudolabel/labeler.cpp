@@ -22,6 +22,7 @@
 #include "stunt/core/progress.h"
 #include "stunt/core/sha256.h"
 #include "stunt/core/strings.h"
+#include "stunt/io/dataset.h"
 #include "stunt/io/safetensors.h"
 #include "stunt/pseudolabel/label_set.h"
 
@@ -540,7 +541,8 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
           entry.dropped["too_long"] += 1;
           continue;
         }
-        p.ids.resize(static_cast<size_t>(max_input));
+        // As transformers' truncation: the text's tokens are cut, [CLS] ... [SEP] kept.
+        p.ids = io::encode_truncated(tokenizer, item->text, max_input, o.add_special_tokens);
         p.truncated = true;
         entry.truncated += 1;
       }
