@@ -17,6 +17,12 @@ void check_temperature(double temperature) {
                  "SparseML's default)");
 }
 
+/// A tail below this is the rounding of the stored probabilities' sum, not mass: tempered (its
+/// T-th root) it would weigh far more than it is. The teacher's becomes 0; the student's
+/// kSmallestTail, so that its log stays finite.
+constexpr double kRoundingTail = 1e-6;
+constexpr double kSmallestTail = 1e-30;
+
 using detail::check_keep;
 using detail::loss_dtype;
 using detail::scored_rows;
@@ -81,10 +87,22 @@ at::Tensor top_k_distillation_loss(const at::Tensor& student_logits, const at::T
   }
   check_keep(keep, student_logits);
   const c10::ScalarType dtype = loss_dtype(student_logits);
-  const at::Tensor student = scored_rows(student_logits.to(dtype), keep) / temperature;
+  const at::Tensor student = scored_rows(student_logits.to(dtype), keep);
   const at::Tensor ids = scored_rows(top_ids.to(at::kLong), keep);
-  const at::Tensor teacher = scored_rows(top_log_probs.detach().to(dtype), keep) / temperature;
-  return tempered_kl(at::log_softmax(teacher, -1), at::log_softmax(student, -1).gather(1, ids),
+  const at::Tensor teacher = scored_rows(top_log_probs.detach().to(dtype), keep);
+  // Both distributions coarsened alike to k + 1 categories, the stored tokens and the rest of
+  // the vocabulary as one "tail" token, then tempered alike. The teacher's tempered tail cannot
+  // be known from its top-k; renormalising over the k tokens, or tempering only the student's
+  // tail token by token, would tell the student to put far less mass outside them than it
+  // does, and make it over-confident.
+  at::Tensor teacher_tail = 1.0 - teacher.exp().sum(-1, true);
+  teacher_tail = teacher_tail.masked_fill(teacher_tail < kRoundingTail, 0.0);
+  const at::Tensor student_top = at::log_softmax(student, -1).gather(1, ids);
+  at::Tensor student_tail = 1.0 - student_top.exp().sum(-1, true);
+  student_tail = student_tail.masked_fill(student_tail < kRoundingTail, kSmallestTail).log();
+  const at::Tensor teacher_buckets = at::cat({teacher, teacher_tail.log()}, -1) / temperature;
+  const at::Tensor student_buckets = at::cat({student_top, student_tail}, -1) / temperature;
+  return tempered_kl(at::log_softmax(teacher_buckets, -1), at::log_softmax(student_buckets, -1),
                      temperature);
 }
 

@@ -63,9 +63,18 @@ def sparseml_kd(student, teacher, keep, temperature):
 
 
 def top_k_kd(student, top_ids, top_log_probs, keep, temperature):
-    log_p = F.log_softmax(top_log_probs.float() / temperature, -1)
-    log_q = F.log_softmax(student / temperature, -1).gather(-1, top_ids.long())
-    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)
+    """Both coarsened to the k stored tokens and the rest of the vocabulary as one more category,
+    then tempered alike."""
+    stored = top_log_probs.to(student.dtype)
+    tail = 1 - stored.exp().sum(-1, keepdim=True)
+    tail = tail.masked_fill(tail < 1e-6, 0).log()  # below 1e-6: the sum's rounding, not mass
+    log_p = F.log_softmax(torch.cat([stored, tail], -1) / temperature, -1)
+    q_top = F.log_softmax(student, -1).gather(-1, top_ids.long())
+    q_tail = 1 - q_top.exp().sum(-1, keepdim=True)
+    q_tail = q_tail.masked_fill(q_tail < 1e-6, 1e-30).log()
+    log_q = F.log_softmax(torch.cat([q_top, q_tail], -1) / temperature, -1)
+    per_position = torch.special.xlogy(log_p.exp(), log_p.exp()).sum(-1) - (
+        log_p.exp() * log_q).sum(-1)
     return per_position[keep.bool()].mean() * temperature ** 2
 
 

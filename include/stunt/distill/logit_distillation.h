@@ -7,8 +7,10 @@
 /// summed over the vocabulary and averaged over the scored positions. The T² keeps the
 /// gradient's size independent of T (Hinton et al. 2015). Offline, from `compress label --kind
 /// logits` (top_k_distillation_loss), the teacher is known only by its k most likely tokens per
-/// position: its distribution is renormalised over them, tempered the same way, and compared
-/// with the student's full distribution at those ids.
+/// position: both distributions are coarsened alike to k + 1 categories, the stored tokens and
+/// the rest of the vocabulary as one (its mass is 1 minus the stored tokens'), then tempered
+/// alike over those categories. At T = 1 that is the exact KL between the coarsened
+/// distributions; with every token stored it is the in-memory loss.
 
 #include <ATen/core/Tensor.h>
 
@@ -26,9 +28,10 @@ at::Tensor logit_distillation_loss(const at::Tensor& student_logits,
 
 /// The same loss against a teacher stored as its top-k: top_ids [..., k] (integer token ids) and
 /// top_log_probs [..., k] (the teacher's log-probabilities of those tokens, any float type), the
-/// leading dimensions those of student_logits [..., vocab]. The teacher's tempered distribution
-/// is softmax(top_log_probs / T) over the k tokens; the loss is Σ p · (log p − log q) · T² with
-/// q the student's tempered softmax over the whole vocabulary, gathered at top_ids.
+/// leading dimensions those of student_logits [..., vocab]. With c(x) = [x, log(1 − Σ exp(x))]
+/// (a tail below 1e-6 is rounding: 0), p = softmax(c(top_log_probs) / T) and q = softmax(c(log
+/// softmax(student) at top_ids) / T); the loss is Σ p · (log p − log q) · T² over the k + 1
+/// categories.
 at::Tensor top_k_distillation_loss(const at::Tensor& student_logits, const at::Tensor& top_ids,
                                    const at::Tensor& top_log_probs, double temperature,
                                    const at::Tensor& keep = {});

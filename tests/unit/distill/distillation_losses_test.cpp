@@ -77,7 +77,7 @@ TEST(LogitDistillation, FloatLogitsAgreeWithDouble) {
   EXPECT_NEAR(single.item<double>(), exact, 1e-2 * exact);  // half-precision teacher
 }
 
-TEST(TopKDistillation, EqualsTheRenormalisedTopKFormula) {
+TEST(TopKDistillation, EqualsTheStoredTokensPlusTailFormula) {
   const int64_t vocab = 13;
   const int64_t k = 4;
   const at::Tensor student = random_logits({2, 3, vocab}, 7);
@@ -90,9 +90,13 @@ TEST(TopKDistillation, EqualsTheRenormalisedTopKFormula) {
   for (int64_t b = 0; b < 2; ++b) {
     for (int64_t i = 0; i < 3; ++i) {
       if (keep[b][i].item<int64_t>() == 0) continue;
-      const at::Tensor log_p = at::log_softmax(top_values[b][i] / T, -1);
+      // The k stored tokens and the tail (the rest of the vocabulary) as one category.
+      const at::Tensor stored = top_values[b][i];
+      const at::Tensor tail = (1 - stored.exp().sum()).log().view({1});  // k < vocab: real mass
+      const at::Tensor log_p = at::log_softmax(at::cat({stored, tail}) / T, -1);
+      const at::Tensor q_top = at::log_softmax(student[b][i], -1).index_select(0, top_ids[b][i]);
       const at::Tensor log_q =
-          at::log_softmax(student[b][i] / T, -1).index_select(0, top_ids[b][i]);
+          at::log_softmax(at::cat({q_top, (1 - q_top.exp().sum()).log().view({1})}) / T, -1);
       expected += (log_p.exp() * (log_p - log_q)).sum().item<double>() * T * T;
       ++scored;
     }
