@@ -109,7 +109,8 @@ CompressResult compress_model(const Recipe& recipe, const fs::path& model_path,
   } else {
     auto model = quant::load_model(model_path);
     std::optional<io::Tokenizer> tokenizer;
-    if (!options.dataset.empty() && !tokenized) {
+    // Text to read, or labels (texts of a labelled corpus, the pad id of stored tokens).
+    if ((!options.dataset.empty() && !tokenized) || !options.training.labels.empty()) {
       tokenizer.emplace(model::load_model_tokenizer(model_path));
     }
     const bool calibrates = std::any_of(recipe.stages.begin(), recipe.stages.end(),

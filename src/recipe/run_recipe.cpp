@@ -13,6 +13,8 @@
 #include "stunt/io/safetensors.h"
 #include "stunt/model/evaluate.h"
 #include "stunt/prune/gradual_schedule.h"
+#include "stunt/core/sha256.h"
+#include "stunt/pseudolabel/corpus.h"
 #include "stunt/pseudolabel/label_set.h"
 #include "stunt/pseudolabel/labeler.h"
 #include "stunt/quant/compressed_tensors.h"
@@ -120,6 +122,59 @@ train::Seq2SeqData seq2seq_records(const TrainingRunOptions& options, int64_t de
             " tokens each) from ", options.dataset.string());
   return train::Seq2SeqData(std::move(examples), pad_id_of(tokenizer), decoder_start,
                             options.dataset.string(), records_fingerprint(options));
+}
+
+/// Texts with the teacher's embeddings as targets, from a `compress label --kind embed` folder:
+/// each labelled item's text is read back from the corpus the manifest names, through the same
+/// template and tokenizer settings (refused when the corpus changed since), and cut to seq_len.
+train::SentenceEmbeddingData label_embedding_records(const TrainingRunOptions& options) {
+  const std::string where = str("--labels ", options.labels.string());
+  STUNT_CHECK_AS(ValueError, options.tokenizer != nullptr, where,
+                 ": sentence-embedding training reads text, which needs the model's tokenizer");
+  const pseudolabel::LabelSet labels(options.labels);
+  const pseudolabel::Manifest& manifest = labels.manifest();
+  STUNT_CHECK_AS(ValueError, manifest.kind == "embed", where, ": labels of kind '",
+                 manifest.kind,
+                 "'; a sentence-embedding student learns from a teacher's embeddings (compress "
+                 "label --kind embed)");
+  const std::filesystem::path corpus = manifest.input.value("path", std::string());
+  STUNT_CHECK_AS(ValueError, std::filesystem::exists(corpus), where,
+                 ": the labels keep the teacher's embeddings, not the texts, and the corpus they "
+                 "were made from (",
+                 corpus.string(), ") is not there; run from the folder the labelling ran in");
+  STUNT_CHECK_AS(ValueError, sha256_file(corpus) == manifest.input.value("sha256", ""), where,
+                 ": ", corpus.string(),
+                 " changed since it was labelled; the texts would not match their embeddings. "
+                 "Relabel it");
+  pseudolabel::CorpusOptions read;
+  read.prompt_template = manifest.settings.value("template", std::string("{text}"));
+  read.format = manifest.settings.value("format", std::string("lines")) == "jsonl"
+                    ? pseudolabel::CorpusFormat::Jsonl
+                    : pseudolabel::CorpusFormat::Lines;
+  read.id_field = manifest.settings.value("id_field", std::string("id"));
+  const bool special = manifest.settings.value("add_special_tokens", true);
+  pseudolabel::CorpusReader reader(corpus, read);
+  std::optional<pseudolabel::CorpusItem> item = reader.next();
+  std::vector<train::EmbeddingExample> examples;
+  labels.for_each([&](const pseudolabel::LabeledItem& labeled) {
+    const int64_t index = labeled.record.value("index", int64_t{-1});
+    while (item && item->index < index) item = reader.next();
+    STUNT_CHECK_AS(FormatError, item && item->index == index, where, ": item ", index,
+                   " is not in ", corpus.string());
+    const at::Tensor target = labeled.tensors.at("embeddings").to(at::kFloat).contiguous();
+    train::EmbeddingExample e;
+    e.line = item->line;
+    e.text = io::encode_truncated(*options.tokenizer, item->text, options.seq_len, special);
+    e.target.assign(target.data_ptr<float>(), target.data_ptr<float>() + target.numel());
+    examples.push_back(std::move(e));
+  });
+  log::info("training data: ", examples.size(), " texts of ", corpus.string(),
+            " with the teacher's embeddings from ", options.labels.string());
+  return train::SentenceEmbeddingData(std::move(examples), pad_id_of(*options.tokenizer),
+                                      options.labels.string(),
+                                      str("labels ", manifest.input.value("sha256", ""), " ",
+                                          manifest.teacher.value("sha256", ""), " ",
+                                          options.seq_len));
 }
 
 /// Sentence pairs with scores ("text", "text_pair", "score") or texts with target embeddings
@@ -338,7 +393,11 @@ std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
                    ": no train stage of ", recipe.source,
                    " distils; add a DistillationModifier to a train stage, or leave out "
                    "--teacher");
-    STUNT_CHECK_AS(ValueError, training.labels.empty(), "--labels ", training.labels.string(),
+    // Embeddings are the sentence-embedding task's targets; log-probabilities need the modifier.
+    STUNT_CHECK_AS(ValueError,
+                   training.labels.empty() ||
+                       pseudolabel::Manifest::read(training.labels).kind != "logits",
+                   "--labels ", training.labels.string(),
                    ": the teacher's log-probabilities there are what a DistillationModifier "
                    "learns from, and no train stage of ",
                    recipe.source, " has one; add it, or train on text with --dataset");
@@ -431,10 +490,12 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
         task = TrainingTask::CausalLm;
       }
     }
-    STUNT_CHECK_AS(ValueError, training.labels.empty() || task == TrainingTask::CausalLm,
+    STUNT_CHECK_AS(ValueError,
+                   training.labels.empty() || task == TrainingTask::CausalLm ||
+                       task == TrainingTask::SentenceEmbedding,
                    "--labels ", training.labels.string(),
-                   ": token-level distillation from a teacher's stored log-probabilities trains "
-                   "decoder-only language models (--task causal-lm); this ",
+                   ": students learn from stored labels as decoder-only language models (the "
+                   "teacher's log-probabilities) or sentence encoders (its embeddings); this ",
                    model->architecture(), " run's task is another");
     if (task == TrainingTask::Seq2Seq) {
       STUNT_CHECK_AS(ValueError, model->architecture() == "t5", training.dataset.string(),
@@ -453,7 +514,9 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
       }
     } else if (task == TrainingTask::SentenceEmbedding) {
       const model::SentencePooling pooling = model::SentencePooling::from_folder(model->source());
-      data = std::make_unique<train::SentenceEmbeddingData>(embedding_records(training));
+      data = std::make_unique<train::SentenceEmbeddingData>(
+          training.labels.empty() ? embedding_records(training)
+                                  : label_embedding_records(training));
       loss = [pooling](model::Model& m, const train::TrainingBatch& b) {
         return train::sentence_embedding_loss(m, b, pooling);
       };

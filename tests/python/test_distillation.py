@@ -5,7 +5,8 @@ and the student is built from it by the recipe's first stage (LayerPruningModifi
   + hardness · KL(teacher ‖ student at T) · T², computed here with transformers' teacher and the
   same layer-dropped student;
 - offline, from `compress label --kind logits`, the KD term is the same against the stored
-  top-k (renormalised over its k tokens), with no teacher loaded;
+  top-k (both distributions coarsened to the k tokens and the rest of the vocabulary as one
+  more category, then tempered), with no teacher loaded;
 - training with hardness 1 brings the student's distribution closer to the teacher's (KL measured
   here on the saved output), and training without a teacher does not do so as much;
 - bad input (no teacher, a teacher nothing reads, a teacher with another vocabulary, an output
@@ -179,8 +180,13 @@ def test_offline_first_step_loss_is_the_top_k_mix(reference, stored_teacher, tmp
             logits = student(tokens[None]).logits[0]
             ce_sum += F.cross_entropy(logits[:-1], tokens[1:], reduction="sum").item()
             ce_count += len(tokens) - 1
-            p = F.log_softmax(top_log_probs / 3.0, -1)
-            q = F.log_softmax(logits[:-1] / 3.0, -1).gather(-1, top_ids)
+            # The stored top-k and the rest of the vocabulary as one more category.
+            tail = 1 - top_log_probs.exp().sum(-1, keepdim=True)
+            tail = tail.masked_fill(tail < 1e-6, 0).log()
+            p = F.log_softmax(torch.cat([top_log_probs, tail], -1) / 3.0, -1)
+            q = F.log_softmax(logits[:-1], -1).gather(-1, top_ids)
+            q = F.log_softmax(torch.cat([q, (1 - q.exp().sum(-1, keepdim=True)).log()], -1) / 3.0,
+                              -1)
             kd_sum += ((p.exp() * (p - q)).sum() * 9.0).item()
             kd_count += len(tokens) - 1
     task, term = ce_sum / ce_count, kd_sum / kd_count
@@ -219,3 +225,59 @@ def test_bad_distillation_gets_one_clear_error(windows, tmp_path, lines, extra, 
     if lines is not None:
         assert "distill_stage.distill_modifiers[1]" in result.stderr, result.stderr
     assert not out.exists()
+
+
+def mean_pooled(model, tokenizer, texts):
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    hidden = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    return F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1)
+
+
+def test_encoder_student_learns_the_teachers_embeddings_from_labels(tmp_path):
+    """MiniLM labels a corpus (compress label --kind embed); a 3-layer student built from it
+    trains on the label folder: the first step's loss is the squared error between its pooled,
+    normalized embeddings and the teacher's, as transformers computes them. A corpus changed
+    after labelling is refused."""
+    import copy
+    import shutil
+
+    from transformers import AutoModel, AutoTokenizer
+
+    # Dropout off (config only), so that the training step's loss is deterministic.
+    minilm = tmp_path / "minilm"
+    shutil.copytree(MINILM, minilm)
+    config = json.loads((minilm / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (minilm / "config.json").write_text(json.dumps(config))
+    texts = [line for line in WIKITEXT.read_text(encoding="utf-8").splitlines()
+             if len(line.split()) > 12][:6]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    run("label", minilm, "--data", corpus, "--kind", "embed", "-o", tmp_path / "labels",
+        "--max-input-tokens", "64", check=0)
+    recipe_path = tmp_path / "encoder.yaml"
+    recipe_path.write_text("student_stage:\n  student_modifiers:\n    - !LayerPruningModifier\n"
+                           "      keep_layers: 3\n"
+                           "train_stage:\n  run_type: train\n  train_modifiers:\n"
+                           "    - !EpochRangeModifier\n      start_epoch: 0\n      end_epoch: 1\n")
+    metrics = tmp_path / "metrics.jsonl"
+    run("--recipe", recipe_path, minilm, "-o", tmp_path / "out", "--labels", tmp_path / "labels",
+        "--seq-len", "64", "--batch-size", str(len(texts)), "--max-steps", "1", "--metrics",
+        metrics, check=0)
+    loss = json.loads(metrics.read_text().splitlines()[0])["loss"]
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    teacher = AutoModel.from_pretrained(minilm, dtype=torch.float32).eval()
+    student = copy.deepcopy(teacher)
+    student.encoder.layer = torch.nn.ModuleList(
+        [student.encoder.layer[i] for i in numpy.linspace(0, 5, 3, dtype=int)])
+    with torch.no_grad():
+        expected = F.mse_loss(mean_pooled(student, tokenizer, texts),
+                              mean_pooled(teacher, tokenizer, texts))
+    assert loss == pytest.approx(expected.item(), rel=1e-4)
+
+    corpus.write_text("\n".join(reversed(texts)) + "\n")
+    result = run("--recipe", recipe_path, minilm, "-o", tmp_path / "again", "--labels",
+                 tmp_path / "labels", "--max-steps", "1", check=1)
+    assert "changed since it was labelled" in result.stderr, result.stderr
+    assert not (tmp_path / "again").exists()
