@@ -3,10 +3,15 @@
 // token windows, then one JSON line with the median step time, tokens per second and the
 // process's peak RSS. Causal language models train on next-token loss; BERT encoders as sentence
 // encoders, on the squared error of their pooled embeddings against random targets.
+// With `--distill-keep N` the step is a distillation step: the student keeps N evenly spaced
+// layers of the model (recipe LayerPruningModifier keep_layers), the whole model is the teacher,
+// run without autograd on the same batch, and the recipe's DistillationModifier mixes the losses
+// (hardness 0.5, temperature 2.0: SparseML's defaults).
 // benchmarks/train_step_speed.py runs it beside the same step written in PyTorch eager.
 //
 //   stunt_train_bench MODEL_DIR|MODEL.gguf [--batch 4] [--seq 128] [--threads N]
 //                     [--warmup 2] [--iters 10] [--seed 0] [--profile TRACE.json]
+//                     [--distill-keep N]
 //
 // `--profile` records the last step with the autograd profiler as a Chrome trace, to see which
 // operators a step spends its time in.
@@ -20,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -27,6 +33,9 @@
 
 #include "bench_util.h"
 #include "stunt/model/hf_model.h"
+#include "stunt/prune/structure.h"
+#include "stunt/recipe/modifier.h"
+#include "stunt/recipe/training.h"
 #include "stunt/train/sentence_embedding.h"
 #include "stunt/train/trainer.h"
 #include "torch/csrc/autograd/profiler_legacy.h"
@@ -42,6 +51,7 @@ struct BenchOptions {
   int iters = 10;
   uint64_t seed = 0;
   std::string profile;
+  int64_t distill_keep = 0;
 };
 
 /// The peak resident set of this process (VmHWM), in MiB.
@@ -85,9 +95,41 @@ class StepTimer : public stunt::train::TrainingCallbacks {
 int run(const BenchOptions& options) {
   at::set_num_threads(options.threads);
   const std::filesystem::path source = options.model;
-  const std::unique_ptr<stunt::model::HfModel> model = source.extension() == ".gguf"
-                                                           ? stunt::model::load_gguf_model(source)
-                                                           : stunt::model::load_hf_model(source);
+  auto load = [&] {
+    return source.extension() == ".gguf" ? stunt::model::load_gguf_model(source)
+                                         : stunt::model::load_hf_model(source);
+  };
+  std::unique_ptr<stunt::model::HfModel> model = load();
+  // Distillation: the loaded model is the teacher; the student, loaded on its own (no tensor
+  // shared with the teacher), keeps distill_keep evenly spaced layers.
+  std::unique_ptr<stunt::model::HfModel> teacher;
+  std::unique_ptr<stunt::recipe::TrainingModifier> distillation;
+  if (options.distill_keep > 0) {
+    teacher = std::move(model);
+    const std::unique_ptr<stunt::model::HfModel> whole = load();
+    const stunt::model::BlockStack stack = stunt::prune::structure_layout(*whole).stacks.at(0);
+    // numpy's linspace(0, count - 1, keep) as integers, as keep_layers picks.
+    std::set<int64_t> kept = {stack.count - 1};
+    const double spacing =
+        static_cast<double>(stack.count - 1) / static_cast<double>(options.distill_keep - 1);
+    for (int64_t k = 0; k + 1 < options.distill_keep; ++k) {
+      kept.insert(static_cast<int64_t>(static_cast<double>(k) * spacing));
+    }
+    std::vector<int64_t> drop;
+    for (int64_t i = 0; i < stack.count; ++i) {
+      if (kept.count(i) == 0) drop.push_back(i);
+    }
+    model = stunt::prune::drop_blocks(*whole, stack.name, drop, "--distill-keep");
+    stunt::recipe::ModifierSpec spec{"DistillationModifier", "distill",
+                                     "bench.distill_modifiers.DistillationModifier",
+                                     stunt::recipe::Value{{"hardness", 0.5}, {"temperature", 2.0}}};
+    distillation =
+        stunt::recipe::make_training_modifier(spec, stunt::recipe::RecipeSyntax::SparseML);
+    stunt::recipe::State state;
+    state.model = model.get();
+    state.teacher = teacher.get();
+    distillation->resolve(state);
+  }
   const int64_t vocab = model->config().integer("vocab_size");
   const int steps = options.warmup + options.iters;
 
@@ -131,6 +173,9 @@ int run(const BenchOptions& options) {
   trainer.log_every = 0;
   stunt::train::Trainer run(*model, *data, loss, trainer);
   StepTimer timer(options.profile, steps - 1);
+  if (distillation) {
+    for (stunt::train::TrainingCallbacks* cb : distillation->callbacks()) run.add_callbacks(*cb);
+  }
   run.add_callbacks(timer);
   run.run();
 
@@ -140,6 +185,7 @@ int run(const BenchOptions& options) {
       {"tool", "stunt"},
       {"model", options.model},
       {"architecture", model->architecture()},
+      {"distill_keep", options.distill_keep},
       {"batch", options.batch},
       {"seq", options.seq},
       {"threads", options.threads},
@@ -163,6 +209,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", options.warmup, "Untimed steps")->capture_default_str();
   app.add_option("--iters", options.iters, "Timed steps")->capture_default_str();
   app.add_option("--seed", options.seed, "Seed of the token ids")->capture_default_str();
+  app.add_option("--distill-keep", options.distill_keep,
+                 "A distillation step: the student keeps this many evenly spaced layers, the "
+                 "whole model teaches (0: plain training)");
   app.add_option("--profile", options.profile,
                  "Write the last step's operators as a Chrome trace to this file");
   CLI11_PARSE(app, argc, argv);

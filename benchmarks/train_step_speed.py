@@ -9,8 +9,11 @@ peak RSS is its own) and the two take turns; each keeps its fastest median step.
     .venv/bin/python benchmarks/train_step_speed.py --json out/train-step/results.json
     .venv/bin/python benchmarks/train_step_speed.py --model minilm --batch 16 \
         --json out/train-step-minilm/results.json
+    .venv/bin/python benchmarks/train_step_speed.py --model smollm2-distill \
+        --json out/train-step-distill/results.json
 
-Goal (issue 18): Stunt at least 1.1x PyTorch's throughput at no more than 1.0x its peak memory.
+Goal (issues 18 and 20): Stunt at least 1.1x PyTorch's throughput at no more than 1.0x its peak
+memory.
 """
 import argparse
 import importlib.util
@@ -105,10 +108,67 @@ print(json.dumps({"tool": "pytorch", "median_step_ms": median,
                   "torch": torch.__version__, "transformers": transformers.__version__}))
 """
 
+# A distillation step: the student (10 of the 30 layers, evenly spaced as keep_layers picks)
+# trains on 0.5 * next-token loss + 0.5 * KL(teacher || student at T = 2) * 4, the teacher (the
+# whole model, loaded on its own) runs without autograd on the same batch: SparseML's
+# DistillationModifier with its defaults, as Stunt's recipe modifier computes it.
+EAGER_DISTILL = r"""
+import json, pathlib, resource, statistics, sys, time
+import numpy, torch, transformers
+import torch.nn.functional as F
+batch, seq, threads, warmup, iters, gguf = sys.argv[1:7]
+batch, seq, threads, warmup, iters = map(int, (batch, seq, threads, warmup, iters))
+torch.set_num_threads(threads)
+transformers.utils.logging.disable_progress_bar()
+def load():
+    return transformers.AutoModelForCausalLM.from_pretrained(
+        str(pathlib.Path(gguf).parent), gguf_file=pathlib.Path(gguf).name, dtype=torch.float32)
+teacher = load().eval()
+for p in teacher.parameters():
+    p.requires_grad_(False)
+student = load()
+keep = numpy.linspace(0, student.config.num_hidden_layers - 1, 10, dtype=int).tolist()
+student.model.layers = torch.nn.ModuleList([student.model.layers[i] for i in keep])
+for i, layer in enumerate(student.model.layers):
+    layer.self_attn.layer_idx = i
+student.config.num_hidden_layers = len(keep)
+student.train()
+optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5, weight_decay=0.0)
+generator = torch.Generator().manual_seed(0)
+ids = torch.randint(student.config.vocab_size, (batch * (warmup + iters), seq),
+                    generator=generator)
+times = []
+for step in range(warmup + iters):
+    start = time.perf_counter()
+    x = ids[step * batch:(step + 1) * batch]
+    optimizer.zero_grad(set_to_none=True)
+    out = student(input_ids=x, labels=x, use_cache=False)
+    with torch.no_grad():
+        t = F.log_softmax(teacher(input_ids=x, use_cache=False).logits / 2.0, -1)
+    s = F.log_softmax(out.logits / 2.0, -1)
+    kd = (t.exp() * (t - s)).sum(-1).mean() * 4.0
+    loss = 0.5 * out.loss + 0.5 * kd
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+    optimizer.step()
+    loss.item()
+    times.append((time.perf_counter() - start) * 1000.0)
+median = statistics.median(times[warmup:])
+print(json.dumps({"tool": "pytorch", "median_step_ms": median,
+                  "tokens_per_s": batch * seq / (median / 1000.0),
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  "attention": student.config._attn_implementation,
+                  "torch": torch.__version__, "transformers": transformers.__version__}))
+"""
+
 MODELS = {
-    "smollm2": (EAGER, GGUF, "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to float32)"),
+    "smollm2": (EAGER, GGUF, "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized to float32)", []),
     "minilm": (EAGER_ENCODER, MINILM,
-               "all-MiniLM-L6-v2 (float32), sentence-embedding loss on random targets"),
+               "all-MiniLM-L6-v2 (float32), sentence-embedding loss on random targets", []),
+    "smollm2-distill": (EAGER_DISTILL, GGUF,
+                        "SmolLM2-135M-Instruct (float32) teaching a 10-layer student of itself "
+                        "(DistillationModifier, hardness 0.5, temperature 2.0)",
+                        ["--distill-keep", "10"]),
 }
 
 
@@ -131,12 +191,12 @@ def main():
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
     shape = [str(args.batch), str(args.seq), str(args.threads), str(args.warmup), str(args.iters)]
-    eager_script, model_path, model_name = MODELS[args.model]
+    eager_script, model_path, model_name, stunt_extra = MODELS[args.model]
     stunt = eager = None
     for _ in range(args.rounds):
         e = run_json([sys.executable, "-c", eager_script, *shape, str(model_path)])
         s = run_json([BENCH, str(model_path), "--batch", shape[0], "--seq", shape[1], "--threads",
-                      shape[2], "--warmup", shape[3], "--iters", shape[4]])
+                      shape[2], "--warmup", shape[3], "--iters", shape[4], *stunt_extra])
         eager = e if eager is None or e["median_step_ms"] < eager["median_step_ms"] else eager
         stunt = s if stunt is None or s["median_step_ms"] < stunt["median_step_ms"] else stunt
     ratio = eager["median_step_ms"] / stunt["median_step_ms"]
