@@ -25,8 +25,8 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>

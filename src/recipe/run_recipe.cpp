@@ -9,11 +9,11 @@
 
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
+#include "stunt/core/sha256.h"
 #include "stunt/io/dataset.h"
 #include "stunt/io/safetensors.h"
 #include "stunt/model/evaluate.h"
 #include "stunt/prune/gradual_schedule.h"
-#include "stunt/core/sha256.h"
 #include "stunt/pseudolabel/corpus.h"
 #include "stunt/pseudolabel/label_set.h"
 #include "stunt/pseudolabel/labeler.h"
@@ -133,8 +133,7 @@ train::SentenceEmbeddingData label_embedding_records(const TrainingRunOptions& o
                  ": sentence-embedding training reads text, which needs the model's tokenizer");
   const pseudolabel::LabelSet labels(options.labels);
   const pseudolabel::Manifest& manifest = labels.manifest();
-  STUNT_CHECK_AS(ValueError, manifest.kind == "embed", where, ": labels of kind '",
-                 manifest.kind,
+  STUNT_CHECK_AS(ValueError, manifest.kind == "embed", where, ": labels of kind '", manifest.kind,
                  "'; a sentence-embedding student learns from a teacher's embeddings (compress "
                  "label --kind embed)");
   const std::filesystem::path corpus = manifest.input.value("path", std::string());
@@ -142,8 +141,8 @@ train::SentenceEmbeddingData label_embedding_records(const TrainingRunOptions& o
                  ": the labels keep the teacher's embeddings, not the texts, and the corpus they "
                  "were made from (",
                  corpus.string(), ") is not there; run from the folder the labelling ran in");
-  STUNT_CHECK_AS(ValueError, sha256_file(corpus) == manifest.input.value("sha256", ""), where,
-                 ": ", corpus.string(),
+  STUNT_CHECK_AS(ValueError, sha256_file(corpus) == manifest.input.value("sha256", ""), where, ": ",
+                 corpus.string(),
                  " changed since it was labelled; the texts would not match their embeddings. "
                  "Relabel it");
   pseudolabel::CorpusOptions read;
@@ -170,11 +169,10 @@ train::SentenceEmbeddingData label_embedding_records(const TrainingRunOptions& o
   });
   log::info("training data: ", examples.size(), " texts of ", corpus.string(),
             " with the teacher's embeddings from ", options.labels.string());
-  return train::SentenceEmbeddingData(std::move(examples), pad_id_of(*options.tokenizer),
-                                      options.labels.string(),
-                                      str("labels ", manifest.input.value("sha256", ""), " ",
-                                          manifest.teacher.value("sha256", ""), " ",
-                                          options.seq_len));
+  return train::SentenceEmbeddingData(
+      std::move(examples), pad_id_of(*options.tokenizer), options.labels.string(),
+      str("labels ", manifest.input.value("sha256", ""), " ", manifest.teacher.value("sha256", ""),
+          " ", options.seq_len));
 }
 
 /// Sentence pairs with scores ("text", "text_pair", "score") or texts with target embeddings
@@ -394,13 +392,13 @@ std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
                    " distils; add a DistillationModifier to a train stage, or leave out "
                    "--teacher");
     // Embeddings are the sentence-embedding task's targets; log-probabilities need the modifier.
-    STUNT_CHECK_AS(ValueError,
-                   training.labels.empty() ||
-                       pseudolabel::Manifest::read(training.labels).kind != "logits",
-                   "--labels ", training.labels.string(),
-                   ": the teacher's log-probabilities there are what a DistillationModifier "
-                   "learns from, and no train stage of ",
-                   recipe.source, " has one; add it, or train on text with --dataset");
+    STUNT_CHECK_AS(
+        ValueError,
+        training.labels.empty() || pseudolabel::Manifest::read(training.labels).kind != "logits",
+        "--labels ", training.labels.string(),
+        ": the teacher's log-probabilities there are what a DistillationModifier "
+        "learns from, and no train stage of ",
+        recipe.source, " has one; add it, or train on text with --dataset");
     return nullptr;
   }
   ModifierSpec located = *distiller;

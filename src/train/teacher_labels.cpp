@@ -17,8 +17,7 @@ TeacherLogitsData::TeacherLogitsData(const std::filesystem::path& folder, int64_
   const pseudolabel::LabelSet labels(folder);
   const pseudolabel::Manifest& manifest = labels.manifest();
   const std::string where = folder.string();
-  STUNT_CHECK_AS(ValueError, manifest.kind == "logits", where, ": labels of kind '",
-                 manifest.kind,
+  STUNT_CHECK_AS(ValueError, manifest.kind == "logits", where, ": labels of kind '", manifest.kind,
                  "'; token-level distillation reads a teacher's log-probabilities (compress label "
                  "--kind logits)");
   STUNT_CHECK_AS(NotImplementedError, manifest.settings.value("logits_of", "input") == "input",
@@ -56,20 +55,19 @@ TeacherLogitsData::TeacherLogitsData(const std::filesystem::path& folder, int64_
       ++cut;
     }
     top_k_ = item.top_ids.size(1);
-    largest_token_ = std::max({largest_token_, *std::max_element(item.tokens.begin(),
-                                                                 item.tokens.end()),
-                               item.top_ids.max().item<int64_t>()});
+    largest_token_ =
+        std::max({largest_token_, *std::max_element(item.tokens.begin(), item.tokens.end()),
+                  item.top_ids.max().item<int64_t>()});
     items_.push_back(std::move(item));
   });
   STUNT_CHECK_AS(ValueError, !items_.empty(), where,
                  ": no item of at least 2 tokens; label more text");
   log::info("training data: ", items_.size(), " items with the teacher's top-", top_k_,
-            " log-probabilities from ", where, cut > 0 ? str(" (", cut, " cut to ", max_tokens,
-                                                            " tokens)")
-                                                      : std::string());
-  fingerprint_ = str("labels ", where, " teacher ", teacher_sha256_, " input ",
-                     manifest.input.value("sha256", ""), " items ", items_.size(), " max ",
-                     max_tokens);
+            " log-probabilities from ", where,
+            cut > 0 ? str(" (", cut, " cut to ", max_tokens, " tokens)") : std::string());
+  fingerprint_ =
+      str("labels ", where, " teacher ", teacher_sha256_, " input ",
+          manifest.input.value("sha256", ""), " items ", items_.size(), " max ", max_tokens);
 }
 
 TrainingBatch TeacherLogitsData::batch(const std::vector<int64_t>& examples) const {
