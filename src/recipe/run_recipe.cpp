@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <set>
 
+#include "detail/teacher_loading.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
 #include "stunt/core/sha256.h"
@@ -16,8 +17,6 @@
 #include "stunt/prune/gradual_schedule.h"
 #include "stunt/pseudolabel/corpus.h"
 #include "stunt/pseudolabel/label_set.h"
-#include "stunt/pseudolabel/labeler.h"
-#include "stunt/quant/compressed_tensors.h"
 #include "stunt/quant/quantization_plan.h"
 #include "stunt/recipe/training.h"
 #include "stunt/train/classification.h"
@@ -374,65 +373,6 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   for (auto& [name, tensor] : model.prepare_training()) tensor.requires_grad_(false);
 }
 
-/// The teacher of the recipe's distillation modifiers, loaded once in inference mode; null when
-/// no train stage distils. A distilling recipe without --teacher, and a --teacher that no
-/// modifier would read, are refused before any work.
-std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
-                                             const TrainingRunOptions& training) {
-  const ModifierSpec* distiller = nullptr;
-  for (const Stage& stage : recipe.stages) {
-    if (!is_train_stage(stage)) continue;
-    for (const ModifierSpec& spec : stage.modifiers) {
-      if (spec.type == "DistillationModifier" && distiller == nullptr) distiller = &spec;
-    }
-  }
-  if (distiller == nullptr) {
-    STUNT_CHECK_AS(ValueError, training.teacher.empty(), "--teacher ", training.teacher.string(),
-                   ": no train stage of ", recipe.source,
-                   " distils; add a DistillationModifier to a train stage, or leave out "
-                   "--teacher");
-    // Embeddings are the sentence-embedding task's targets; log-probabilities need the modifier.
-    STUNT_CHECK_AS(
-        ValueError,
-        training.labels.empty() || pseudolabel::Manifest::read(training.labels).kind != "logits",
-        "--labels ", training.labels.string(),
-        ": the teacher's log-probabilities there are what a DistillationModifier "
-        "learns from, and no train stage of ",
-        recipe.source, " has one; add it, or train on text with --dataset");
-    return nullptr;
-  }
-  ModifierSpec located = *distiller;
-  located.source = recipe.source;
-  if (!training.labels.empty()) {
-    // Offline: the teacher stays on disk. Named as well, it must be the one that labelled.
-    if (!training.teacher.empty()) {
-      STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",
-                     training.teacher.string(), ": no such file or folder");
-      const pseudolabel::Manifest manifest = pseudolabel::Manifest::read(training.labels);
-      const std::string recorded = manifest.teacher.value("sha256", "");
-      const std::string named = pseudolabel::model_content_hash(training.teacher);
-      STUNT_CHECK_AS(ValueError, recorded == named, "--labels ", training.labels.string(),
-                     ": labelled by ", manifest.teacher.value("path", std::string("?")),
-                     " (sha256 ", recorded.substr(0, 12), "), not by --teacher ",
-                     training.teacher.string(), " (sha256 ", named.substr(0, 12),
-                     "); relabel with this teacher, or name the one that labelled");
-      log::info("teacher: ", training.teacher.string(), " labelled ", training.labels.string(),
-                "; it is not loaded (offline distillation)");
-    }
-    return nullptr;
-  }
-  STUNT_CHECK_AS(RecipeError, !training.teacher.empty(), located.where(), ": ", located.type,
-                 " trains the student on a teacher's outputs; name the teacher with --teacher "
-                 "MODEL (a Hugging Face folder or GGUF file)");
-  STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",
-                 training.teacher.string(),
-                 ": no such file or folder; give the teacher's Hugging Face folder or GGUF file");
-  log::info("teacher: loading ", training.teacher.string());
-  std::unique_ptr<model::HfModel> teacher = quant::load_model(training.teacher);
-  teacher->set_training(false);
-  return teacher;
-}
-
 }  // namespace
 
 TrainingTask parse_training_task(const std::string& name, const std::string& where) {
@@ -557,7 +497,7 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     }
   }
 
-  std::unique_ptr<model::HfModel> teacher = load_teacher(recipe, training);
+  std::unique_ptr<model::HfModel> teacher = detail::load_teacher(recipe, training);
   State state;
   state.stored_teacher = !training.labels.empty();
   size_t i = 0;
