@@ -1,34 +1,16 @@
 #include "detail/pruning_targets.h"
+
+#include <algorithm>
 #include "detail/common_args.h"
 
 #include <ATen/ATen.h>
 
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
+#include "stunt/core/name_pattern.h"
 #include "stunt/core/strings.h"
 
 namespace stunt::recipe::detail {
-namespace {
-
-/// SparseML names parameters ("model.layers.0.mlp.up_proj.weight", __ALL_PRUNABLE__); layers
-/// are matched by their module names.
-std::vector<std::string> params_as_targets(const Value& params) {
-  std::vector<std::string> out;
-  for (std::string p : string_list(params)) {
-    if (p == "__ALL__" || p == "__ALL_PRUNABLE__") {
-      out.push_back("Linear");
-      continue;
-    }
-    const std::string suffix = ".weight";
-    if (p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0)
-      p.resize(p.size() - suffix.size());
-    out.push_back(p);
-  }
-  return out;
-}
-
-}  // namespace
-
 PruningTargets::PruningTargets(const ModifierSpec& spec, const std::string& sparsity_key)
     : spec_(spec), sparsity_key_(sparsity_key) {
   const ArgReader a = spec.reader();
@@ -37,7 +19,8 @@ PruningTargets::PruningTargets(const ModifierSpec& spec, const std::string& spar
   if (a.contains("targets") && !a["targets"].is_null()) {
     targets_ = string_list(a["targets"]);
   } else if (a.contains("params")) {
-    targets_ = params_as_targets(a["params"]);
+    targets_ = string_list(a["params"]);
+    sparseml_params_ = true;
   } else {
     targets_ = {"Linear"};
     default_targets_ = true;
@@ -75,9 +58,32 @@ PruningTargets::PruningTargets(const ModifierSpec& spec, const std::string& spar
   }
 }
 
+/// SparseML names parameters, exactly or by a regex matched from the start of the name
+/// ("re:.*attention.*weight"), or all prunable ones (__ALL_PRUNABLE__: linear and convolution
+/// layers); a layer is named by its weight.
+std::vector<model::Layer*> PruningTargets::match_params(const model::Model& model) const {
+  const std::vector<model::Layer*> prunable = model.match({"Linear", "Conv2d"});
+  const std::vector<model::Layer*> ignored = model.match(ignore_);
+  std::vector<model::Layer*> out;
+  for (model::Layer* layer : model.layers()) {
+    const std::string weight = layer->name + ".weight";
+    const bool selected = std::any_of(targets_.begin(), targets_.end(), [&](const std::string& p) {
+      if (p == "__ALL__" || p == "__ALL_PRUNABLE__") {
+        return std::find(prunable.begin(), prunable.end(), layer) != prunable.end();
+      }
+      return name_matches(p, weight);
+    });
+    if (selected && std::find(ignored.begin(), ignored.end(), layer) == ignored.end()) {
+      out.push_back(layer);
+    }
+  }
+  return out;
+}
+
 void PruningTargets::resolve(const model::Model& model) {
   layers_.clear();
-  for (model::Layer* layer : model.match(targets_, ignore_)) {
+  for (model::Layer* layer :
+       sparseml_params_ ? match_params(model) : model.match(targets_, ignore_)) {
     // The class target "Linear" leaves the head (lm_head, often tied to the embeddings) alone;
     // name it to prune it.
     if (default_targets_ && layer->block < 0) {

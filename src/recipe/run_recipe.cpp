@@ -313,17 +313,25 @@ train::Evaluation held_out_evaluation(const TrainingRunOptions& options, Trainin
   };
 }
 
-void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, State& state,
-                     const TrainingRunOptions& options, const train::TrainingData& data,
-                     const train::LossFunction& loss, const train::Evaluation& evaluation) {
-  const Stage& stage = recipe.stages[index];
+/// Trains stages [index, end) as one run (training_run_end).
+void run_train_stages(const Recipe& recipe, size_t index, size_t end, model::Model& model,
+                      State& state, const TrainingRunOptions& options,
+                      const train::TrainingData& data, const train::LossFunction& loss,
+                      const train::Evaluation& evaluation) {
   state.model = &model;
   std::vector<std::unique_ptr<TrainingModifier>> modifiers;
-  for (const ModifierSpec& spec : stage.modifiers) {
-    ModifierSpec located = spec;
-    located.source = recipe.source;
-    modifiers.push_back(make_training_modifier(located, recipe.syntax));
-    modifiers.back()->resolve(state);
+  std::string name;
+  double schedule_end = 0.0;
+  for (size_t s = index; s < end; ++s) {
+    const Stage& stage = recipe.stages[s];
+    for (const ModifierSpec& spec : stage.modifiers) {
+      ModifierSpec located = spec;
+      located.source = recipe.source;
+      modifiers.push_back(make_training_modifier(located, recipe.syntax));
+      modifiers.back()->resolve(state);
+    }
+    name += (name.empty() ? "" : " + ") + (stage.name.empty() ? "train stage" : stage.name);
+    schedule_end = std::max(schedule_end, schedule_end_epoch(stage));
   }
   train::TrainerOptions trainer;
   trainer.batch_size = options.batch_size;
@@ -348,8 +356,21 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   // A schedule that ends later than the run would stop short of its final sparsity: the run
   // lasts --epochs or until the last schedule ends, whichever is later, unless an
   // EpochRangeModifier or --max-steps says otherwise.
-  trainer.epochs = std::max(trainer.epochs, schedule_end_epoch(stage));
+  trainer.epochs = std::max(trainer.epochs, schedule_end);
   for (auto& m : modifiers) m->configure(trainer);
+  // A method that starts when the run has ended would be accepted and never act.
+  for (auto& m : modifiers) {
+    const ModifierSpec& spec = m->spec();
+    for (const char* key : {"start_epoch", "start"}) {
+      if (!spec.args.contains(key) || !spec.args.at(key).is_number()) continue;
+      const double start = spec.args.at(key).get<double>();
+      STUNT_CHECK_AS(RecipeError, start <= 0 || start < trainer.epochs, spec.where(), ".", key,
+                     ": ", spec.type, " starts at epoch ", start, ", and training lasts ",
+                     trainer.epochs,
+                     " epochs, so it would never act; train longer (--epochs, or an "
+                     "EpochRangeModifier) or start it earlier");
+    }
+  }
   trainer.run_fingerprint =
       fingerprint_of(str(options.fingerprint, "\n", recipe.to_yaml(), "\nstage ", index));
 
@@ -357,9 +378,9 @@ void run_train_stage(const Recipe& recipe, size_t index, model::Model& model, St
   for (auto& m : modifiers) {
     for (train::TrainingCallbacks* cb : m->callbacks()) run.add_callbacks(*cb);
   }
-  log::info(stage.name.empty() ? std::string("train stage") : stage.name, ": ", run.total_steps(),
-            " steps of ", trainer.batch_size * trainer.gradient_accumulation, " windows (",
-            run.steps_per_epoch(), " per epoch)");
+  log::info(name, ": ", run.total_steps(), " steps of ",
+            trainer.batch_size * trainer.gradient_accumulation, " windows (", run.steps_per_epoch(),
+            " per epoch)");
   const train::TrainResult result = run.run();
   if (result.interrupted) {
     throw Interrupted(str("training stopped after step ", result.steps,
@@ -398,6 +419,13 @@ double schedule_end_epoch(const Stage& stage) {
   return end;
 }
 
+size_t training_run_end(const Recipe& recipe, size_t first) {
+  size_t end = first + 1;
+  if (recipe.syntax != RecipeSyntax::SparseML) return end;
+  while (end < recipe.stages.size() && is_train_stage(recipe.stages[end])) ++end;
+  return end;
+}
+
 bool is_train_stage(const Stage& stage) {
   if (stage.run_type == "train") return true;
   if (stage.run_type == "oneshot") return false;
@@ -410,6 +438,7 @@ bool is_train_stage(const Stage& stage) {
 State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                  const OneshotOptions& oneshot, const TrainingRunOptions& training) {
   // Everything that can be refused without the model, before any work.
+  const bool loads_teacher = detail::check_teacher(recipe, training);
   std::unique_ptr<train::TrainingData> data;
   bool trains = false;
   for (const Stage& stage : recipe.stages) trains |= is_train_stage(stage);
@@ -497,7 +526,8 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     }
   }
 
-  std::unique_ptr<model::HfModel> teacher = detail::load_teacher(recipe, training);
+  std::unique_ptr<model::HfModel> teacher =
+      loads_teacher ? detail::load_teacher(training.teacher) : nullptr;
   State state;
   state.stored_teacher = !training.labels.empty();
   size_t i = 0;
@@ -509,8 +539,9 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                      ": trains a model that an earlier stage quantized; fine-tune before "
                      "quantizing, or quantize during training (a QuantizationModifier in the train "
                      "stage)");
-      run_train_stage(recipe, i, *model, state, training, *data, loss, evaluation);
-      ++i;
+      const size_t end = training_run_end(recipe, i);
+      run_train_stages(recipe, i, end, *model, state, training, *data, loss, evaluation);
+      i = end;
       continue;
     }
     // The following run of one-shot stages, as one one-shot recipe.

@@ -29,26 +29,33 @@ CompressionSession::CompressionSession(model::Model& model, Recipe recipe, Sessi
                  ": the session needs steps_per_epoch > 0 (the optimizer steps of one epoch of "
                  "your loop), got ",
                  session_options_.steps_per_epoch);
-  STUNT_CHECK_AS(RecipeError, recipe_.stages.size() == 1, source,
-                 ": a training session runs one "
-                 "train stage, and this recipe has ",
-                 recipe_.stages.size(),
-                 "; run the other stages with `compress` or split the recipe");
-  const Stage& stage = recipe_.stages.front();
-  STUNT_CHECK_AS(RecipeError, stage.run_type != "oneshot", source, ": ", stage.name,
+  STUNT_CHECK_AS(RecipeError, !recipe_.stages.empty(), source, ": the recipe has no stage");
+  const Stage& first = recipe_.stages.front();
+  STUNT_CHECK_AS(RecipeError, first.run_type != "oneshot", source, ": ", first.name,
                  ": run_type oneshot; a training session runs train stages (remove run_type, or "
                  "set it to train)");
+  // One training run: one stage, or SparseML's stages, which share one epoch count.
+  STUNT_CHECK_AS(RecipeError, training_run_end(recipe_, 0) == recipe_.stages.size(), source,
+                 ": a training session runs one training run, and this recipe has ",
+                 recipe_.stages.size(), " stages that ",
+                 recipe_.syntax == RecipeSyntax::SparseML ? "are not all train stages"
+                                                          : "each train on their own",
+                 "; run the other stages with `compress` or split the recipe");
   // Every modifier is built and resolved before any acts, so that a refused recipe leaves the
   // model as it was.
   state_.model = &model_;
   state_.target = session_options_.target;
-  for (const ModifierSpec& spec : stage.modifiers) {
-    ModifierSpec located = spec;
-    located.source = source;
-    modifiers_.push_back(make_training_modifier(located, recipe_.syntax));
+  double schedule_end = 0.0;
+  for (const Stage& stage : recipe_.stages) {
+    for (const ModifierSpec& spec : stage.modifiers) {
+      ModifierSpec located = spec;
+      located.source = source;
+      modifiers_.push_back(make_training_modifier(located, recipe_.syntax));
+    }
+    schedule_end = std::max(schedule_end, schedule_end_epoch(stage));
   }
   for (auto& m : modifiers_) m->resolve(state_);
-  options_.epochs = std::max(1.0, schedule_end_epoch(stage));
+  options_.epochs = std::max(1.0, schedule_end);
   for (auto& m : modifiers_) m->configure(options_);
   for (auto& m : modifiers_) {
     for (train::TrainingCallbacks* cb : m->callbacks()) {
@@ -64,6 +71,14 @@ CompressionSession::CompressionSession(model::Model& model, Recipe recipe, Sessi
 void CompressionSession::start() {
   if (started_) return;
   started_ = true;
+  if (train::ProcessGroup* group = session_options_.process_group.get()) {
+    // Ranks start from rank 0's tensors, as torch's DistributedDataParallel does.
+    c10::NoGradGuard no_grad;
+    std::vector<at::Tensor> tensors;
+    for (const auto& [name, tensor] : model_.state_dict()) tensors.push_back(tensor);
+    for (const auto& [name, tensor] : parameters_) tensors.push_back(tensor);
+    group->broadcast(tensors);
+  }
   info_.epoch = prune::epoch_after_steps(info_.step, info_.steps_per_epoch);
   for (train::TrainingCallbacks* cb : callbacks_) cb->on_train_start(info_);
 }
@@ -72,8 +87,13 @@ std::string CompressionSession::identity() const {
   return str(recipe_.to_yaml(), "\nsteps_per_epoch ", info_.steps_per_epoch);
 }
 
+bool CompressionSession::writes() const {
+  return session_options_.process_group == nullptr || session_options_.process_group->rank() == 0;
+}
+
 void CompressionSession::save_state(const std::filesystem::path& folder) const {
   require(phase_ == Phase::BetweenSteps, "save_state", "save between steps");
+  if (!writes()) return;
   std::vector<io::NamedTensor> tensors;
   nlohmann::ordered_json methods = nlohmann::ordered_json::object();
   for (train::TrainingCallbacks* cb : callbacks_) {
@@ -208,6 +228,9 @@ void CompressionSession::optimizer_post_step() {
   info_.step += 1;
   info_.epoch = prune::epoch_after_steps(info_.step, info_.steps_per_epoch);
   for (train::TrainingCallbacks* cb : callbacks_) cb->on_optimizer_post_step(info_);
+  if (train::ProcessGroup* group = session_options_.process_group.get()) {
+    for (train::TrainingCallbacks* cb : callbacks_) cb->synchronize(*group);
+  }
   if (info_.step % info_.steps_per_epoch == 0) {
     for (train::TrainingCallbacks* cb : callbacks_) cb->on_epoch_end(info_);
   }
@@ -218,9 +241,25 @@ void CompressionSession::step(torch::optim::Optimizer& optimizer) {
   if (auto rate = learning_rate()) {
     for (auto& group : optimizer.param_groups()) group.options().set_lr(*rate);
   }
+  average_gradients(optimizer);
   optimizer_pre_step();
   optimizer.step();
   optimizer_post_step();
+}
+
+void CompressionSession::average_gradients(torch::optim::Optimizer& optimizer) {
+  train::ProcessGroup* group = session_options_.process_group.get();
+  if (group == nullptr) return;
+  require(phase_ == Phase::InStep, "average_gradients",
+          "average the gradients after backward() and before optimizer_pre_step");
+  train::densify_gradients(model_.state_dict());  // sparse embedding gradients cannot be summed
+  std::vector<at::Tensor> gradients;
+  for (const auto& param_group : optimizer.param_groups()) {
+    for (const at::Tensor& p : param_group.params()) {
+      if (p.grad().defined()) gradients.push_back(p.grad());
+    }
+  }
+  group->average(gradients);
 }
 
 std::map<std::string, double> CompressionSession::metrics() const {
@@ -247,6 +286,7 @@ void CompressionSession::save(const std::filesystem::path& folder,
   STUNT_CHECK_AS(LifecycleError, phase_ == Phase::Finalized,
                  "CompressionSession::save: call finalize() first, so that the saved weights are "
                  "the trained ones with their masks and scales");
+  if (!writes()) return;
   AtomicDirectory out(folder, output);
   c10::NoGradGuard no_grad;
   if (const auto* hf = dynamic_cast<const model::HfModel*>(&model_)) {

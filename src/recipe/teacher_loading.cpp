@@ -12,11 +12,7 @@
 
 namespace stunt::recipe::detail {
 
-/// The teacher of the recipe's distillation modifiers, loaded once in inference mode; null when
-/// no train stage distils. A distilling recipe without --teacher, and a --teacher that no
-/// modifier would read, are refused before any work.
-std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
-                                             const TrainingRunOptions& training) {
+bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
   const ModifierSpec* distiller = nullptr;
   for (const Stage& stage : recipe.stages) {
     if (!is_train_stage(stage)) continue;
@@ -37,7 +33,7 @@ std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
         ": the teacher's log-probabilities there are what a DistillationModifier "
         "learns from, and no train stage of ",
         recipe.source, " has one; add it, or train on text with --dataset");
-    return nullptr;
+    return false;
   }
   ModifierSpec located = *distiller;
   located.source = recipe.source;
@@ -57,7 +53,7 @@ std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
       log::info("teacher: ", training.teacher.string(), " labelled ", training.labels.string(),
                 "; it is not loaded (offline distillation)");
     }
-    return nullptr;
+    return false;
   }
   STUNT_CHECK_AS(RecipeError, !training.teacher.empty(), located.where(), ": ", located.type,
                  " trains the student on a teacher's outputs; name the teacher with --teacher "
@@ -65,8 +61,12 @@ std::unique_ptr<model::HfModel> load_teacher(const Recipe& recipe,
   STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",
                  training.teacher.string(),
                  ": no such file or folder; give the teacher's Hugging Face folder or GGUF file");
-  log::info("teacher: loading ", training.teacher.string());
-  std::unique_ptr<model::HfModel> teacher = quant::load_model(training.teacher);
+  return true;
+}
+
+std::unique_ptr<model::HfModel> load_teacher(const std::filesystem::path& path) {
+  log::info("teacher: loading ", path.string());
+  std::unique_ptr<model::HfModel> teacher = quant::load_model(path);
   teacher->set_training(false);
   return teacher;
 }

@@ -44,14 +44,13 @@ class PruningDuringTraining final : public TrainingModifier {
     base_.score = score;
     base_.structure = targets_.structure();
     if (score == train::PruningScore::ExistingZeros) {
-      // SparseML holds the zeros from start_epoch (-1: the start) to end_epoch (-1: the end).
-      STUNT_CHECK_AS(
-          NotImplementedError, epoch_arg(a, "start_epoch", "start").value_or(0) <= 0, where,
-          ": holding zeros from a later epoch is not implemented yet; remove start_epoch "
-          "(or set it to -1)");
-      STUNT_CHECK_AS(NotImplementedError, !epoch_arg(a, "end_epoch", "end"), where,
-                     ": releasing the zeros before training ends is not implemented yet; remove "
-                     "end_epoch (or set it to -1)");
+      // SparseML holds the zeros the weights have at start_epoch (-1: the start) until
+      // end_epoch (-1: the end).
+      base_.hold_from = epoch_arg(a, "start_epoch", "start").value_or(0.0);
+      base_.hold_until = epoch_arg(a, "end_epoch", "end");
+      STUNT_CHECK_AS(ValueError, !base_.hold_until || *base_.hold_until > base_.hold_from, where,
+                     ": end_epoch ", base_.hold_until.value_or(0), " must come after start_epoch ",
+                     base_.hold_from, " (or be -1: hold the zeros to the end)");
       a.contains("update_frequency");  // SparseML ignores it for constant pruning
       a.contains("update");
       return;

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "stunt/core/error.h"
@@ -95,12 +96,35 @@ void GradualPruning::on_train_start(const StepInfo& info) {
     return;
   }
   if (options_.score == PruningScore::ExistingZeros) {
-    masks_ = std::make_unique<prune::ParameterMasks>();
-    for (model::Layer* layer : layers_) masks_->add_existing_zeros(layer->name, layer->weight);
-    last_update_ = info.epoch;
+    hold_existing_zeros(info.epoch);
     return;
   }
   if (options_.schedule.update_due(info.epoch, last_update_)) update(info.epoch);
+}
+
+void GradualPruning::on_batch_start(const StepInfo& info) {
+  if (options_.score == PruningScore::ExistingZeros) hold_existing_zeros(info.epoch);
+}
+
+void GradualPruning::hold_existing_zeros(double epoch) {
+  const bool ended = options_.hold_until && epoch >= *options_.hold_until - 1e-9;
+  // last_update_ is the epoch the zeros were taken: once taken, they are never taken again
+  // (after end_epoch the weights may fill them, as SparseML lets them).
+  if (!last_update_ && !ended && epoch >= options_.hold_from - 1e-9) {
+    masks_ = std::make_unique<prune::ParameterMasks>();
+    int64_t zeros = 0, total = 0;
+    for (model::Layer* layer : layers_) {
+      masks_->add_existing_zeros(layer->name, layer->weight);
+      zeros += masks_->pruned(layer->name).sum().item<int64_t>();
+      total += layer->weight.numel();
+    }
+    applied_ = total > 0 ? static_cast<double>(zeros) / static_cast<double>(total) : 0.0;
+    last_update_ = epoch;
+  }
+  if (ended && masks_) {
+    masks_->apply();
+    masks_.reset();
+  }
 }
 
 void GradualPruning::on_optimizer_pre_step(const StepInfo& info) {
@@ -156,7 +180,9 @@ void GradualPruning::load_state(const CallbackState& state) {
 }
 
 void GradualPruning::metrics(std::map<std::string, double>& out) const {
-  out["sparsity"] = applied_;
+  // Several pruning methods in one run: the highest sparsity any of them holds.
+  double& sparsity = out["sparsity"];
+  sparsity = std::max(sparsity, applied_);
 }
 
 }  // namespace stunt::train

@@ -43,22 +43,23 @@ def test_inspect_of_a_missing_path_is_one_clear_error():
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
 def test_every_shipped_recipe_checks(recipe):
-    # Quantization, pruning and gradual-pruning recipes run ("valid", exit 0); the others list
-    # each modifier that would be refused with the reason (not implemented yet), and exit 1.
-    runnable = recipe.name in {"fp8-dynamic.json", "w4a16-gptq.yaml", "w8a8-smoothquant-gptq.yaml",
-                               "sparse.json", "sparse-2of4-w4a16.yaml", "shallow-decoder.yaml",
-                               "structured-w4a16.yaml", "w4a16-g64-gptq.yaml",
-                               "w8a8-dynamic.yaml", "gmp-sparseml.yaml",
-                               "sparse-2of4-finetune-w4a16.yaml", "prune-finetune-prune.yaml"}
-    result = run("recipe", "check", recipe, check=0 if runnable else 1)
-    assert ("# valid: `compress --recipe` will run every modifier" in result.stdout) == runnable
-    assert (": refused: " in result.stdout) != runnable, result.stdout
-    if not runnable:
-        assert "would be refused by `compress --recipe`" in result.stderr
-        assert "not implemented yet" in result.stdout
-    normalized = json.loads(run("recipe", "check", "--json", recipe,
-                                check=0 if runnable else 1).stdout)
-    assert normalized["modifiers"] and normalized["valid"] == runnable, normalized
+    # Every shipped recipe runs ("valid", exit 0).
+    result = run("recipe", "check", recipe, check=0)
+    assert "# valid: `compress --recipe` will run every modifier" in result.stdout
+    assert ": refused: " not in result.stdout, result.stdout
+    normalized = json.loads(run("recipe", "check", "--json", recipe, check=0).stdout)
+    assert normalized["modifiers"] and normalized["valid"], normalized
+
+
+def test_recipe_check_lists_what_would_be_refused(tmp_path):
+    recipe = tmp_path / "hidden.yaml"
+    recipe.write_text("train_stage:\n  run_type: train\n  distill_modifiers:\n"
+                      "    OutputDistillationModifier:\n      targets: ['re:.*output.dense']\n")
+    result = run("recipe", "check", recipe, check=1)
+    assert "# valid" not in result.stdout and ": refused: " in result.stdout
+    assert "not implemented yet" in result.stdout
+    assert "would be refused by `compress --recipe`" in result.stderr
+    assert json.loads(run("recipe", "check", "--json", recipe, check=1).stdout)["valid"] is False
 
 
 @pytest.mark.parametrize("what", ["modifiers", "schemes", "formats"])
@@ -79,14 +80,25 @@ def test_list_prints_registries(what):
 
 
 def test_main_form_refuses_unimplemented_modifiers_and_writes_nothing(tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    recipe = recipes / "hidden.yaml"
+    recipe.write_text("train_stage:\n  run_type: train\n  distill_modifiers:\n"
+                      "    OutputDistillationModifier:\n      targets: ['re:.*output.dense']\n")
     out = tmp_path / "new" / "folders" / "out"
+    result = run("--recipe", recipe, MINILM, "-o", out, "--dataset", recipe, check=1)
+    # Refused by name and recipe path, before any work.
+    assert "train_stage.distill_modifiers.OutputDistillationModifier" in result.stderr
+    assert "not implemented yet" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recipes"]  # nothing else written
+
+
+def test_distilling_recipe_without_a_teacher_names_the_modifier(tmp_path):
+    out = tmp_path / "out"
     result = run("--recipe", SOURCE_DIR / "recipes/distill-qat-sparseml.yaml", MINILM, "-o", out,
-                 check=1)
-    # Gradual pruning and distillation train; holding zeros from a later epoch is refused by
-    # name, before any work.
-    assert ("qat_stage.qat_modifiers[1]: holding zeros from a later epoch is not implemented yet"
-            in result.stderr)
-    assert list(tmp_path.iterdir()) == []  # no output, staging or parent folder left behind
+                 "--dataset", SOURCE_DIR / "recipes/distill-qat-sparseml.yaml", check=1)
+    assert "prune_stage.distill_modifiers[0]" in result.stderr and "--teacher" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_main_form_without_calibration_data_names_the_modifier(tmp_path):

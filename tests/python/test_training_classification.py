@@ -12,7 +12,7 @@ import pytest
 import torch
 import transformers
 
-from conftest_common import MINILM, run
+from conftest_common import MINILM, SOURCE_DIR, run
 from test_ptq_reference import ct_decompress
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -120,6 +120,37 @@ def test_gradual_pruning_and_qat_train_a_classifier(tiny_bert, tmp_path):
     assert len(weights) == 12  # 6 linear layers per block, 2 blocks
     for name, w in weights.items():
         assert int((w == 0).sum()) >= round(0.5 * w.numel()), name
+
+
+def test_sparseml_distill_prune_then_qat_recipe_runs_its_stages_as_one_run(tiny_bert, tmp_path):
+    """recipes/distill-qat-sparseml.yaml, as SparseML runs a staged recipe: one run of 8 epochs
+    (2 steps each) in which distillation and pruning to 60% take epochs 0-6 and quantization-aware
+    training with the zeros held takes epochs 6-8."""
+    _, folder = tiny_bert
+    train = write_jsonl(tmp_path / "train.jsonl", records(16, seed=4))
+    out = tmp_path / "out"
+    metrics = tmp_path / "metrics.jsonl"
+    run("--recipe", SOURCE_DIR / "recipes/distill-qat-sparseml.yaml", folder, "-o", out,
+        "--teacher", folder, "--dataset", train, "--task", "classification", "--batch-size", "8",
+        "--seq-len", "16", "--learning-rate", "3e-3", "--eval-data", train, "--eval-every", "1",
+        "--metrics", metrics, check=0)
+    lines = {line["step"]: line for line in map(json.loads, metrics.read_text().splitlines())}
+    assert sorted(lines) == list(range(1, 17))
+    for step, line in lines.items():
+        # A step's methods act at the epoch it starts: (step - 1) / 2.
+        start = (step - 1) / 2
+        assert ("distill_loss" in line) == (start < 6), line
+        # Cubic from 0 at epoch 0 to 0.6 at epoch 4, updated once an epoch.
+        updated = min(4, int(step / 2))
+        assert line["sparsity"] == pytest.approx(0.6 * (1 - (1 - updated / 4) ** 3)), line
+    assert any(line["distill_loss"] > 0 for line in lines.values() if "distill_loss" in line)
+    config, scheme, weights = ct_decompress(out)
+    assert scheme.weights.num_bits == 8
+    pruned = [name for name in weights if "attention" in name or "intermediate.dense" in name]
+    assert len(pruned) == 10  # query, key, value, attention.output, intermediate; 2 blocks
+    for name in pruned:
+        w = weights[name]
+        assert int((w == 0).sum()) >= round(0.6 * w.numel()), (name, int((w == 0).sum()))
 
 
 def test_bad_labels_are_refused_with_file_and_line(tiny_bert, tmp_path):

@@ -41,6 +41,7 @@
 #include "stunt/recipe/modifier.h"
 #include "stunt/recipe/recipe.h"
 #include "stunt/recipe/training.h"
+#include "stunt/train/distributed.h"
 #include "stunt/train/trainer.h"
 
 namespace stunt::recipe {
@@ -51,6 +52,14 @@ struct SessionOptions {
   int64_t steps_per_epoch = 0;
   /// Where the model will run (State::target): "cpu", "a10", ... or "" when unsaid.
   std::string target;
+  /// Data-parallel loops (one process per rank, each with its share of every global batch, as
+  /// torchrun launches them): the group the ranks joined, e.g.
+  ///     train::ProcessGroup(*train::distributed_environment())
+  /// The session then starts every rank from rank 0's model and learned scales, step()
+  /// averages the gradients across ranks, methods make what each rank learned alone (observer
+  /// statistics) equal after every step, and only rank 0 writes (save, save_state). Every rank
+  /// makes the same calls in the same order.
+  std::shared_ptr<train::ProcessGroup> process_group;
 };
 
 class CompressionSession {
@@ -92,13 +101,18 @@ class CompressionSession {
   void optimizer_post_step();
   /// optimizer_pre_step(), optimizer.step(), optimizer_post_step(); with the recipe's learning
   /// rate for this step (SetLearningRateModifier, LearningRateFunctionModifier) set on every
-  /// parameter group first, when the recipe gives one.
+  /// parameter group first, when the recipe gives one. In a data-parallel session the
+  /// optimizer's gradients are averaged across ranks first (average_gradients).
   void step(torch::optim::Optimizer& optimizer);
+  /// Data-parallel sessions: replaces every defined gradient of the optimizer's parameters by
+  /// its mean over the ranks. step() calls it; a loop that calls optimizer_pre_step itself calls
+  /// it after backward() (before clipping). Nothing without a process group.
+  void average_gradients(torch::optim::Optimizer& optimizer);
   /// The recipe's learning rate for the current step, when it sets one.
   std::optional<double> learning_rate() const;
 
-  /// Writes the session's state into `folder`, replacing it atomically: the step, every
-  /// method's state (masks, observer statistics) and the learned scales. Together with the
+  /// Writes (on rank 0 only) the session's state into `folder`, replacing it atomically: the step,
+  /// every method's state (masks, observer statistics) and the learned scales. Together with the
   /// model's parameters and the optimizer's state (torch::save), it resumes a killed loop
   /// exactly: build the model, session and optimizer as before, restore those two, call
   /// load_state(folder), and continue with the next step. Between steps only.
@@ -117,8 +131,8 @@ class CompressionSession {
   /// the model computes what the saved checkpoint holds. Returns the state (plan, pruned
   /// positions). LifecycleError in the middle of a step or when called twice.
   State& finalize();
-  /// Writes the finalized model into `folder` (replacing it atomically): a Hugging Face model
-  /// as `compress` writes it (compressed-tensors when quantized); any other model as
+  /// Writes (on rank 0 only) the finalized model into `folder` (replacing it atomically): a Hugging
+  /// Face model as `compress` writes it (compressed-tensors when quantized); any other model as
   /// model.safetensors in compressed-tensors' layout plus config.json with quantization_config.
   /// An existing non-empty folder is an error unless `output.overwrite`.
   void save(const std::filesystem::path& folder, OutputFolderOptions output = {}) const;
@@ -128,6 +142,8 @@ class CompressionSession {
   void require(bool ok, const char* call, const char* expected) const;
   /// on_train_start for every method, once.
   void start();
+  /// Whether this process writes: rank 0, or the only process.
+  bool writes() const;
   /// What a saved state must match: the recipe and steps_per_epoch.
   std::string identity() const;
 

@@ -52,6 +52,13 @@ bool is_train_stage(const Stage& stage);
 /// The latest epoch at which a schedule of `stage` ends (end_epoch, end), 0 when none does.
 double schedule_end_epoch(const Stage& stage);
 
+/// The train stages that run as one training run with `recipe.stages[first]` (a train stage):
+/// the index after the last of them. In SparseML's syntax every stage counts its epochs from
+/// the start of training (its staged recipes continue one run: qat_stage's start_epoch 6 follows
+/// prune_stage's 6 epochs), so consecutive train stages share one run and one epoch count; in
+/// llm-compressor's each train stage is a run of its own.
+size_t training_run_end(const Recipe& recipe, size_t first);
+
 /// Whether a modifier of this type has a training-time form (make_training_modifier).
 bool runs_in_training(const std::string& type, RecipeSyntax syntax);
 

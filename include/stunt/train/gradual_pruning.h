@@ -26,7 +26,8 @@ enum class PruningScore {
   Magnitude,
   /// Accumulated -grad * w (Sanh et al. 2020).
   Movement,
-  /// No scores: the zeros the weights hold when training starts stay zero.
+  /// No scores: the zeros the weights hold at `hold_from` stay zero until `hold_until` (or the
+  /// end of training), as SparseML's ConstantPruningModifier holds them.
   ExistingZeros,
 };
 
@@ -40,6 +41,9 @@ struct GradualPruningOptions {
   bool global = false;
   /// Keep holding the masks after the schedule ends (SparseML's leave_enabled).
   bool leave_enabled = true;
+  /// ExistingZeros only: the epochs between which the zeros are held.
+  double hold_from = 0.0;
+  std::optional<double> hold_until;
 };
 
 class GradualPruning : public TrainingCallbacks {
@@ -51,6 +55,7 @@ class GradualPruning : public TrainingCallbacks {
 
   std::string name() const override { return options_.name; }
   void on_train_start(const StepInfo& info) override;
+  void on_batch_start(const StepInfo& info) override;
   void on_optimizer_pre_step(const StepInfo& info) override;
   void on_optimizer_post_step(const StepInfo& info) override;
   void on_train_end(const StepInfo& info) override;
@@ -65,6 +70,8 @@ class GradualPruning : public TrainingCallbacks {
 
  private:
   void update(double epoch);
+  /// ExistingZeros: starts or stops holding the zeros as the epoch says.
+  void hold_existing_zeros(double epoch);
   /// Pruned positions of every layer for the target `sparsity`.
   std::vector<at::Tensor> choose(double sparsity) const;
   at::Tensor scores(size_t layer) const;

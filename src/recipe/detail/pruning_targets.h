@@ -33,11 +33,15 @@ class PruningTargets {
   static void commit(State& state, model::Layer& layer, const prune::PruneResult& result);
 
  private:
+  std::vector<model::Layer*> match_params(const model::Model& model) const;
+
   const ModifierSpec& spec_;
   std::string sparsity_key_;
   std::vector<std::string> targets_;
   std::vector<std::string> ignore_;
   bool default_targets_ = false;
+  /// targets_ are SparseML's parameter names (params), not layer names.
+  bool sparseml_params_ = false;
   std::vector<double> sparsities_;
   prune::MaskStructure structure_;
   std::vector<PrunedLayer> layers_;

@@ -1,11 +1,14 @@
 // A recipe's train stage in the user's own loop: driven step by step, the session gives the same
-// weights, bit for bit, as the Trainer running the same recipe, data order and optimizer; its
-// output is the compressed-tensors checkpoint; misuse and recipes it cannot run are refused.
+// weights, bit for bit, as the Trainer running the same recipe, data order and optimizer; two
+// ranks with half the batch each give one process's weights; SparseML's stages share one epoch
+// count; its output is the compressed-tensors checkpoint; misuse and recipes it cannot run are
+// refused.
 #include "stunt/recipe/session.h"
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 #include <torch/serialize.h>
 
 #include <gtest/gtest.h>
@@ -23,6 +26,7 @@
 #include "stunt/train/fused_adamw.h"
 #include "stunt/train/trainer.h"
 #include "test_util.h"
+#include "train/run_ranks.h"
 
 namespace stunt::recipe {
 namespace {
@@ -175,6 +179,117 @@ TEST(CompressionSession, EqualsTheTrainerRunningTheSameRecipe) {
   const auto config = nlohmann::json::parse(test::read_text(dir / "out" / "config.json"));
   EXPECT_EQ(config["quantization_config"]["format"], "int-quantized");
   EXPECT_EQ(config["quantization_config"]["ignore"], nlohmann::json::array({"head"}));
+}
+
+/// Trains `net` through a session for kEpochs epochs of global batches of kBatch, of which this
+/// process takes the `rank`-th of `world` equal slices; returns the session.
+std::unique_ptr<CompressionSession> train_slices(Mlp& net, model::ModuleModel& model,
+                                                 const Data& data, SessionOptions options, int rank,
+                                                 int world) {
+  constexpr int64_t kEpochs = 3;
+  auto session = std::make_unique<CompressionSession>(model, recipe(), std::move(options));
+  torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-2));
+  const int64_t slice = kBatch / world;
+  for (int64_t epoch = 0; epoch < kEpochs; ++epoch) {
+    const std::vector<int64_t> order = train::epoch_order(kExamples, 0, epoch);
+    for (int64_t s = 0; s < kSteps; ++s) {
+      const auto first = order.begin() + s * kBatch + rank * slice;
+      const train::TrainingBatch b = data.batch(std::vector<int64_t>(first, first + slice));
+      session->batch_start();
+      optimizer.zero_grad();
+      at::Tensor loss =
+          torch::nn::functional::mse_loss(net->forward(b.inputs.inputs.at(0)), b.labels);
+      session->loss(loss).backward();
+      session->step(optimizer);
+    }
+  }
+  return session;
+}
+
+TEST(CompressionSession, TwoRanksEqualOneProcessWithTheSameGlobalBatch) {
+  const Data data;
+  Mlp single = make_mlp();
+  model::ModuleModel single_model(single);
+  train_slices(single, single_model, data, {.steps_per_epoch = kSteps}, 0, 1)->finalize();
+
+  test::TempDir dir;
+  std::vector<std::vector<at::Tensor>> weights(2);
+  test::run_ranks(2, [&](train::ProcessGroup& group) {
+    const int rank = group.rank();
+    // Rank 1 starts from other weights: the session starts it from rank 0's.
+    torch::manual_seed(3 + 100 * rank);
+    Mlp net;
+    model::ModuleModel model(net);
+    SessionOptions options{.steps_per_epoch = kSteps};
+    options.process_group = std::shared_ptr<train::ProcessGroup>(&group, [](auto*) {});
+    auto session = train_slices(net, model, data, options, rank, 2);
+    session->save_state(dir / "state");
+    session->finalize();
+    session->save(dir / "out");
+    for (const auto& p : net->parameters()) weights[rank].push_back(p.detach().clone());
+  });
+  const std::vector<at::Tensor> want = single->parameters();
+  ASSERT_EQ(weights[0].size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_TRUE(at::equal(weights[0][i], weights[1][i])) << "tensor " << i << " differs by rank";
+    EXPECT_TRUE(at::allclose(weights[0][i], want[i], 1e-5, 1e-6))
+        << "tensor " << i << ": largest difference "
+        << (weights[0][i] - want[i]).abs().max().item<double>();
+  }
+  EXPECT_EQ((weights[0][2] == 0).sum().item<int64_t>(), std::llround(0.6 * 32 * 32));  // fc2
+  // Rank 0 wrote each folder once (rank 1 writing too would have raced on the same names).
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir / "out" / "model.safetensors"));
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir / "state" / "session.json"));
+}
+
+// GMP lets its masks go at epoch 1 (leave_enabled: false); the second stage's constant pruning
+// holds the zeros the weights have then, from epoch 1 to 2.5 of the same run.
+constexpr const char* kStagedSparseml = R"(
+prune_stage:
+  prune_modifiers:
+    - !GMPruningModifier
+      params: ['re:fc.*']
+      init_sparsity: 0.0
+      final_sparsity: 0.5
+      start_epoch: 0
+      end_epoch: 1
+      update_frequency: 0.5
+      leave_enabled: false
+hold_stage:
+  hold_modifiers:
+    - !EpochRangeModifier
+      start_epoch: 0
+      end_epoch: 3
+    - !ConstantPruningModifier
+      params: ['re:fc.*']
+      start_epoch: 1
+      end_epoch: 2.5
+)";
+
+TEST(CompressionSession, SparsemlStagesShareOneEpochCount) {
+  Mlp net = make_mlp();
+  model::ModuleModel model(net);
+  CompressionSession session(model, recipe(kStagedSparseml), {.steps_per_epoch = kSteps});
+  EXPECT_EQ(session.epochs(), 3.0);  // the second stage's EpochRangeModifier
+  torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(0.1));
+  const Data data;
+  const train::TrainingBatch b = data.batch({0, 1, 2, 3, 4, 5, 6, 7});
+  const int64_t half = 32 * 16 / 2;
+  while (session.epoch() < session.epochs()) {
+    session.batch_start();
+    optimizer.zero_grad();
+    session.loss(torch::nn::functional::mse_loss(net->forward(b.inputs.inputs.at(0)), b.labels))
+        .backward();
+    session.step(optimizer);
+    const double epoch = session.epoch();
+    const int64_t zeros = (net->fc1->weight == 0).sum().item<int64_t>();
+    if (epoch >= 1 - 1e-9 && epoch <= 2.5 + 1e-9) {
+      EXPECT_EQ(zeros, half) << "held at epoch " << epoch;
+    } else if (epoch > 2.5) {
+      EXPECT_LT(zeros, half) << "released at epoch " << epoch;
+    }
+  }
+  EXPECT_EQ(session.steps(), 3 * kSteps);
 }
 
 TEST(CompressionSession, LearnedScalesAreParametersForTheOptimizer) {

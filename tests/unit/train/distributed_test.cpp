@@ -4,14 +4,8 @@
 #include "stunt/train/distributed.h"
 
 #include <ATen/ATen.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstdlib>
-#include <exception>
-#include <functional>
-#include <thread>
 
 #include "stunt/core/error.h"
 #include "stunt/model/load.h"
@@ -20,55 +14,15 @@
 #include "test_util.h"
 #include "tiny_llama.h"
 #include "train/pattern_windows.h"
+#include "train/run_ranks.h"
 
 namespace stunt::train {
 namespace {
 
 namespace tiny = test::tiny_llama;
 
-/// A port the kernel reports free now (bound to port 0, then released).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-/// Runs `body(rank)` for every rank of a world of `world` threads joined in one process group;
-/// rethrows the first failure.
-void run_ranks(int world, const std::function<void(ProcessGroup&)>& body) {
-  const int port = free_port();
-  std::vector<std::exception_ptr> failures(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world; ++rank) {
-    threads.emplace_back([&, rank] {
-      try {
-        DistributedEnvironment env;
-        env.rank = rank;
-        env.world_size = world;
-        env.master_port = port;
-        env.join_timeout = std::chrono::seconds(60);
-        env.timeout = std::chrono::seconds(60);
-        ProcessGroup group(env);
-        body(group);
-      } catch (...) {
-        failures[static_cast<size_t>(rank)] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (const auto& failure : failures) {
-    if (failure) std::rethrow_exception(failure);
-  }
-}
-
 TEST(ProcessGroupTest, CollectivesGiveSumsMeansRootValuesAndEveryRanksTensor) {
-  run_ranks(2, [](ProcessGroup& group) {
+  test::run_ranks(2, [](ProcessGroup& group) {
     const double r = group.rank();
     // Mixed dtypes, a non-contiguous view and one tensor above the bucket size.
     at::Tensor a = at::full({3, 4}, r + 1.0, at::kFloat);
@@ -143,7 +97,7 @@ class DataParallelTrainerTest : public ::testing::Test {
 TEST_F(DataParallelTrainerTest, TwoRanksEqualOneProcessWithTheSameGlobalBatch) {
   const std::vector<at::Tensor> single = train(options(/*accumulation=*/2));
   std::vector<std::vector<at::Tensor>> ranks(2);
-  run_ranks(2, [&](ProcessGroup& group) {
+  test::run_ranks(2, [&](ProcessGroup& group) {
     TrainerOptions o = options(/*accumulation=*/1);
     o.process_group = std::shared_ptr<ProcessGroup>(&group, [](ProcessGroup*) {});
     ranks[static_cast<size_t>(group.rank())] = train(o);
