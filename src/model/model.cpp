@@ -98,16 +98,24 @@ std::vector<Layer*> Model::match(const std::vector<std::string>& targets,
 
 Output Model::forward(const Batch& batch) {
   c10::NoGradGuard no_grad;
-  BlockState state = embed(batch);
-  for (int i = 0; i < num_blocks(); ++i) run_block(i, state);
-  return head(state);
+  return forward_blocks(batch);
 }
 
 Output Model::forward_with_grad(const Batch& batch) {
   at::AutoGradMode grad_mode(true);
+  return forward_blocks(batch);
+}
+
+Output Model::forward_blocks(const Batch& batch) {
   BlockState state = embed(batch);
-  for (int i = 0; i < num_blocks(); ++i) run_block(i, state);
-  return head(state);
+  std::vector<at::Tensor> outputs;
+  for (int i = 0; i < num_blocks(); ++i) {
+    run_block(i, state);
+    if (keep_block_outputs_) outputs.push_back(state.hidden);
+  }
+  Output out = head(state);
+  out.block_outputs = std::move(outputs);
+  return out;
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Model::prepare_training() {

@@ -17,11 +17,25 @@ void register_distillation_modifiers(ModifierRegistry& r) {
                field("transforms", ArgSchema::string_or_list()),
                field("transforms_args", ArgSchema::map_of(ArgSchema::any()).nullable()),
                field("comparison",
-                     ArgSchema::enumeration({"kl_divergence", "square_head", "mse", "cosine"})),
+                     ArgSchema::enumeration({"kl_divergence", "square_head", "l2_distance",
+                                             "inner_product", "cosine_similarity", "cross_entropy",
+                                             "mse", "normalized_mse", "cosine"})),
                field("comparison_args", ArgSchema::map_of(ArgSchema::any()).nullable()),
                field("orig_scale", ArgSchema::number().range(0, 1e9)),
                field("distill_scale", ArgSchema::number().range(0, 1e9)),
-               field("offload_layer_output", ArgSchema::boolean())}}))});
+               inert_field("offload_layer_output", ArgSchema::boolean(),
+                           "where llm-compressor keeps layer outputs between passes (GPU or CPU "
+                           "memory); Stunt trains on the CPU")}}))});
+  r.add({"PerLayerDistillationModifier", "distillation",
+         "match the student's block outputs to the teacher's, with learned projections (SparseML)",
+         ArgSchema::object(detail::concat(
+             {detail::sparseml_epoch_fields(),
+              {field("gain", ArgSchema::number().range(0, 1e9)),
+               field("normalize", ArgSchema::boolean()),
+               field("student_layer_names", ArgSchema::list_of(ArgSchema::string()).nullable()),
+               field("teacher_layer_names", ArgSchema::list_of(ArgSchema::string()).nullable()),
+               field("project_features", ArgSchema::boolean()),
+               field("epsilon", ArgSchema::number().range(0, 1))}}))});
   r.add(
       {"DistillationModifier", "distillation",
        "logit distillation with temperature and hardness (SparseML)",

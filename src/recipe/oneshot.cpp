@@ -362,7 +362,7 @@ State run_oneshot(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
   for (size_t i = 0; i < structural; ++i) {
     Modifier& m = *modifiers[i];
     log::info(m.spec().type, ": cutting the model's structure");
-    std::unique_ptr<model::HfModel> smaller = m.restructure(*model, options.calibration);
+    std::unique_ptr<model::HfModel> smaller = m.restructure(*model, options.calibration, state);
     model = std::move(smaller);
   }
   modifiers.erase(modifiers.begin(), modifiers.begin() + static_cast<std::ptrdiff_t>(structural));

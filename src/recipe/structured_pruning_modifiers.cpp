@@ -51,7 +51,8 @@ class LayerPruningModifier final : public Modifier {
   bool changes_structure() const override { return true; }
 
   std::unique_ptr<model::HfModel> restructure(model::HfModel& model,
-                                              const std::vector<model::Batch>&) override {
+                                              const std::vector<model::Batch>&,
+                                              State& state) override {
     const std::string where = spec().where();
     const prune::StructureLayout layout = prune::structure_layout(model);
     std::string stack = stack_;
@@ -112,7 +113,15 @@ class LayerPruningModifier final : public Modifier {
     for (int64_t i : unique) listed.push_back(std::to_string(i));
     log::info(spec().type, ": dropping ", unique.size(), " of ", chosen->count, " layers of ",
               chosen->prefix, "*: ", join(listed, ", "));
-    return prune::drop_blocks(model, chosen->name, drop, where);
+    std::unique_ptr<model::HfModel> smaller = prune::drop_blocks(model, chosen->name, drop, where);
+    // Where each remaining block came from, through any earlier cut of the same stack.
+    std::vector<int64_t>& kept = state.kept_blocks[chosen->prefix];
+    std::vector<int64_t> origin;
+    for (int64_t i = 0; i < chosen->count; ++i) {
+      if (unique.count(i) == 0) origin.push_back(kept.empty() ? i : kept.at(i));
+    }
+    kept = std::move(origin);
+    return smaller;
   }
 
  private:
@@ -168,8 +177,9 @@ class HeadPruningModifier final : public UnitPruningModifier {
   explicit HeadPruningModifier(ModifierSpec spec)
       : UnitPruningModifier(std::move(spec), "num_heads") {}
 
-  std::unique_ptr<model::HfModel> restructure(
-      model::HfModel& model, const std::vector<model::Batch>& calibration) override {
+  std::unique_ptr<model::HfModel> restructure(model::HfModel& model,
+                                              const std::vector<model::Batch>& calibration,
+                                              State&) override {
     const std::string where = spec().where();
     const prune::StructureLayout layout = prune::structure_layout(model);
     STUNT_CHECK_AS(ValueError, layout.heads_refusal.empty(), where, ": ", layout.heads_refusal);
@@ -196,8 +206,9 @@ class ChannelPruningModifier final : public UnitPruningModifier {
   explicit ChannelPruningModifier(ModifierSpec spec)
       : UnitPruningModifier(std::move(spec), "num_channels") {}
 
-  std::unique_ptr<model::HfModel> restructure(
-      model::HfModel& model, const std::vector<model::Batch>& calibration) override {
+  std::unique_ptr<model::HfModel> restructure(model::HfModel& model,
+                                              const std::vector<model::Batch>& calibration,
+                                              State&) override {
     const std::string where = spec().where();
     const prune::StructureLayout layout = prune::structure_layout(model);
     const int64_t prune = units(layout.ffn_width, 1, "channels");

@@ -17,7 +17,10 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
   for (const Stage& stage : recipe.stages) {
     if (!is_train_stage(stage)) continue;
     for (const ModifierSpec& spec : stage.modifiers) {
-      if (spec.type == "DistillationModifier" && distiller == nullptr) distiller = &spec;
+      const bool distils = spec.type == "DistillationModifier" ||
+                           spec.type == "PerLayerDistillationModifier" ||
+                           spec.type == "OutputDistillationModifier";
+      if (distils && distiller == nullptr) distiller = &spec;
     }
   }
   if (distiller == nullptr) {

@@ -321,7 +321,9 @@ bool runs_in_training(const std::string& type, RecipeSyntax syntax) {
                                               "SetLearningRateModifier",
                                               "LearningRateFunctionModifier",
                                               "SetWeightDecayModifier",
-                                              "DistillationModifier"};
+                                              "DistillationModifier",
+                                              "PerLayerDistillationModifier",
+                                              "OutputDistillationModifier"};
   return types.count(type) > 0 || type == "QuantizationModifier";
 }
 
@@ -354,6 +356,9 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
     modifier = std::make_unique<WeightDecay>(located);
   } else if (type == "DistillationModifier") {
     modifier = detail::make_logit_distillation(located);
+  } else if (type == "PerLayerDistillationModifier" || type == "OutputDistillationModifier") {
+    modifier =
+        detail::make_hidden_state_distillation(located, type == "PerLayerDistillationModifier");
   } else {
     STUNT_ASSERT(!runs_in_training(type, syntax), type, " has no training form");
     throw NotImplementedError(
@@ -361,8 +366,8 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
             " is not implemented yet in train stages; they run GMPruningModifier, "
             "MagnitudePruningModifier, MovementPruningModifier, ConstantPruningModifier, "
             "QuantizationModifier (quantization-aware training), EpochRangeModifier, "
-            "SetLearningRateModifier, LearningRateFunctionModifier, SetWeightDecayModifier and "
-            "DistillationModifier. "
+            "SetLearningRateModifier, LearningRateFunctionModifier, SetWeightDecayModifier, "
+            "DistillationModifier, PerLayerDistillationModifier and OutputDistillationModifier. "
             "Move one-shot modifiers into a one-shot stage"));
   }
   // Nothing accepted and ignored: every given argument that acts was read.

@@ -53,8 +53,8 @@ def test_every_shipped_recipe_checks(recipe):
 
 def test_recipe_check_lists_what_would_be_refused(tmp_path):
     recipe = tmp_path / "hidden.yaml"
-    recipe.write_text("train_stage:\n  run_type: train\n  distill_modifiers:\n"
-                      "    OutputDistillationModifier:\n      targets: ['re:.*output.dense']\n")
+    recipe.write_text("train_stage:\n  run_type: train\n  prune_modifiers:\n"
+                      "    SparseGPTModifier:\n      sparsity: 0.5\n")
     result = run("recipe", "check", recipe, check=1)
     assert "# valid" not in result.stdout and ": refused: " in result.stdout
     assert "not implemented yet" in result.stdout
@@ -83,12 +83,12 @@ def test_main_form_refuses_unimplemented_modifiers_and_writes_nothing(tmp_path):
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     recipe = recipes / "hidden.yaml"
-    recipe.write_text("train_stage:\n  run_type: train\n  distill_modifiers:\n"
-                      "    OutputDistillationModifier:\n      targets: ['re:.*output.dense']\n")
+    recipe.write_text("train_stage:\n  run_type: train\n  prune_modifiers:\n"
+                      "    SparseGPTModifier:\n      sparsity: 0.5\n")
     out = tmp_path / "new" / "folders" / "out"
     result = run("--recipe", recipe, MINILM, "-o", out, "--dataset", recipe, check=1)
     # Refused by name and recipe path, before any work.
-    assert "train_stage.distill_modifiers.OutputDistillationModifier" in result.stderr
+    assert "train_stage.prune_modifiers.SparseGPTModifier" in result.stderr
     assert "not implemented yet" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipes"]  # nothing else written
 

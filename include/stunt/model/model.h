@@ -78,6 +78,9 @@ struct Output {
   at::Tensor logits;
   /// The last hidden state (after the final norm), [batch, seq, hidden].
   at::Tensor hidden;
+  /// The hidden state after each block, in num_blocks() order ([batch, seq, hidden] each, before
+  /// any final norm), when Model::set_keep_block_outputs is on; empty otherwise.
+  std::vector<at::Tensor> block_outputs;
 };
 
 /// What flows from one block to the next during a block-by-block forward: the hidden state and
@@ -123,6 +126,12 @@ class Model {
   /// draws from ATen's default CPU generator.
   void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
+
+  /// Whether forward() and forward_with_grad() return every block's output
+  /// (Output::block_outputs, as transformers' output_hidden_states): hidden-state distillation
+  /// reads them. Off by default, since holding them costs a hidden state per block.
+  void set_keep_block_outputs(bool keep) { keep_block_outputs_ = keep; }
+  bool keep_block_outputs() const { return keep_block_outputs_; }
 
   /// Readies the model for training: every floating layer weight and bias and every floating
   /// non-layer tensor (norms, position tables) becomes a leaf that requires grad and owns its
@@ -191,7 +200,11 @@ class Model {
   std::map<std::string, Layer*> layers_by_name_;
   std::map<std::string, at::Tensor> tensors_;
   std::function<void(const Layer&, const at::Tensor&)> capture_;
+  /// embed, every block, head; the blocks' outputs kept when asked.
+  Output forward_blocks(const Batch& batch);
+
   bool training_ = false;
+  bool keep_block_outputs_ = false;
 };
 
 /// While alive, hands the input of each chosen layer to `receive` on every forward pass (full or

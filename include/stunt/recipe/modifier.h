@@ -65,6 +65,10 @@ struct State {
   /// Pruned positions (bool, true = pruned) of every layer a modifier pruned or fixed so far, by
   /// layer name: later modifiers keep them zero (GPTQ quantizes them to zero).
   std::map<std::string, at::Tensor> pruned;
+  /// Blocks a structural modifier dropped, by block-stack prefix ("model.layers."): the index
+  /// each remaining block had in the model the recipe started from, so that student block i
+  /// learns from teacher block kept[i] when the teacher is that model.
+  std::map<std::string, std::vector<int64_t>> kept_blocks;
 };
 
 /// One compression method configured from a recipe. Subclasses override the hooks they need;
@@ -111,8 +115,9 @@ class Modifier {
   /// targets against the model's layers.
   virtual bool changes_structure() const { return false; }
   /// Returns the smaller model (Hugging Face models only). `calibration` may be empty.
-  virtual std::unique_ptr<model::HfModel> restructure(
-      model::HfModel& model, const std::vector<model::Batch>& calibration) {
+  virtual std::unique_ptr<model::HfModel> restructure(model::HfModel& model,
+                                                      const std::vector<model::Batch>& calibration,
+                                                      State& state) {
     throw InternalError(spec_.type + " does not change the model's structure");
   }
 

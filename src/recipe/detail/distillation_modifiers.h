@@ -11,4 +11,10 @@ namespace stunt::recipe::detail {
 /// mixed with the task loss by hardness.
 std::unique_ptr<TrainingModifier> make_logit_distillation(const ModifierSpec& spec);
 
+/// SparseML's PerLayerDistillationModifier (`sparseml`) or llm-compressor's
+/// OutputDistillationModifier: the student's block outputs learn the teacher's
+/// (hidden_distillation_modifier.cpp).
+std::unique_ptr<TrainingModifier> make_hidden_state_distillation(const ModifierSpec& spec,
+                                                                 bool sparseml);
+
 }  // namespace stunt::recipe::detail
