@@ -8,13 +8,15 @@
 namespace stunt::distill {
 
 HiddenComparison parse_hidden_comparison(const std::string& name, const std::string& where) {
-  if (name == "mse" || name == "l2_distance") return HiddenComparison::Mse;
+  // llm-compressor's l2_distance (a sum over features) and cosine_similarity (the similarity
+  // itself, not a distance) mean other things, so their names are not taken as these.
+  if (name == "mse") return HiddenComparison::Mse;
   if (name == "normalized_mse") return HiddenComparison::NormalizedMse;
-  if (name == "cosine" || name == "cosine_similarity") return HiddenComparison::Cosine;
+  if (name == "cosine") return HiddenComparison::Cosine;
   if (name == "square_head") return HiddenComparison::SquareHead;
   throw ValueError(str(where, ": comparison '", name,
-                       "' is not known; use mse (l2_distance), normalized_mse, cosine "
-                       "(cosine_similarity) or square_head"));
+                       "' is not known; use mse, normalized_mse, cosine (1 - cosine similarity) "
+                       "or square_head"));
 }
 
 const char* to_string(HiddenComparison comparison) {

@@ -19,8 +19,8 @@ enum class HiddenComparison {
   SquareHead,
 };
 
-/// "mse", "normalized_mse", "cosine", "square_head" (and llm-compressor's "l2_distance" for mse,
-/// "cosine_similarity" for cosine); ValueError naming `where` and the known names otherwise.
+/// "mse", "normalized_mse", "cosine", "square_head"; ValueError naming `where` and the known
+/// names otherwise (llm-compressor's "l2_distance" and "cosine_similarity" compute other things).
 HiddenComparison parse_hidden_comparison(const std::string& name, const std::string& where);
 const char* to_string(HiddenComparison comparison);
 

@@ -159,8 +159,8 @@ TEST(HiddenStateLoss, EachComparisonEqualsItsFormula) {
               (1 - cos).mean().item<double>(), 1e-12);
   EXPECT_NEAR(hidden_state_loss(s, t, HiddenComparison::SquareHead, keep).item<double>(),
               ((T - S).pow(2).sum() / (T.pow(2).sum() + 1e-6)).item<double>(), 1e-12);
-  EXPECT_EQ(parse_hidden_comparison("l2_distance", "x"), HiddenComparison::Mse);
-  EXPECT_EQ(parse_hidden_comparison("cosine_similarity", "x"), HiddenComparison::Cosine);
+  EXPECT_EQ(parse_hidden_comparison("cosine", "x"), HiddenComparison::Cosine);
+  EXPECT_THROW(parse_hidden_comparison("cosine_similarity", "x"), ValueError);
   EXPECT_STREQ(to_string(parse_hidden_comparison("square_head", "x")), "square_head");
 }
 
