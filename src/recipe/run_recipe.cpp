@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <set>
 
+#include "detail/label_records.h"
 #include "detail/teacher_loading.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
@@ -82,10 +83,6 @@ train::LabeledTextData labeled_records(const TrainingRunOptions& options) {
           " bytes, records cut to ", options.seq_len, ")"));
 }
 
-int64_t pad_id_of(const io::Tokenizer& tokenizer) {
-  return tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
-}
-
 std::string records_fingerprint(const TrainingRunOptions& options) {
   return str(options.dataset.string(), " (", std::filesystem::file_size(options.dataset),
              " bytes, records cut to ", options.seq_len, ")");
@@ -119,59 +116,8 @@ train::Seq2SeqData seq2seq_records(const TrainingRunOptions& options, int64_t de
   });
   log::info("training data: ", examples.size(), " source/target records (up to ", options.seq_len,
             " tokens each) from ", options.dataset.string());
-  return train::Seq2SeqData(std::move(examples), pad_id_of(tokenizer), decoder_start,
+  return train::Seq2SeqData(std::move(examples), detail::pad_id_of(tokenizer), decoder_start,
                             options.dataset.string(), records_fingerprint(options));
-}
-
-/// Texts with the teacher's embeddings as targets, from a `compress label --kind embed` folder:
-/// each labelled item's text is read back from the corpus the manifest names, through the same
-/// template and tokenizer settings (refused when the corpus changed since), and cut to seq_len.
-train::SentenceEmbeddingData label_embedding_records(const TrainingRunOptions& options) {
-  const std::string where = str("--labels ", options.labels.string());
-  STUNT_CHECK_AS(ValueError, options.tokenizer != nullptr, where,
-                 ": sentence-embedding training reads text, which needs the model's tokenizer");
-  const pseudolabel::LabelSet labels(options.labels);
-  const pseudolabel::Manifest& manifest = labels.manifest();
-  STUNT_CHECK_AS(ValueError, manifest.kind == "embed", where, ": labels of kind '", manifest.kind,
-                 "'; a sentence-embedding student learns from a teacher's embeddings (compress "
-                 "label --kind embed)");
-  const std::filesystem::path corpus = manifest.input.value("path", std::string());
-  STUNT_CHECK_AS(ValueError, std::filesystem::exists(corpus), where,
-                 ": the labels keep the teacher's embeddings, not the texts, and the corpus they "
-                 "were made from (",
-                 corpus.string(), ") is not there; run from the folder the labelling ran in");
-  STUNT_CHECK_AS(ValueError, sha256_file(corpus) == manifest.input.value("sha256", ""), where, ": ",
-                 corpus.string(),
-                 " changed since it was labelled; the texts would not match their embeddings. "
-                 "Relabel it");
-  pseudolabel::CorpusOptions read;
-  read.prompt_template = manifest.settings.value("template", std::string("{text}"));
-  read.format = manifest.settings.value("format", std::string("lines")) == "jsonl"
-                    ? pseudolabel::CorpusFormat::Jsonl
-                    : pseudolabel::CorpusFormat::Lines;
-  read.id_field = manifest.settings.value("id_field", std::string("id"));
-  const bool special = manifest.settings.value("add_special_tokens", true);
-  pseudolabel::CorpusReader reader(corpus, read);
-  std::optional<pseudolabel::CorpusItem> item = reader.next();
-  std::vector<train::EmbeddingExample> examples;
-  labels.for_each([&](const pseudolabel::LabeledItem& labeled) {
-    const int64_t index = labeled.record.value("index", int64_t{-1});
-    while (item && item->index < index) item = reader.next();
-    STUNT_CHECK_AS(FormatError, item && item->index == index, where, ": item ", index,
-                   " is not in ", corpus.string());
-    const at::Tensor target = labeled.tensors.at("embeddings").to(at::kFloat).contiguous();
-    train::EmbeddingExample e;
-    e.line = item->line;
-    e.text = io::encode_truncated(*options.tokenizer, item->text, options.seq_len, special);
-    e.target.assign(target.data_ptr<float>(), target.data_ptr<float>() + target.numel());
-    examples.push_back(std::move(e));
-  });
-  log::info("training data: ", examples.size(), " texts of ", corpus.string(),
-            " with the teacher's embeddings from ", options.labels.string());
-  return train::SentenceEmbeddingData(
-      std::move(examples), pad_id_of(*options.tokenizer), options.labels.string(),
-      str("labels ", manifest.input.value("sha256", ""), " ", manifest.teacher.value("sha256", ""),
-          " ", options.seq_len));
 }
 
 /// Sentence pairs with scores ("text", "text_pair", "score") or texts with target embeddings
@@ -211,7 +157,7 @@ train::SentenceEmbeddingData embedding_records(const TrainingRunOptions& options
   });
   log::info("training data: ", examples.size(), " sentence-embedding records from ",
             options.dataset.string());
-  return train::SentenceEmbeddingData(std::move(examples), pad_id_of(tokenizer),
+  return train::SentenceEmbeddingData(std::move(examples), detail::pad_id_of(tokenizer),
                                       options.dataset.string(), records_fingerprint(options));
 }
 
@@ -459,10 +405,11 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
     }
     STUNT_CHECK_AS(ValueError,
                    training.labels.empty() || task == TrainingTask::CausalLm ||
-                       task == TrainingTask::SentenceEmbedding,
+                       task == TrainingTask::SentenceEmbedding || task == TrainingTask::Seq2Seq,
                    "--labels ", training.labels.string(),
-                   ": students learn from stored labels as decoder-only language models (the "
-                   "teacher's log-probabilities) or sentence encoders (its embeddings); this ",
+                   ": students learn from stored labels as language models (the teacher's "
+                   "log-probabilities or generations), encoder-decoders (its generations) or "
+                   "sentence encoders (its embeddings); this ",
                    model->architecture(), " run's task is another");
     if (task == TrainingTask::Seq2Seq) {
       STUNT_CHECK_AS(ValueError, model->architecture() == "t5", training.dataset.string(),
@@ -470,7 +417,9 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                      "is a ",
                      model->architecture(), " model");
       data = std::make_unique<train::Seq2SeqData>(
-          seq2seq_records(training, model->decoder_start_token_id()));
+          training.labels.empty()
+              ? seq2seq_records(training, model->decoder_start_token_id())
+              : detail::label_seq2seq_records(training, model->decoder_start_token_id()));
       loss = train::seq2seq_loss;
       if (!training.eval_data.empty()) {
         TrainingRunOptions held_out = training;
@@ -483,7 +432,7 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
       const model::SentencePooling pooling = model::SentencePooling::from_folder(model->source());
       data = std::make_unique<train::SentenceEmbeddingData>(
           training.labels.empty() ? embedding_records(training)
-                                  : label_embedding_records(training));
+                                  : detail::label_embedding_records(training));
       loss = [pooling](model::Model& m, const train::TrainingBatch& b) {
         return train::sentence_embedding_loss(m, b, pooling);
       };
@@ -507,10 +456,13 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                      classes, "; give the model as many classes (num_labels) as the data has");
       data = std::move(records);
       loss = train::sequence_classification_loss;
+    } else if (!training.labels.empty() &&
+               pseudolabel::Manifest::read(training.labels).kind == "generate") {
+      data = std::make_unique<train::CompletionData>(detail::label_generation_records(training));
     } else if (!training.labels.empty()) {
       auto labels = std::make_unique<train::TeacherLogitsData>(
           training.labels, training.seq_len,
-          training.tokenizer != nullptr ? pad_id_of(*training.tokenizer) : 0);
+          training.tokenizer != nullptr ? detail::pad_id_of(*training.tokenizer) : 0);
       const int64_t vocabulary = model->config().integer("vocab_size");
       STUNT_CHECK_AS(ValueError, labels->largest_token() < vocabulary, "--labels ",
                      training.labels.string(), ": token id ", labels->largest_token(),

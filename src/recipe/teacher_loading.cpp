@@ -41,6 +41,14 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
   ModifierSpec located = *distiller;
   located.source = recipe.source;
   if (!training.labels.empty()) {
+    const std::string kind = pseudolabel::Manifest::read(training.labels).kind;
+    STUNT_CHECK_AS(RecipeError, kind == "logits", located.where(), ": ", located.type,
+                   " learns from the teacher's log-probabilities (compress label --kind logits) "
+                   "or from the teacher in memory (--teacher), and --labels ",
+                   training.labels.string(), " holds labels of kind '", kind, "'",
+                   kind == "generate" ? "; a student learns generations as text (sequence-level "
+                                        "distillation) without it: remove the modifier"
+                                      : "");
     // Offline: the teacher stays on disk. Named as well, it must be the one that labelled.
     if (!training.teacher.empty()) {
       STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",

@@ -87,6 +87,34 @@ def test_seq2seq_loss_equals_t5_for_conditional_generation(tiny_t5, task, tmp_pa
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
+def test_t5_student_learns_the_teachers_generations_from_labels(tiny_t5, tmp_path):
+    """Pseudo-labels for an encoder-decoder: `compress label --kind generate` output trains a T5
+    with --labels (its prompts as sources, its generations as targets); the first step's loss
+    equals transformers' on those pairs."""
+    model, folder = tiny_t5
+    texts = sentences(8, seed=5)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    run("label", folder, "--data", corpus, "--kind", "generate", "--max-new-tokens", "5",
+        "-o", tmp_path / "labels", check=0)
+    generations = [json.loads(line)["generation"]
+                   for line in (tmp_path / "labels" / "shard-000000.jsonl").read_text().splitlines()]
+    assert len(generations) == 8 and any(generations)
+    metrics = tmp_path / "metrics.jsonl"
+    run("--recipe", write_recipe(tmp_path / "recipe.yaml", HOLD_ZEROS.format("re:.*DenseReluDense.wi")),
+        folder, "-o", tmp_path / "out", "--labels", tmp_path / "labels", "--batch-size", "8",
+        "--max-steps", "1", "--seq-len", "16", "--metrics", metrics, check=0)
+    loss = json.loads(metrics.read_text().splitlines()[-1])["loss"]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=16, return_tensors="pt")
+    labels = tokenizer(text_target=generations, padding=True, truncation=True, max_length=16,
+                       return_tensors="pt").input_ids
+    labels[labels == tokenizer.pad_token_id] = -100
+    with torch.no_grad():
+        expected = model(**batch, labels=labels).loss.item()
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
 def test_t5_learns_to_copy_while_pruned(tiny_t5, tmp_path):
     _, folder = tiny_t5
     train = [{"text": s, "target": s} for s in sentences(64, seed=3, low=2, high=4)]
