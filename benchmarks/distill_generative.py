@@ -8,6 +8,11 @@ trains on the same windows of wikitext-2 valid, with the same steps, learning ra
                       with the teacher loaded beside the student (--teacher)
   (c) KD offline      the same modifier against the teacher's top-k log-probabilities stored by
                       `compress label --kind logits` (--labels), no teacher in memory
+  (d) sequence-level  the first half of each window as a prompt, the teacher's greedy
+                      continuation of it (`compress label --kind generate`, as many new tokens)
+                      as the text to learn (--labels; Kim & Rush 2016), no teacher in memory
+  (e) sampled         the same with continuations sampled at temperature 1 (`--sample`): one
+                      draw from the teacher's distribution instead of its greedy mode
 
 Each is measured on windows of wikitext-2 test, in PyTorch (transformers), by perplexity and by
 KL(teacher ‖ student) per token. The training commands' peak memory is /usr/bin/time's maximum
@@ -16,6 +21,7 @@ resident set.
     .venv/bin/python benchmarks/distill_generative.py --out out/distill-generative --threads 2
 
 Goal (issue 20): (b) and (c) beat (a) by at least 10% in perplexity; (c) within 2% of (b).
+(d) and (e) train the same steps on windows of the same length, scoring only the generated half.
 Perplexity does not depend on timing; the minutes do (state the machine beside them).
 """
 import argparse
@@ -137,6 +143,26 @@ def main():
                        env=env, stdin=subprocess.DEVNULL)
         label_minutes = round((time.monotonic() - started) / 60, 2)
         label_record.write_text(json.dumps({"minutes": label_minutes}))
+    # (d) and (e)'s labels: the teacher continues the first half of every window, greedily and
+    # by sampling.
+    half = args.seq_len // 2
+    prompts = args.out / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"text": tokenizer.decode(row[:half])}) + "\n"
+                               for row in used))
+    generation_minutes = {}
+    for name, decoding in (("generations", []),
+                           ("samples", ["--sample", "--temperature", "1.0", "--seed",
+                                        str(args.seed)])):
+        folder, record = args.out / name, args.out / f"{name}.json"
+        if not (folder / "manifest.json").exists():
+            print(f"[{name}] running", flush=True)
+            started = time.monotonic()
+            subprocess.run([COMPRESS, "label", str(teacher), "--data", str(prompts), "--kind",
+                            "generate", "--max-new-tokens", str(args.seq_len - half), *decoding,
+                            "-o", str(folder), "--threads", str(args.threads), "--batch-size",
+                            "16"], check=True, env=env, stdin=subprocess.DEVNULL)
+            record.write_text(json.dumps({"minutes": round((time.monotonic() - started) / 60, 2)}))
+        generation_minutes[name] = json.loads(record.read_text())["minutes"]
     same = 0
     for lines in sorted(labels.glob("shard-*.jsonl")):
         for line in lines.read_text().splitlines():
@@ -149,9 +175,13 @@ def main():
             ("kd-memory", "(b) KD, teacher in memory", ["--dataset", str(data), "--teacher",
                                                         str(teacher)]),
             ("kd-offline", "(c) KD, stored top-k", ["--labels", str(labels), "--seq-len",
-                                                    str(args.seq_len)])):
-        output, stats = compress(name, student_recipe(name != "next-token"), teacher,
-                                 extra + steps)
+                                                    str(args.seq_len)]),
+            ("sequence-kd", "(d) sequence-level KD, greedy generations",
+             ["--labels", str(args.out / "generations"), "--seq-len", str(args.seq_len)]),
+            ("sequence-kd-sampled", "(e) sequence-level KD, sampled generations",
+             ["--labels", str(args.out / "samples"), "--seq-len", str(args.seq_len)])):
+        output, stats = compress(name, student_recipe(name in ("kd-memory", "kd-offline")),
+                                 teacher, extra + steps)
         rows[label] = {"model": output, **stats}
 
     # Measured in PyTorch: perplexity and KL(teacher ‖ student) on wikitext-2 test.
@@ -190,7 +220,9 @@ def main():
             table[label].update({k: v for k, v in rows[label].items() if k != "model"})
     table["teacher (fine-tuned, 30 layers)"].update(teacher_stats)
     a = table["(a) next token"]["perplexity"]
-    for label in ("(b) KD, teacher in memory", "(c) KD, stored top-k"):
+    for label in ("(b) KD, teacher in memory", "(c) KD, stored top-k",
+                  "(d) sequence-level KD, greedy generations",
+                  "(e) sequence-level KD, sampled generations"):
         table[label]["perplexity_vs_a"] = 1 - table[label]["perplexity"] / a
     table["(c) KD, stored top-k"]["perplexity_vs_b"] = (
         table["(c) KD, stored top-k"]["perplexity"]
@@ -208,6 +240,9 @@ def main():
                             "distillation": {"hardness": 0.5, "temperature": 2.0}},
                "labels": {"top_k": args.top_k, "minutes": label_minutes,
                           "windows_with_identical_tokens": same},
+               "generations": {"prompt_tokens": half, "max_new_tokens": args.seq_len - half,
+                               "decoding": {"(d)": "greedy", "(e)": "sampled, temperature 1"},
+                               "minutes": generation_minutes},
                "eval": {"data": "wikitext-2 test", "windows": len(test),
                         "seq_len": args.eval_seq_len, "scored_tokens": count},
                "rows": table,

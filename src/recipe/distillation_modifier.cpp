@@ -71,7 +71,7 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
                    spec().type,
                    " trains the student on a teacher's outputs; name the teacher with --teacher "
                    "MODEL (a Hugging Face folder or GGUF file), or give its stored "
-                   "log-probabilities with --labels");
+                   "log-probabilities with --labels (in your own loop: SessionOptions::teacher)");
     teacher_ = state.teacher;
     if (teacher_ == nullptr) return;
     const auto* student = dynamic_cast<const model::HfModel*>(state.model);

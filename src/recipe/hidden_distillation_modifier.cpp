@@ -102,8 +102,8 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
     const std::string& where = spec().where();
     STUNT_CHECK_AS(RecipeError, state.teacher != nullptr, where, ": ", spec().type,
                    " compares the student's hidden states with the teacher's, which needs the "
-                   "teacher in memory: name it with --teacher MODEL (stored labels hold only its "
-                   "log-probabilities or embeddings)");
+                   "teacher in memory: name it with --teacher MODEL, or SessionOptions::teacher in "
+                   "your own loop (stored labels hold only its log-probabilities or embeddings)");
     const auto* student = dynamic_cast<const model::HfModel*>(state.model);
     const auto* teacher = dynamic_cast<const model::HfModel*>(state.teacher);
     STUNT_CHECK_AS(ValueError, student != nullptr && teacher != nullptr, where, ": ", spec().type,

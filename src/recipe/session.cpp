@@ -45,12 +45,16 @@ CompressionSession::CompressionSession(model::Model& model, Recipe recipe, Sessi
   // model as it was.
   state_.model = &model_;
   state_.target = session_options_.target;
+  state_.teacher = session_options_.teacher;
   double schedule_end = 0.0;
   for (const Stage& stage : recipe_.stages) {
     for (const ModifierSpec& spec : stage.modifiers) {
       ModifierSpec located = spec;
       located.source = source;
       modifiers_.push_back(make_training_modifier(located, recipe_.syntax));
+      distils_ |= spec.type == "DistillationModifier" ||
+                  spec.type == "PerLayerDistillationModifier" ||
+                  spec.type == "OutputDistillationModifier";
     }
     schedule_end = std::max(schedule_end, schedule_end_epoch(stage));
   }
@@ -206,11 +210,17 @@ void CompressionSession::batch_start() {
 }
 
 at::Tensor CompressionSession::loss(const at::Tensor& loss) {
+  require(!distils_, "loss",
+          "the recipe distils, which reads the batch and the student's output: call "
+          "loss(l, batch, output)");
+  return this->loss(loss, train::TrainingBatch{}, model::Output{});
+}
+
+at::Tensor CompressionSession::loss(const at::Tensor& loss, const train::TrainingBatch& batch,
+                                    const model::Output& output) {
   require(phase_ == Phase::InStep, "loss", "call batch_start before the step's forward");
   at::Tensor out = loss;
-  const train::TrainingBatch no_batch;
-  const model::Output no_output;
-  for (train::TrainingCallbacks* cb : callbacks_) cb->on_loss(info_, no_batch, no_output, out);
+  for (train::TrainingCallbacks* cb : callbacks_) cb->on_loss(info_, batch, output, out);
   return out;
 }
 

@@ -52,6 +52,9 @@ struct SessionOptions {
   int64_t steps_per_epoch = 0;
   /// Where the model will run (State::target): "cpu", "a10", ... or "" when unsaid.
   std::string target;
+  /// The teacher the recipe's distillation modifiers learn from (a model in inference mode that
+  /// outlives the session; a ModuleModel needs its forward function), or null.
+  model::Model* teacher = nullptr;
   /// Data-parallel loops (one process per rank, each with its share of every global batch, as
   /// torchrun launches them): the group the ranks joined, e.g.
   ///     train::ProcessGroup(*train::distributed_environment())
@@ -92,9 +95,16 @@ class CompressionSession {
 
   /// The start of an optimizer step (before the forward of its first micro-batch).
   void batch_start();
-  /// A micro-batch's loss, as the loop computed it; returns the loss to call backward() on
-  /// (distillation adds its terms here).
+  /// A micro-batch's loss, as the loop computed it; returns the loss to call backward() on.
+  /// LifecycleError for a recipe that distils, which needs the overload below.
   at::Tensor loss(const at::Tensor& loss);
+  /// The same, with what distillation reads: the micro-batch (the teacher runs on batch.inputs;
+  /// batch.labels, when they have the logits' leading shape and are integers, mark the scored
+  /// positions with values other than -100) and the student's output on it (logits; block outputs
+  /// for hidden-state distillation, with model.set_keep_block_outputs on). The distillation
+  /// modifiers add their terms here.
+  at::Tensor loss(const at::Tensor& loss, const train::TrainingBatch& batch,
+                  const model::Output& output);
   /// After backward() of the step's last micro-batch and any clipping, before optimizer.step().
   void optimizer_pre_step();
   /// After optimizer.step(): the step counts, masks are applied again, schedules advance.
@@ -158,6 +168,8 @@ class CompressionSession {
   train::StepInfo info_;
   Phase phase_ = Phase::BetweenSteps;
   bool started_ = false;
+  /// Whether a modifier distils (and so needs the batch and output in loss()).
+  bool distils_ = false;
 };
 
 }  // namespace stunt::recipe

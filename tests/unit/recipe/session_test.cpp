@@ -292,6 +292,42 @@ TEST(CompressionSession, SparsemlStagesShareOneEpochCount) {
   EXPECT_EQ(session.steps(), 3 * kSteps);
 }
 
+TEST(CompressionSession, DistilsFromATeacherItIsGiven) {
+  Mlp net = make_mlp();
+  torch::manual_seed(11);
+  Mlp teacher_net;
+  model::ModuleModel model(net);
+  model::ModuleModel teacher(
+      teacher_net, [&](const model::Batch& b) { return teacher_net->forward(b.inputs.at(0)); });
+  const char* distill = R"(
+train_stage:
+  train_modifiers:
+    - !DistillationModifier
+      hardness: 1.0
+      temperature: 2.0
+)";
+  EXPECT_THROW(CompressionSession(model, recipe(distill), {.steps_per_epoch = kSteps}),
+               RecipeError);  // no teacher
+  SessionOptions options{.steps_per_epoch = kSteps};
+  options.teacher = &teacher;
+  CompressionSession session(model, recipe(distill), options);
+  const Data data;
+  const train::TrainingBatch b = data.batch({0, 1, 2, 3, 4, 5, 6, 7});
+  session.batch_start();
+  const at::Tensor student = net->forward(b.inputs.inputs.at(0));
+  const at::Tensor task = torch::nn::functional::mse_loss(student, b.labels);
+  EXPECT_THROW(session.loss(task), LifecycleError);  // distillation needs the batch and output
+  model::Output output;
+  output.logits = student;
+  const at::Tensor loss = session.loss(task, b, output);
+  // hardness 1: KL(softmax(t/T) ‖ softmax(s/T)) · T² alone, averaged over the rows.
+  at::Tensor t = at::log_softmax(teacher_net->forward(b.inputs.inputs.at(0)).detach() / 2.0, -1);
+  at::Tensor s = at::log_softmax(student / 2.0, -1);
+  const double expected = ((t.exp() * (t - s)).sum(-1).mean() * 4.0).item<double>();
+  EXPECT_NEAR(loss.item<double>(), expected, 1e-6);
+  EXPECT_TRUE(loss.requires_grad());
+}
+
 TEST(CompressionSession, LearnedScalesAreParametersForTheOptimizer) {
   Mlp net = make_mlp();
   model::ModuleModel model(net);
