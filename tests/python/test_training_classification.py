@@ -153,6 +153,22 @@ def test_sparseml_distill_prune_then_qat_recipe_runs_its_stages_as_one_run(tiny_
         assert int((w == 0).sum()) >= round(0.6 * w.numel()), (name, int((w == 0).sum()))
 
 
+def test_a_method_that_would_start_after_the_run_ends_is_refused(tiny_bert, tmp_path):
+    _, folder = tiny_bert
+    train = write_jsonl(tmp_path / "train.jsonl", records(16, seed=4))
+    recipe = tmp_path / "late.yaml"
+    recipe.write_text("prune_stage:\n  prune_modifiers:\n    - !EpochRangeModifier\n"
+                      "      start_epoch: 0\n      end_epoch: 2\n"
+                      "qat_stage:\n  qat_modifiers:\n    - !QuantizationModifier\n"
+                      "      start_epoch: 3\n")
+    out = tmp_path / "out"
+    result = run("--recipe", recipe, folder, "-o", out, "--dataset", train, "--task",
+                 "classification", "--seq-len", "16", check=1)
+    assert ("qat_stage.qat_modifiers[0].start_epoch: QuantizationModifier starts at epoch 3, and "
+            "training lasts 2 epochs" in result.stderr), result.stderr
+    assert not out.exists()
+
+
 def test_bad_labels_are_refused_with_file_and_line(tiny_bert, tmp_path):
     _, folder = tiny_bert
     rows = records(8, seed=4)
