@@ -261,9 +261,11 @@ def test_list_modifiers_shows_each_fields_status():
     assert gptq["offload_hessians"]["status"] == "inert" and gptq["offload_hessians"]["why"]
     distill = {f["name"]: f["status"] for f in by_name["DistillationModifier"]["fields"]}
     assert distill["hardness"] == distill["temperature"] == "acts"
-    assert {f["status"] for f in by_name["OutputDistillationModifier"]["fields"]} == {"refused"}
+    output = {f["name"]: f["status"] for f in by_name["OutputDistillationModifier"]["fields"]}
+    assert output["comparison"] == "acts" and output["offload_layer_output"] == "inert"
     trains = {e["name"]: e["trains"] for e in listing if "trains" in e}
     assert trains["DistillationModifier"] and trains["EpochRangeModifier"]
-    assert not trains["GPTQModifier"] and not trains["OutputDistillationModifier"]
+    assert trains["OutputDistillationModifier"] and trains["PerLayerDistillationModifier"]
+    assert not trains["GPTQModifier"]
     aliases = {e["name"]: e for e in listing if "alias_of" in e}
     assert aliases["GlobalMagnitudePruningModifier"]["alias_of"] == "GMPruningModifier"

@@ -214,11 +214,14 @@ TEST(CompressionSession, TwoRanksEqualOneProcessWithTheSameGlobalBatch) {
 
   test::TempDir dir;
   std::vector<std::vector<at::Tensor>> weights(2);
+  // Built here, not in the rank threads, which would race on the global generator. Rank 1
+  // starts from other weights: the session starts it from rank 0's.
+  std::vector<Mlp> nets = {make_mlp(), nullptr};
+  torch::manual_seed(103);
+  nets[1] = Mlp();
   test::run_ranks(2, [&](train::ProcessGroup& group) {
     const int rank = group.rank();
-    // Rank 1 starts from other weights: the session starts it from rank 0's.
-    torch::manual_seed(3 + 100 * rank);
-    Mlp net;
+    Mlp& net = nets[static_cast<size_t>(rank)];
     model::ModuleModel model(net);
     SessionOptions options{.steps_per_epoch = kSteps};
     options.process_group = std::shared_ptr<train::ProcessGroup>(&group, [](auto*) {});
