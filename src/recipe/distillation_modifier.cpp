@@ -74,18 +74,8 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
                    "log-probabilities with --labels (in your own loop: SessionOptions::teacher)");
     teacher_ = state.teacher;
     if (teacher_ == nullptr) return;
-    const auto* student = dynamic_cast<const model::HfModel*>(state.model);
-    const auto* teacher = dynamic_cast<const model::HfModel*>(teacher_);
-    if (student != nullptr && teacher != nullptr && student->config().has("vocab_size") &&
-        teacher->config().has("vocab_size")) {
-      const int64_t s = student->config().integer("vocab_size");
-      const int64_t t = teacher->config().integer("vocab_size");
-      STUNT_CHECK_AS(RecipeError, s == t, where, ": the teacher's vocabulary has ", t,
-                     " tokens and the student's ", s,
-                     "; logit distillation compares distributions over one vocabulary. Use a "
-                     "teacher with the student's tokenizer, or train on the teacher's "
-                     "generations (compress label --kind generate, then --dataset)");
-    }
+    check_same_vocabulary(*state.model, *teacher_, where,
+                          "logit distillation compares distributions over one vocabulary");
   }
 
   std::vector<train::TrainingCallbacks*> callbacks() override { return {this}; }
@@ -155,6 +145,27 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
 };
 
 }  // namespace
+
+bool is_distillation_modifier(const std::string& type) {
+  return type == "DistillationModifier" || type == "PerLayerDistillationModifier" ||
+         type == "OutputDistillationModifier";
+}
+
+void check_same_vocabulary(const model::Model& student, const model::Model& teacher,
+                           const std::string& where, const char* why) {
+  const auto* s = dynamic_cast<const model::HfModel*>(&student);
+  const auto* t = dynamic_cast<const model::HfModel*>(&teacher);
+  if (s == nullptr || t == nullptr || !s->config().has("vocab_size") ||
+      !t->config().has("vocab_size")) {
+    return;
+  }
+  const int64_t sv = s->config().integer("vocab_size");
+  const int64_t tv = t->config().integer("vocab_size");
+  STUNT_CHECK_AS(RecipeError, sv == tv, where, ": the teacher's vocabulary has ", tv,
+                 " tokens and the student's ", sv, "; ", why,
+                 ". Use a teacher with the student's tokenizer, or train on the teacher's "
+                 "generations (compress label --kind generate, then --labels)");
+}
 
 std::unique_ptr<TrainingModifier> make_logit_distillation(const ModifierSpec& spec) {
   return std::make_unique<LogitDistillation>(spec);

@@ -108,16 +108,9 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
     const auto* teacher = dynamic_cast<const model::HfModel*>(state.teacher);
     STUNT_CHECK_AS(ValueError, student != nullptr && teacher != nullptr, where, ": ", spec().type,
                    " names blocks of Hugging Face models; this student or teacher is another kind");
-    // The teacher reads the student's token ids.
-    if (student->config().has("vocab_size") && teacher->config().has("vocab_size")) {
-      const int64_t s = student->config().integer("vocab_size");
-      const int64_t t = teacher->config().integer("vocab_size");
-      STUNT_CHECK_AS(RecipeError, s == t, where, ": the teacher's vocabulary has ", t,
-                     " tokens and the student's ", s,
-                     "; the teacher runs on the student's token ids, so both need one tokenizer. "
-                     "Use such a teacher, or train on its generations (compress label --kind "
-                     "generate, then --dataset)");
-    }
+    check_same_vocabulary(*student, *teacher, where,
+                          "the teacher runs on the student's token ids, so both need one "
+                          "tokenizer");
     student_width_ = hidden_width(*student, where);
     teacher_width_ = hidden_width(*teacher, where);
     STUNT_CHECK_AS(ValueError, project_ || student_width_ == teacher_width_, where,

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "detail/distillation_modifiers.h"
 #include "stunt/core/atomic_file.h"
 #include "stunt/core/error.h"
 #include "stunt/core/strings.h"
@@ -52,9 +53,7 @@ CompressionSession::CompressionSession(model::Model& model, Recipe recipe, Sessi
       ModifierSpec located = spec;
       located.source = source;
       modifiers_.push_back(make_training_modifier(located, recipe_.syntax));
-      distils_ |= spec.type == "DistillationModifier" ||
-                  spec.type == "PerLayerDistillationModifier" ||
-                  spec.type == "OutputDistillationModifier";
+      distils_ |= detail::is_distillation_modifier(spec.type);
     }
     schedule_end = std::max(schedule_end, schedule_end_epoch(stage));
   }

@@ -2,6 +2,7 @@
 // and ::labels): loaded once for in-memory distillation, or checked against stored labels.
 #include <filesystem>
 
+#include "detail/distillation_modifiers.h"
 #include "detail/teacher_loading.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
@@ -17,10 +18,7 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
   for (const Stage& stage : recipe.stages) {
     if (!is_train_stage(stage)) continue;
     for (const ModifierSpec& spec : stage.modifiers) {
-      const bool distils = spec.type == "DistillationModifier" ||
-                           spec.type == "PerLayerDistillationModifier" ||
-                           spec.type == "OutputDistillationModifier";
-      if (distils && distiller == nullptr) distiller = &spec;
+      if (is_distillation_modifier(spec.type) && distiller == nullptr) distiller = &spec;
     }
   }
   if (distiller == nullptr) {
