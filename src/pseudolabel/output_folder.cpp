@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "stunt/core/error.h"
@@ -47,6 +48,26 @@ bool is_temporary(const fs::path& p) {
   return name.rfind('.', 0) == 0 && name.find(".tmp-") != std::string::npos;
 }
 
+/// Whether a temporary is this part's to clear: its own shards (index ≡ part_index mod
+/// part_count) and its own manifest. Parts run side by side in one folder, so clearing another
+/// part's temporary would pull a file from under a writer that is still running.
+bool is_own_temporary(const fs::path& p, const Manifest& part) {
+  if (part.part_count == 1) return true;
+  const std::string name = p.filename().string();
+  const std::string target = name.substr(1, name.find(".tmp-") - 1);
+  if (target == part.file_name()) return true;
+  constexpr std::string_view kShard = "shard-";
+  if (target.rfind(kShard, 0) != 0) return false;
+  const size_t digits = target.find('.', kShard.size());
+  if (digits == std::string::npos) return false;
+  try {
+    const int64_t index = std::stoll(target.substr(kShard.size(), digits - kShard.size()));
+    return index % part.part_count == part.part_index;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 bool is_manifest(const fs::path& p) {
   const std::string name = p.filename().string();
   return name == kManifestName ||
@@ -67,14 +88,17 @@ Manifest open_output(const LabelJob& job, const Manifest& fresh) {
     STUNT_CHECK_AS(ValueError, fs::is_directory(out), out.string(),
                    " exists and is not a folder; give -o a folder for the labels");
     for (const auto& entry : fs::directory_iterator(out)) {
-      if (is_temporary(entry.path())) fs::remove(entry.path());  // a killed run's leftovers
+      // A killed run's leftovers; other parts' temporaries may belong to running writers.
+      if (is_temporary(entry.path()) && is_own_temporary(entry.path(), fresh)) {
+        fs::remove(entry.path());
+      }
     }
   } else {
     fs::create_directories(out);
   }
   for (const auto& entry : fs::directory_iterator(out)) {
-    STUNT_CHECK_AS(ValueError, is_label_file(entry.path()), out.string(), " holds ",
-                   entry.path().filename().string(),
+    STUNT_CHECK_AS(ValueError, is_label_file(entry.path()) || is_temporary(entry.path()),
+                   out.string(), " holds ", entry.path().filename().string(),
                    ", which is not part of a label folder; give -o an empty or new folder");
   }
   const fs::path own = out / fresh.file_name();

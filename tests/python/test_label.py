@@ -324,6 +324,16 @@ def test_two_workers_and_two_ranks_give_the_labels_of_one(tmp_path):
     result = run("label", "merge", partial, check=1)
     assert "manifest-part-00000-of-00002.json is missing" in result.stderr
 
+    # A part clears a killed run's temporaries of its own shards only: the other part may be
+    # writing its own at this moment.
+    own, other = partial / ".shard-000002.jsonl.tmp-1-a", partial / ".shard-000001.jsonl.tmp-1-b"
+    own.write_text("")
+    other.write_text("")
+    run(*command(partial, "--num-shards", 2, "--shard-index", 0), check=0)
+    assert not own.exists() and other.exists()
+    other.unlink()
+    run(*command(partial, "--num-shards", 2, "--shard-index", 0, "--restart"), check=0)
+
 
 def test_logits_match_transformers_top_k(tmp_path):
     articles = bbc_articles(2, offset=5)
