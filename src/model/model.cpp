@@ -109,12 +109,27 @@ Output Model::forward_with_grad(const Batch& batch) {
 Output Model::forward_blocks(const Batch& batch) {
   BlockState state = embed(batch);
   std::vector<at::Tensor> outputs;
+  std::vector<AttentionRecord> attentions;
   for (int i = 0; i < num_blocks(); ++i) {
-    run_block(i, state);
+    if (!keep_attentions_) {
+      run_block(i, state);
+    } else {
+      std::vector<AttentionRecord> records;
+      {
+        detail::AttentionRecording recording(records);
+        run_block(i, state);
+      }
+      STUNT_CHECK_AS(NotImplementedError, !records.empty(), architecture(), " block ", i,
+                     " ran no attention that Stunt computes itself, so its attention "
+                     "probabilities cannot be kept (attention distillation needs a Hugging Face "
+                     "or GGUF model, not a TorchScript module)");
+      attentions.push_back(records.front());  // self-attention; a decoder's cross-attention follows
+    }
     if (keep_block_outputs_) outputs.push_back(state.hidden);
   }
   Output out = head(state);
   out.block_outputs = std::move(outputs);
+  out.attentions = std::move(attentions);
   return out;
 }
 

@@ -267,9 +267,13 @@ struct SeededDropout : torch::autograd::Function<SeededDropout> {
 
 /// Attention spelled out (scores, softmax, dropout, values), for training with attention
 /// dropout: SDPA would take its math path then anyway, with ATen's slower dropout.
-at::Tensor attention_with_dropout(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                  const at::Tensor& bias, bool causal, double scale,
-                                  double dropout_p) {
+thread_local std::vector<AttentionRecord>* active_attention_records = nullptr;
+
+/// Attention as explicit products: for dropout on the probabilities, and for recording them
+/// (`record`, when not null, receives the probabilities and the values).
+at::Tensor explicit_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const at::Tensor& bias, bool causal, double scale, double dropout_p,
+                              std::vector<AttentionRecord>* record) {
   at::Tensor key = k;
   at::Tensor value = v;
   if (k.size(1) != q.size(1)) {
@@ -288,6 +292,7 @@ at::Tensor attention_with_dropout(const at::Tensor& q, const at::Tensor& k, cons
     scores = scores.masked_fill(hidden, mask_value(scores.scalar_type()));
   }
   const at::Tensor probabilities = at::softmax(scores, -1);
+  if (record != nullptr) record->push_back({probabilities, value});
   return at::matmul(dropout(probabilities, dropout_p), value);
 }
 
@@ -330,8 +335,11 @@ at::Tensor grouped_decode_attention(const at::Tensor& q, const at::Tensor& k, co
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale, double dropout_p) {
+  if (active_attention_records != nullptr) {
+    return explicit_attention(q, k, v, bias, causal, scale, dropout_p, active_attention_records);
+  }
   if (dropout_p > 0.0 && q.scalar_type() == at::kFloat && q.is_cpu()) {
-    return attention_with_dropout(q, k, v, bias, causal, scale, dropout_p);
+    return explicit_attention(q, k, v, bias, causal, scale, dropout_p, nullptr);
   }
   const bool grouped = k.size(1) != q.size(1);
   if (!bias.defined() && causal && dropout_p == 0.0 && CalibrationKernelScope::active() &&
@@ -359,6 +367,13 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   return at::scaled_dot_product_attention(q, key, value, bias, dropout_p, /*is_causal=*/false,
                                           scale);
 }
+
+AttentionRecording::AttentionRecording(std::vector<AttentionRecord>& records)
+    : previous_(active_attention_records) {
+  active_attention_records = &records;
+}
+
+AttentionRecording::~AttentionRecording() { active_attention_records = previous_; }
 
 namespace {
 

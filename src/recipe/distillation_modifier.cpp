@@ -9,6 +9,7 @@
 #include <string>
 
 #include "detail/distillation_modifiers.h"
+#include "detail/teacher_forward.h"
 #include "stunt/core/error.h"
 #include "stunt/core/strings.h"
 #include "stunt/distill/logit_distillation.h"
@@ -76,11 +77,17 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
     if (teacher_ == nullptr) return;
     check_same_vocabulary(*state.model, *teacher_, where,
                           "logit distillation compares distributions over one vocabulary");
+    teacher_forward_ = join_teacher_forward(state);
   }
 
   std::vector<train::TrainingCallbacks*> callbacks() override { return {this}; }
 
   std::string name() const override { return spec().path; }
+
+  void finish(State& state) override {
+    if (teacher_forward_ != nullptr) teacher_forward_->remove_reader();
+    teacher_forward_ = nullptr;
+  }
 
   void on_loss(const train::StepInfo& info, const train::TrainingBatch& batch,
                const model::Output& output, at::Tensor& loss) override {
@@ -103,11 +110,7 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
       return;
     }
     STUNT_CHECK_AS(InternalError, teacher_ != nullptr, where, ": no teacher and no stored labels");
-    at::Tensor teacher_logits;
-    {
-      c10::NoGradGuard no_grad;
-      teacher_logits = teacher_->forward(batch.inputs).logits;
-    }
+    const at::Tensor teacher_logits = (*teacher_forward_)(batch.inputs, info.step).logits;
     STUNT_CHECK_AS(ValueError, teacher_logits.defined(), where,
                    ": the teacher gives no logits; logit distillation needs a teacher with the "
                    "student's head (a language model, or a classifier)");
@@ -139,6 +142,7 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
   double start_epoch_ = -1.0;
   double end_epoch_ = -1.0;
   model::Model* teacher_ = nullptr;
+  std::shared_ptr<TeacherForward> teacher_forward_;
   bool active_ = false;
   double task_loss_ = 0.0;
   double distill_loss_ = 0.0;
@@ -148,7 +152,7 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
 
 bool is_distillation_modifier(const std::string& type) {
   return type == "DistillationModifier" || type == "PerLayerDistillationModifier" ||
-         type == "OutputDistillationModifier";
+         type == "OutputDistillationModifier" || type == "AttentionDistillationModifier";
 }
 
 void check_same_vocabulary(const model::Model& student, const model::Model& teacher,

@@ -19,10 +19,11 @@
 #include <utility>
 #include <vector>
 
+#include "detail/block_pairs.h"
 #include "detail/common_args.h"
 #include "detail/distillation_modifiers.h"
+#include "detail/teacher_forward.h"
 #include "stunt/core/error.h"
-#include "stunt/core/name_pattern.h"
 #include "stunt/core/strings.h"
 #include "stunt/distill/hidden_state_loss.h"
 #include "stunt/model/architecture.h"
@@ -30,39 +31,6 @@
 
 namespace stunt::recipe::detail {
 namespace {
-
-/// A model's blocks by checkpoint name, with their num_blocks() index.
-struct NamedBlock {
-  std::string name;
-  std::string stack_prefix;
-  int64_t index_in_stack = 0;
-  int block = 0;
-};
-
-std::vector<NamedBlock> named_blocks(const model::HfModel& m) {
-  std::vector<NamedBlock> out;
-  for (const model::BlockStack& stack : model::structure_layout(m).stacks) {
-    for (int64_t i = 0; i < stack.count; ++i) {
-      out.push_back(
-          {str(stack.prefix, i), stack.prefix, i, stack.first_block + static_cast<int>(i)});
-    }
-  }
-  return out;
-}
-
-std::vector<const NamedBlock*> matching(const std::vector<NamedBlock>& blocks,
-                                        const std::string& pattern) {
-  std::vector<const NamedBlock*> out;
-  for (const NamedBlock& b : blocks) {
-    if (name_matches(pattern, b.name)) out.push_back(&b);
-  }
-  return out;
-}
-
-std::string known_names(const std::vector<NamedBlock>& blocks) {
-  if (blocks.empty()) return "none";
-  return str(blocks.front().name, " to ", blocks.back().name, " (", blocks.size(), " blocks)");
-}
 
 /// The width of a model's hidden state, from its config.
 int64_t hidden_width(const model::HfModel& m, const std::string& where) {
@@ -72,18 +40,6 @@ int64_t hidden_width(const model::HfModel& m, const std::string& where) {
   throw ValueError(str(where, ": ", m.architecture(),
                        "'s config gives no hidden_size; hidden-state distillation needs it"));
 }
-
-/// One student block learning one teacher block.
-struct BlockPair {
-  std::string student_name, teacher_name;
-  int student = 0, teacher = 0;
-};
-
-/// A recipe's entry: one name or pattern for both models, or an explicit (student, teacher).
-struct TargetEntry {
-  std::string student, teacher;
-  bool paired = false;
-};
 
 class HiddenStateDistillation final : public TrainingModifier, public train::TrainingCallbacks {
  public:
@@ -121,9 +77,10 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
                    sparseml_ ? " (project_features: true)"
                              : " (not implemented for OutputDistillationModifier: use SparseML's "
                                "PerLayerDistillationModifier with project_features: true)");
-    pairs_ = resolve_pairs(*student, *teacher, state);
+    pairs_ = resolve_block_pairs(entries_, *student, *teacher, state, where);
     teacher_ = state.teacher;
     teacher_->set_keep_block_outputs(true);
+    teacher_forward_ = join_teacher_forward(state);
     state.model->set_keep_block_outputs(true);
     if (!sparseml_ && comparison_ == distill::HiddenComparison::SquareHead && !distill_scale_set_) {
       // llm-compressor: square_head's default scale is the number of compared layers.
@@ -157,11 +114,8 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
     const std::string& where = spec().where();
     STUNT_CHECK_AS(InternalError, !output.block_outputs.empty(), where,
                    ": the student's forward kept no block outputs");
-    std::vector<at::Tensor> teacher_blocks;
-    {
-      c10::NoGradGuard no_grad;
-      teacher_blocks = teacher_->forward(batch.inputs).block_outputs;
-    }
+    const std::vector<at::Tensor> teacher_blocks =
+        (*teacher_forward_)(batch.inputs, info.step).block_outputs;
     const at::Tensor& mask = batch.inputs.attention_mask;
     at::Tensor keep;
     if (!sparseml_ && mask.defined()) keep = mask != 0;  // llm-compressor: non-padding tokens
@@ -191,6 +145,8 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
   void finish(State& state) override {
     state.model->set_keep_block_outputs(false);
     if (teacher_ != nullptr) teacher_->set_keep_block_outputs(false);
+    if (teacher_forward_ != nullptr) teacher_forward_->remove_reader();
+    teacher_forward_ = nullptr;
   }
 
  private:
@@ -282,54 +238,6 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
     }
   }
 
-  std::vector<BlockPair> resolve_pairs(const model::HfModel& student, const model::HfModel& teacher,
-                                       const State& state) const {
-    const std::string& where = spec().where();
-    const std::vector<NamedBlock> s_blocks = named_blocks(student);
-    const std::vector<NamedBlock> t_blocks = named_blocks(teacher);
-    std::vector<BlockPair> out;
-    for (const TargetEntry& e : entries_) {
-      const std::vector<const NamedBlock*> s = matching(s_blocks, e.student);
-      STUNT_CHECK_AS(RecipeError, !s.empty(), where, ": '", e.student,
-                     "' names no block of the student; its blocks are ", known_names(s_blocks),
-                     " (hidden states are compared at block outputs)");
-      if (!e.paired) {
-        // Built from the teacher in this recipe: block i came from teacher block kept[i].
-        bool mapped = true;
-        std::vector<BlockPair> built;
-        for (const NamedBlock* b : s) {
-          const auto kept = state.kept_blocks.find(b->stack_prefix);
-          const int64_t origin = kept == state.kept_blocks.end() || kept->second.empty()
-                                     ? b->index_in_stack
-                                     : kept->second.at(static_cast<size_t>(b->index_in_stack));
-          const std::string teacher_name = str(b->stack_prefix, origin);
-          const std::vector<const NamedBlock*> t = matching(t_blocks, teacher_name);
-          if (t.size() != 1) {
-            mapped = false;
-            break;
-          }
-          built.push_back({b->name, teacher_name, b->block, t.front()->block});
-        }
-        if (mapped) {
-          out.insert(out.end(), built.begin(), built.end());
-          continue;
-        }
-      }
-      const std::vector<const NamedBlock*> t = matching(t_blocks, e.teacher);
-      STUNT_CHECK_AS(RecipeError, !t.empty(), where, ": '", e.teacher,
-                     "' names no block of the teacher; its blocks are ", known_names(t_blocks));
-      STUNT_CHECK_AS(RecipeError, s.size() == t.size(), where, ": '", e.student, "' names ",
-                     s.size(), " student blocks and '", e.teacher, "' ", t.size(),
-                     " teacher blocks; pair them by name ([student, teacher]), or build the "
-                     "student from the teacher in this recipe (LayerPruningModifier) so that the "
-                     "pairs follow");
-      for (size_t i = 0; i < s.size(); ++i) {
-        out.push_back({s[i]->name, t[i]->name, s[i]->block, t[i]->block});
-      }
-    }
-    return out;
-  }
-
   bool sparseml_ = false;
   std::vector<TargetEntry> entries_;
   std::vector<BlockPair> pairs_;
@@ -345,6 +253,7 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
   int64_t student_width_ = 0, teacher_width_ = 0;
   std::vector<std::pair<std::string, at::Tensor>> projections_;
   model::Model* teacher_ = nullptr;
+  std::shared_ptr<TeacherForward> teacher_forward_;
   bool active_ = false;
   double task_loss_ = 0.0;
   double hidden_loss_ = 0.0;

@@ -26,6 +26,15 @@ void register_distillation_modifiers(ModifierRegistry& r) {
                inert_field("offload_layer_output", ArgSchema::boolean(),
                            "where llm-compressor keeps layer outputs between passes (GPU or CPU "
                            "memory); Stunt trains on the CPU")}}))});
+  r.add({"AttentionDistillationModifier", "distillation",
+         "match the student's self-attention to the teacher's: TinyBERT's map MSE or MiniLM's "
+         "attention and value-relation KL (Stunt)",
+         ArgSchema::object(detail::concat(
+             {detail::sparseml_epoch_fields(),
+              {field("loss", ArgSchema::enumeration({"minilm", "tinybert"})),
+               field("gain", ArgSchema::number().range(0, 1e9)),
+               field("targets", ArgSchema::one_of({ArgSchema::string(),
+                                                   ArgSchema::list_of(ArgSchema::any())}))}}))});
   r.add({"PerLayerDistillationModifier", "distillation",
          "match the student's block outputs to the teacher's, with learned projections (SparseML)",
          ArgSchema::object(detail::concat(

@@ -31,9 +31,11 @@ namespace {
 /// Modifiers that exist only to shape training.
 const std::set<std::string>& training_only_types() {
   static const std::set<std::string> types = {
-      "EpochRangeModifier",         "SetLearningRateModifier",     "LearningRateFunctionModifier",
-      "SetWeightDecayModifier",     "MovementPruningModifier",     "DistillationModifier",
-      "OutputDistillationModifier", "PerLayerDistillationModifier"};
+      "EpochRangeModifier",           "SetLearningRateModifier",
+      "LearningRateFunctionModifier", "SetWeightDecayModifier",
+      "MovementPruningModifier",      "DistillationModifier",
+      "OutputDistillationModifier",   "PerLayerDistillationModifier",
+      "AttentionDistillationModifier"};
   return types;
 }
 

@@ -323,7 +323,8 @@ bool runs_in_training(const std::string& type, RecipeSyntax syntax) {
                                               "SetWeightDecayModifier",
                                               "DistillationModifier",
                                               "PerLayerDistillationModifier",
-                                              "OutputDistillationModifier"};
+                                              "OutputDistillationModifier",
+                                              "AttentionDistillationModifier"};
   return types.count(type) > 0 || type == "QuantizationModifier";
 }
 
@@ -359,6 +360,8 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
   } else if (type == "PerLayerDistillationModifier" || type == "OutputDistillationModifier") {
     modifier =
         detail::make_hidden_state_distillation(located, type == "PerLayerDistillationModifier");
+  } else if (type == "AttentionDistillationModifier") {
+    modifier = detail::make_attention_distillation(located);
   } else {
     STUNT_ASSERT(!runs_in_training(type, syntax), type, " has no training form");
     throw NotImplementedError(
@@ -367,7 +370,8 @@ std::unique_ptr<TrainingModifier> make_training_modifier(const ModifierSpec& spe
             "MagnitudePruningModifier, MovementPruningModifier, ConstantPruningModifier, "
             "QuantizationModifier (quantization-aware training), EpochRangeModifier, "
             "SetLearningRateModifier, LearningRateFunctionModifier, SetWeightDecayModifier, "
-            "DistillationModifier, PerLayerDistillationModifier and OutputDistillationModifier. "
+            "DistillationModifier, PerLayerDistillationModifier, OutputDistillationModifier and "
+            "AttentionDistillationModifier. "
             "Move one-shot modifiers into a one-shot stage"));
   }
   // Nothing accepted and ignored: every given argument that acts was read.

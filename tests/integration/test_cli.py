@@ -70,7 +70,7 @@ def test_list_prints_registries(what):
         names = {m["name"] for m in data}
         assert {"GPTQModifier", "SparseGPTModifier", "WandaPruningModifier", "GMPruningModifier",
                 "SmoothQuantModifier", "AWQModifier", "ConstantPruningModifier",
-                "OutputDistillationModifier"} <= names
+                "OutputDistillationModifier", "AttentionDistillationModifier"} <= names
         assert all(m["name"] in text for m in data)
     elif what == "schemes":
         assert {"W4A16", "W4A16_ASYM", "W8A16", "W8A8", "FP8", "FP8_DYNAMIC"} <= {s["name"] for s in data}

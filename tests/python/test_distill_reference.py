@@ -1,8 +1,9 @@
 """Stunt's distillation losses (stunt::distill) against the same losses written in PyTorch: logit
 KD as NVIDIA ModelOpt's LogitsDistillationLoss and SparseML's DistillationModifier compute it
 (KL(softmax(t/T) ‖ softmax(s/T)) · T², averaged over scored positions), the offline loss against
-a stored top-k teacher, and the hidden-state comparisons (MSE, SparseML's normalised MSE, cosine,
-SquareHead). Losses and their gradients in the student agree within 1e-6, on random tensors and
+a stored top-k teacher, the hidden-state comparisons (MSE, SparseML's normalised MSE, cosine,
+SquareHead) and the attention losses (TinyBERT's map MSE, MiniLM's attention and value-relation
+KL). Losses and their gradients in the student agree within 1e-6, on random tensors and
 on activations captured from the bundled real models."""
 import importlib.util
 import os
@@ -107,6 +108,98 @@ def check_all(tmp_path, student, teacher, keep, temperature, hidden_student, hid
             lambda s: reference(s[rows], hidden_teacher[rows]), hidden_student)
         assert close(got[f"hidden_{name}_loss"].item(), loss.item()), name
         assert (got[f"hidden_{name}_grad"] - grad).abs().max().item() < TOLERANCE, name
+
+
+def tinybert_attention(student, teacher, keep):
+    """TinyBERT's MSE of attention maps, over the entries whose query and key are tokens."""
+    pairs = (keep[:, None, :, None] * keep[:, None, None, :]).bool().expand_as(student)
+    return F.mse_loss(student[pairs], teacher[pairs])
+
+
+def minilm_kl(student, teacher, keep):
+    """MiniLM: KL(teacher row ‖ student row), each row restricted to the batch item's tokens,
+    averaged over heads and token queries."""
+    rows = []
+    for b in range(student.shape[0]):
+        tokens = keep[b].bool()
+        s = student[b][:, tokens][:, :, tokens]
+        t = teacher[b][:, tokens][:, :, tokens]
+        rows.append((t * (t.log() - s.log())).sum(-1).reshape(-1))
+    return torch.cat(rows).mean()
+
+
+def relation(values, keep):
+    """MiniLM's value relation per batch item, over its tokens only, padded back with zeros."""
+    out = torch.zeros(values.shape[0], values.shape[1], values.shape[2], values.shape[2],
+                      dtype=values.dtype)
+    for b in range(values.shape[0]):
+        tokens = keep[b].bool()
+        v = values[b][:, tokens]
+        r = torch.softmax(v @ v.transpose(-1, -2) / values.shape[-1] ** 0.5, -1)
+        index = tokens.nonzero().squeeze(1)
+        out[b, :, index[:, None], index[None, :]] = r
+    return out
+
+
+def check_attention(tmp_path, probabilities, teacher_probabilities, values, teacher_values,
+                    keep):
+    got = stunt_losses(tmp_path, 1.0, student=torch.zeros(1, 2), teacher=torch.zeros(1, 2),
+                       attention_student=probabilities, attention_teacher=teacher_probabilities,
+                       values_student=values, values_teacher=teacher_values,
+                       attention_keep=keep)
+    for name, reference in (("attention_mse", tinybert_attention), ("attention_kl", minilm_kl)):
+        loss, grad = with_gradient(lambda s: reference(s, teacher_probabilities, keep),
+                                   probabilities)
+        assert close(got[f"{name}_loss"].item(), loss.item()), name
+        assert (got[f"{name}_grad"] - grad).abs().max().item() < TOLERANCE, name
+    p = probabilities.detach().clone().requires_grad_(True)
+    v = values.detach().clone().requires_grad_(True)
+    loss = minilm_kl(p, teacher_probabilities, keep) + minilm_kl(
+        relation(v, keep), relation(teacher_values, keep), keep)
+    loss.backward()
+    assert close(got["minilm_loss"].item(), loss.item())
+    assert (got["minilm_grad"] - p.grad).abs().max().item() < TOLERANCE
+    assert (got["minilm_values_grad"] - v.grad).abs().max().item() < TOLERANCE
+
+
+def test_attention_losses_match_pytorch_on_random_tensors(tmp_path):
+    gen = torch.Generator().manual_seed(7)
+    keep = torch.ones(3, 6, dtype=torch.long)
+    keep[1, 4:] = 0
+    keep[2, 2:] = 0
+    padding = (keep == 0)[:, None, None, :]
+
+    def probabilities():
+        scores = torch.randn(3, 4, 6, 6, generator=gen) * 2
+        return torch.softmax(scores.masked_fill(padding, float("-inf")), -1)
+
+    check_attention(tmp_path, probabilities(), probabilities(),
+                    torch.randn(3, 4, 6, 8, generator=gen),
+                    torch.randn(3, 4, 6, 16, generator=gen), keep)
+
+
+def test_attention_losses_match_pytorch_on_real_activations(tmp_path):
+    """MiniLM's attention probabilities and values of layers 2 (student) and 5 (teacher)."""
+    text = ["The bank said profits rose sharply in the third quarter, beating forecasts.",
+            "Shares fell."]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(MINILM)
+    encoder = transformers.AutoModel.from_pretrained(MINILM, attn_implementation="eager").eval()
+    encoded = tokenizer(text, padding=True, return_tensors="pt")
+    values = {}
+    heads = encoder.config.num_attention_heads
+
+    def keep_values(index):
+        def hook(module, inputs, output):
+            b, s, width = output.shape
+            values[index] = output.reshape(b, s, heads, width // heads).transpose(1, 2)
+        return hook
+
+    for index in (2, 5):
+        encoder.encoder.layer[index].attention.self.value.register_forward_hook(keep_values(index))
+    with torch.no_grad():
+        attentions = encoder(**encoded, output_attentions=True).attentions
+    check_attention(tmp_path, attentions[2].contiguous(), attentions[5].contiguous(),
+                    values[2].contiguous(), values[5].contiguous(), encoded.attention_mask)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])

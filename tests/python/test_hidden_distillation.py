@@ -7,7 +7,9 @@ hooks):
 - llm-compressor's OutputDistillationModifier with square_head: task + distill_scale · mean over
   pairs of Σ(t − s)² / Σt², distill_scale defaulting to the number of pairs.
 With project_features (SparseML's default) the student learns through projections that train
-and resume with the run. Bad input (a block name that does not exist, widths that differ
+and resume with the run. Stunt's AttentionDistillationModifier adds gain · MiniLM's attention and
+value-relation KL at the last block pair (by default), or TinyBERT's MSE of attention maps at
+the blocks it names, against transformers' eager attention probabilities and v_proj outputs. Bad input (a block name that does not exist, widths that differ
 without a projection, comparisons that are not losses, no teacher) gets one clear error naming
 the recipe path."""
 import json
@@ -115,6 +117,91 @@ def test_projections_train_and_lower_the_hidden_loss(windows, tmp_path):
     assert losses[2] < losses[0], losses
 
 
+def attentions(model, ids):
+    """Every layer's attention probabilities and values ([batch, heads, positions, head_dim],
+    shared key/value heads repeated), with eager attention."""
+    config = model.config
+    head_dim = config.hidden_size // config.num_attention_heads
+    groups = config.num_attention_heads // config.num_key_value_heads
+    values = []
+    hooks = [layer.self_attn.v_proj.register_forward_hook(
+        lambda _m, _i, out: values.append(out.unflatten(-1, (-1, head_dim)).transpose(1, 2)
+                                          .repeat_interleave(groups, 1)))
+        for layer in model.model.layers]
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            out = model(ids, output_attentions=True)
+    finally:
+        model.set_attn_implementation("sdpa")
+        for h in hooks:
+            h.remove()
+    return out.logits, out.attentions, values
+
+
+def kl_rows(t, s):
+    """Σ_keys t (log t − log s), averaged over heads and queries (0 · log 0 = 0)."""
+    return (torch.special.xlogy(t, t) - torch.special.xlogy(t, s)).sum(-1).mean()
+
+
+def value_relation(v):
+    return torch.softmax(v @ v.transpose(-1, -2) / v.shape[-1] ** 0.5, -1)
+
+
+@pytest.mark.parametrize("loss", ["minilm", "tinybert"])
+def test_attention_distillation_first_step(reference, windows, tmp_path, loss):
+    teacher, _ = reference
+    ids, path = windows
+    targets = "      targets: [model.layers.3, model.layers.6]\n" if loss == "tinybert" else ""
+    _, metrics, _ = train(tmp_path, path, (
+        f"    - !AttentionDistillationModifier\n      loss: {loss}\n      gain: 0.5\n" + targets),
+        "--teacher", GGUF)
+    line = json.loads(metrics.read_text().splitlines()[0])
+    s_logits, s_att, s_val = attentions(layer_dropped(teacher, KEEP), ids)
+    _, t_att, t_val = attentions(teacher, ids)
+    task = F.cross_entropy(s_logits[:, :-1].reshape(-1, s_logits.size(-1)), ids[:, 1:].reshape(-1))
+    if loss == "minilm":
+        # The last student block learns the last teacher block.
+        term = kl_rows(t_att[29], s_att[9]) + kl_rows(value_relation(t_val[29]),
+                                                      value_relation(s_val[9]))
+    else:
+        term = sum(F.mse_loss(s_att[i], t_att[KEEP[i]]) for i in (3, 6))
+    assert line["task_loss"] == pytest.approx(task.item(), rel=1e-4)
+    assert line["attention_loss"] == pytest.approx(term.item(), rel=1e-4)
+    assert line["loss"] == pytest.approx((task + 0.5 * term).item(), rel=1e-4)
+
+
+def test_logit_hidden_and_attention_modifiers_share_the_teachers_output(reference, windows,
+                                                                       tmp_path):
+    """Three modifiers read one teacher forward per batch: each term as alone, mixed in recipe
+    order (hardness first, then each addition)."""
+    from test_distillation import kd
+
+    teacher, _ = reference
+    ids, path = windows
+    _, metrics, _ = train(tmp_path, path, (
+        "    - !DistillationModifier\n      hardness: 0.25\n      temperature: 3.0\n"
+        "    - !PerLayerDistillationModifier\n      gain: 2.0\n      project_features: false\n"
+        "      student_layer_names: [model.layers.6]\n"
+        "    - !AttentionDistillationModifier\n      gain: 0.5\n"), "--teacher", GGUF)
+    line = json.loads(metrics.read_text().splitlines()[0])
+    student = layer_dropped(teacher, KEEP)
+    s_logits, s_att, s_val = attentions(student, ids)
+    t_logits, t_att, t_val = attentions(teacher, ids)
+    _, s_blocks = block_outputs(student, ids)
+    _, t_blocks = block_outputs(teacher, ids)
+    task = F.cross_entropy(s_logits[:, :-1].reshape(-1, s_logits.size(-1)), ids[:, 1:].reshape(-1))
+    logit = kd(s_logits, t_logits, 3.0)
+    hidden = F.mse_loss(s_blocks[6], t_blocks[KEEP[6]]) / (t_blocks[KEEP[6]].pow(2).mean() + 1e-6)
+    attention = kl_rows(t_att[29], s_att[9]) + kl_rows(value_relation(t_val[29]),
+                                                       value_relation(s_val[9]))
+    assert line["distill_loss"] == pytest.approx(logit.item(), rel=1e-4)
+    assert line["hidden_loss"] == pytest.approx(hidden.item(), rel=1e-4)
+    assert line["attention_loss"] == pytest.approx(attention.item(), rel=1e-4)
+    expected = 0.75 * task + 0.25 * logit + 2.0 * hidden + 0.5 * attention
+    assert line["loss"] == pytest.approx(expected.item(), rel=1e-4)
+
+
 @pytest.fixture(scope="module")
 def narrow_teacher(tmp_path_factory):
     """A 2-layer Llama 64 wide with SmolLM2's vocabulary: same tokens, other widths."""
@@ -149,6 +236,16 @@ def narrow_teacher(tmp_path_factory):
     ("    - !PerLayerDistillationModifier\n      student_layer_names: [model.layers.1]\n"
      "      teacher_layer_names: [model.layers.1, model.layers.2]\n", ["--teacher", GGUF],
      "student_layer_names has 1 names and teacher_layer_names 2"),
+    ("    - !AttentionDistillationModifier\n      targets: [[model.layers.9, model.layers.1]]\n",
+     ["--teacher", "NARROW"],
+     "student block model.layers.9 and teacher block model.layers.1: the student's attention "
+     "has 9 heads over 48 queries and 48 keys but the teacher's 4 heads"),
+    ("    - !AttentionDistillationModifier\n      loss: tinybert\n"
+     "      targets: [model.layers.30]\n", ["--teacher", GGUF],
+     "'model.layers.30' names no block of the student; its blocks are model.layers.0 to "
+     "model.layers.9 (10 blocks)"),
+    ("    - !AttentionDistillationModifier\n      loss: tinybert\n", [],
+     "name the teacher with --teacher"),
 ])
 def test_bad_hidden_distillation_gets_one_clear_error(windows, narrow_teacher, tmp_path, modifier,
                                                       extra, message):

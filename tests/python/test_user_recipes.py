@@ -266,6 +266,7 @@ def test_list_modifiers_shows_each_fields_status():
     trains = {e["name"]: e["trains"] for e in listing if "trains" in e}
     assert trains["DistillationModifier"] and trains["EpochRangeModifier"]
     assert trains["OutputDistillationModifier"] and trains["PerLayerDistillationModifier"]
+    assert trains["AttentionDistillationModifier"]
     assert not trains["GPTQModifier"]
     aliases = {e["name"]: e for e in listing if "alias_of" in e}
     assert aliases["GlobalMagnitudePruningModifier"]["alias_of"] == "GMPruningModifier"

@@ -6,9 +6,13 @@
 //
 // INPUTS: student and teacher logits [..., vocab], optionally keep [...] (positions scored),
 // top_ids and top_log_probs [..., k] (a stored top-k teacher), hidden_student and hidden_teacher
-// [..., features]. OUTPUT: <loss>_loss (a scalar) and <loss>_grad (d loss / d student) for kd,
-// top_k (when the top-k is given) and hidden_<comparison> for every comparison (when hidden
-// states are given).
+// [..., features], optionally attention_student and attention_teacher [batch, heads, positions,
+// positions] (probabilities) with values_student and values_teacher [batch, heads, positions,
+// head_dim] and attention_keep [batch, positions]. OUTPUT: <loss>_loss (a scalar) and <loss>_grad
+// (d loss / d student) for kd, top_k (when the top-k is given), hidden_<comparison> for every
+// comparison (when hidden states are given), attention_mse and attention_kl (gradients in the
+// student's probabilities) and minilm (minilm_grad in the probabilities, minilm_values_grad in the
+// values) when attention is given.
 #include <ATen/ATen.h>
 
 #include <iostream>
@@ -16,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "stunt/distill/attention_loss.h"
 #include "stunt/distill/hidden_state_loss.h"
 #include "stunt/distill/logit_distillation.h"
 #include "stunt/io/safetensors.h"
@@ -74,6 +79,27 @@ int main(int argc, char** argv) {
                  return distill::hidden_state_loss(s, hidden_teacher, comparison, keep);
                }));
       }
+    }
+    if (inputs->contains("attention_student")) {
+      const at::Tensor probabilities = get("attention_student");
+      const at::Tensor teacher_probabilities = get("attention_teacher");
+      const at::Tensor values = get("values_student");
+      const at::Tensor teacher_values = get("values_teacher");
+      const at::Tensor attention_keep = get("attention_keep");
+      record("attention_mse", loss_and_gradient(probabilities, [&](const at::Tensor& s) {
+               return distill::attention_map_mse(s, teacher_probabilities, attention_keep);
+             }));
+      record("attention_kl", loss_and_gradient(probabilities, [&](const at::Tensor& s) {
+               return distill::attention_kl(s, teacher_probabilities, attention_keep);
+             }));
+      at::Tensor p = probabilities.detach().clone().requires_grad_(true);
+      at::Tensor v = values.detach().clone().requires_grad_(true);
+      at::Tensor loss =
+          distill::minilm_loss(p, teacher_probabilities, v, teacher_values, attention_keep);
+      loss.backward();
+      out.emplace_back("minilm_loss", loss.detach().reshape({1}));
+      out.emplace_back("minilm_grad", p.grad());
+      out.emplace_back("minilm_values_grad", v.grad());
     }
     stunt::io::save_safetensors(argv[2], out);
     return 0;

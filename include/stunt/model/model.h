@@ -73,6 +73,15 @@ struct Batch {
   std::vector<at::Tensor> inputs;
 };
 
+/// One block's self-attention, kept for attention distillation (Model::set_keep_attentions).
+struct AttentionRecord {
+  /// softmax(q·kᵀ·scale + mask) before dropout, [batch, heads, queries, keys].
+  at::Tensor probabilities;
+  /// The values the probabilities weigh, [batch, heads, keys, head_dim]: shared key/value heads
+  /// (grouped-query attention) repeated for each query head.
+  at::Tensor values;
+};
+
 struct Output {
   /// [batch, seq, vocab] for language models; undefined for encoders without a head.
   at::Tensor logits;
@@ -81,6 +90,9 @@ struct Output {
   /// The hidden state after each block, in num_blocks() order ([batch, seq, hidden] each, before
   /// any final norm), when Model::set_keep_block_outputs is on; empty otherwise.
   std::vector<at::Tensor> block_outputs;
+  /// Each block's self-attention, in num_blocks() order, when Model::set_keep_attentions is on;
+  /// empty otherwise.
+  std::vector<AttentionRecord> attentions;
 };
 
 /// What flows from one block to the next during a block-by-block forward: the hidden state and
@@ -132,6 +144,14 @@ class Model {
   /// reads them. Off by default, since holding them costs a hidden state per block.
   void set_keep_block_outputs(bool keep) { keep_block_outputs_ = keep; }
   bool keep_block_outputs() const { return keep_block_outputs_; }
+
+  /// Whether forward() and forward_with_grad() return every block's self-attention
+  /// probabilities and values (Output::attentions, as transformers' output_attentions):
+  /// attention distillation reads them. Attention then runs as explicit products instead of the
+  /// fused kernel, which keeps no probabilities. NotImplementedError from the forward for models
+  /// whose blocks Stunt does not run itself (TorchScript modules).
+  void set_keep_attentions(bool keep) { keep_attentions_ = keep; }
+  bool keep_attentions() const { return keep_attentions_; }
 
   /// Readies the model for training: every floating layer weight and bias and every floating
   /// non-layer tensor (norms, position tables) becomes a leaf that requires grad and owns its
@@ -205,6 +225,7 @@ class Model {
 
   bool training_ = false;
   bool keep_block_outputs_ = false;
+  bool keep_attentions_ = false;
 };
 
 /// While alive, hands the input of each chosen layer to `receive` on every forward pass (full or

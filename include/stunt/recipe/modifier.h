@@ -40,6 +40,8 @@ struct Event {
 
 /// What modifiers act on: the training clock, the model, and what quantization has decided so
 /// far (shared by the quantization modifiers of a recipe, read when the model is saved).
+class TeacherForward;
+
 struct State {
   int64_t step = 0;
   double epoch = 0.0;
@@ -69,6 +71,9 @@ struct State {
   /// each remaining block had in the model the recipe started from, so that student block i
   /// learns from teacher block kept[i] when the teacher is that model.
   std::map<std::string, std::vector<int64_t>> kept_blocks;
+  /// One teacher forward per batch, shared by the distillation modifiers that read the teacher;
+  /// made by the first of them.
+  std::shared_ptr<TeacherForward> teacher_forward;
 };
 
 /// One compression method configured from a recipe. Subclasses override the hooks they need;

@@ -6,9 +6,11 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "stunt/model/hf_config.h"
 #include "stunt/model/kv_cache.h"
+#include "stunt/model/model.h"
 
 namespace stunt::model::detail {
 
@@ -75,6 +77,20 @@ at::Tensor dropout(const at::Tensor& x, double p);
 /// when bias is undefined. dropout_p drops attention probabilities (training only).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& bias, bool causal, double scale, double dropout_p = 0.0);
+
+/// While alive, attention() on this thread computes its probabilities as explicit products and
+/// appends them, with the values, to `records` (Model::set_keep_attentions). Nests: the inner
+/// recording takes the calls until it ends.
+class AttentionRecording {
+ public:
+  explicit AttentionRecording(std::vector<AttentionRecord>& records);
+  ~AttentionRecording();
+  AttentionRecording(const AttentionRecording&) = delete;
+  AttentionRecording& operator=(const AttentionRecording&) = delete;
+
+ private:
+  std::vector<AttentionRecord>* previous_;
+};
 
 /// Rotary position embedding as transformers computes it (default, linear, llama3 scaling).
 class Rotary {

@@ -26,4 +26,9 @@ void check_same_vocabulary(const model::Model& student, const model::Model& teac
 std::unique_ptr<TrainingModifier> make_hidden_state_distillation(const ModifierSpec& spec,
                                                                  bool sparseml);
 
+/// Stunt's AttentionDistillationModifier: the student's self-attention learns the teacher's
+/// (TinyBERT's map MSE or MiniLM's attention and value-relation KL;
+/// attention_distillation_modifier.cpp).
+std::unique_ptr<TrainingModifier> make_attention_distillation(const ModifierSpec& spec);
+
 }  // namespace stunt::recipe::detail

@@ -145,7 +145,8 @@ TEST(Recipe, ErrorsNameFilePathExpectationAndFix) {
   EXPECT_THROW_WITH(parse_and_validate("s_stage:\n  m_modifiers:\n    GPTQModifier: {}\n"),
                     RecipeError, "add 'scheme'");
   EXPECT_THROW_WITH(parse_and_validate("s_stage:\n  m_modifiers:\n    NopeModifier: {}\n"),
-                    RecipeError, "known: AWQModifier, AutoRoundModifier");
+                    RecipeError,
+                    "known: AWQModifier, AttentionDistillationModifier, AutoRoundModifier");
   EXPECT_THROW_WITH(parse_and_validate("s_stage:\n  m_modifiers:\n    SparseGPTModifier: {}\n"),
                     RecipeError, "SparseGPTModifier.sparsity: missing");
 }
