@@ -18,6 +18,22 @@ double seconds_between(std::chrono::steady_clock::time_point a,
   return std::chrono::duration<double>(b - a).count();
 }
 
+/// "45s", "12m05s", "3h20m": a duration as people read an ETA.
+std::string duration_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char text[32];
+  if (s < 60) {
+    std::snprintf(text, sizeof text, "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(text, sizeof text, "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  } else {
+    std::snprintf(text, sizeof text, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60));
+  }
+  return text;
+}
+
 }  // namespace
 
 Progress::Progress(std::string label, int64_t total, ProgressOptions options)
@@ -61,6 +77,18 @@ void Progress::render(bool final_line) {
   const double elapsed = seconds_between(start_, std::chrono::steady_clock::now());
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
   std::string counts = total_ > 0 ? str(done_, "/", total_) : str(done_);
+  // The second quantity's rate, and the time left at the rate so far.
+  std::string extra;
+  if (!options_.second_unit.empty()) {
+    char second[64];
+    std::snprintf(second, sizeof second, ", %.1f %s/s",
+                  elapsed > 0 ? static_cast<double>(second_done_) / elapsed : 0.0,
+                  options_.second_unit.c_str());
+    extra += second;
+  }
+  if (!final_line && total_ > 0 && rate > 0 && done_ < total_) {
+    extra += ", ETA " + duration_text(static_cast<double>(total_ - done_) / rate);
+  }
   if (mode_ == ProgressOptions::Mode::Bar) {
     std::string bar;
     if (total_ > 0) {
@@ -68,9 +96,10 @@ void Progress::render(bool final_line) {
           static_cast<int>(kBarWidth * std::min<double>(1.0, double(done_) / total_));
       bar = "[" + std::string(filled, '#') + std::string(kBarWidth - filled, '.') + "] ";
     }
-    std::fprintf(stderr, "\r%s %s%s %s (%.1f %s/s, %.1fs)%s", label_.c_str(), bar.c_str(),
-                 counts.c_str(), options_.unit.c_str(), rate, options_.unit.c_str(), elapsed,
-                 final_line ? "\n" : "");
+    // Trailing spaces clear what a longer previous line left behind.
+    std::fprintf(stderr, "\r%s %s%s %s (%.1f %s/s%s, %.1fs)   %s", label_.c_str(), bar.c_str(),
+                 counts.c_str(), options_.unit.c_str(), rate, options_.unit.c_str(), extra.c_str(),
+                 elapsed, final_line ? "\n" : "");
     std::fflush(stderr);
   } else if (mode_ == ProgressOptions::Mode::Log) {
     if (final_line && elapsed < options_.log_interval_s) return;  // short loops stay quiet
@@ -82,7 +111,7 @@ void Progress::render(bool final_line) {
       std::snprintf(speed, sizeof speed, "%.1f s each", 1.0 / rate);
     }
     log::info(label_, ": ", counts, " ", options_.unit, final_line ? " done" : "", " (", speed,
-              ", ", static_cast<int64_t>(elapsed), "s)");
+              extra, ", ", static_cast<int64_t>(elapsed), "s)");
   }
 }
 

@@ -174,9 +174,10 @@ class ShardLabeler {
   }
 
   /// Labels one shard's kept items (in input order) and writes its files; fills `entry`.
-  /// `labeled(n)` follows each batch of n items, for the progress bar.
+  /// `labeled(n, tokens)` follows each batch of n items, for the progress bar: tokens are the
+  /// new tokens generated (generate) or the input tokens read (the other kinds).
   void run(const std::vector<PendingItem>& items, ShardEntry& entry, int64_t& new_tokens,
-           const std::function<void(int64_t)>& labeled) {
+           const std::function<void(int64_t, int64_t)>& labeled) {
     std::vector<size_t> order(items.size());
     std::iota(order.begin(), order.end(), 0);
     // Grouped by length (stable, so the grouping depends only on the shard's items).
@@ -194,8 +195,14 @@ class ShardLabeler {
         batch.push_back(&items[order[k]]);
         slots.push_back(order[k]);
       }
+      const int64_t generated_before = new_tokens;
       label_batch(batch, slots, records, keep, rows, entry, new_tokens);
-      labeled(static_cast<int64_t>(batch.size()));
+      int64_t tokens = new_tokens - generated_before;
+      if (options_.kind != LabelKind::Generate) {
+        tokens = 0;
+        for (const PendingItem* p : batch) tokens += static_cast<int64_t>(p->ids.size());
+      }
+      labeled(static_cast<int64_t>(batch.size()), tokens);
     }
     std::string jsonl;
     std::map<std::string, std::vector<at::Tensor>> kept_rows;
@@ -500,6 +507,7 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
   std::map<std::string, int64_t> stratum_counts;
   ProgressOptions progress_options;
   progress_options.unit = "items";
+  progress_options.second_unit = o.kind == LabelKind::Generate ? "new tokens" : "tokens";
   int64_t part_items = 0;
   for (int64_t shard = o.part_index; shard < summary.shards; shard += o.num_parts) {
     part_items += std::min(total_items, (shard + 1) * o.shard_size) - shard * o.shard_size;
@@ -559,8 +567,9 @@ LabelSummary label_corpus(model::HfModel& teacher, const io::Tokenizer& tokenize
     }
     // The bar moves with every batch; items dropped before labeling count when the shard ends.
     int64_t shown = 0;
-    labeler.run(pending, entry, summary.new_tokens, [&](int64_t items) {
+    labeler.run(pending, entry, summary.new_tokens, [&](int64_t items, int64_t tokens) {
       shown += items;
+      progress.count(tokens);
       progress.advance(items);
     });
     manifest.shards.push_back(entry);

@@ -15,6 +15,10 @@ model::Output TeacherForward::operator()(const model::Batch& inputs, int64_t ste
   if (!same) {
     output_ = {};  // the last batch's output goes before the next one is made
     c10::NoGradGuard no_grad;
+    // The calibration kernels (oneDNN products, causal attention over the visible keys only)
+    // are faster and differ from ATen's arithmetic in the last bits only: no matter for a
+    // target the student approaches by gradient steps.
+    const model::CalibrationKernelScope fast_kernels;
     output_ = teacher_.forward(inputs);
     input_ids_ = inputs.input_ids;
     version_ = input_ids_.defined() ? input_ids_._version() : 0;

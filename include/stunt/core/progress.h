@@ -14,6 +14,9 @@ struct ProgressOptions {
   double log_interval_s = 10.0;
   /// Unit shown after the counts ("tensors", "samples", "MB").
   std::string unit = "items";
+  /// A second quantity counted beside the steps (Progress::count) and shown as its rate
+  /// ("tokens" beside "items"); empty for none.
+  std::string second_unit;
 };
 
 /// Reports the progress of a loop of `total` steps (0 = unknown). Thread-compatible, not
@@ -27,6 +30,9 @@ class Progress {
 
   /// Adds `steps` done steps and redraws when due.
   void advance(int64_t steps = 1);
+  /// Adds `amount` to the second quantity (ProgressOptions::second_unit); shown at the next
+  /// redraw.
+  void count(int64_t amount) { second_done_ += amount; }
   /// Marks the loop finished (also done by the destructor).
   void finish();
 
@@ -39,6 +45,7 @@ class Progress {
   std::string label_;
   int64_t total_;
   int64_t done_ = 0;
+  int64_t second_done_ = 0;
   ProgressOptions options_;
   ProgressOptions::Mode mode_;
   std::chrono::steady_clock::time_point start_;

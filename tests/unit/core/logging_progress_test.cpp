@@ -44,6 +44,24 @@ TEST(Progress, LogModePrintsLinesToStderrNotStdout) {
   EXPECT_NE(err.find("work: 3/3"), std::string::npos) << err;
 }
 
+TEST(Progress, ShowsTheSecondQuantitysRateAndTheTimeLeft) {
+  testing::internal::CaptureStderr();
+  {
+    Progress p(
+        "label", 4,
+        ProgressOptions{
+            .mode = ProgressOptions::Mode::Log, .log_interval_s = 0, .second_unit = "tokens"});
+    p.count(120);
+    p.advance(1);
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("label: 1/4 items ("), std::string::npos) << err;
+  EXPECT_NE(err.find(" tokens/s, ETA "), std::string::npos) << err;
+  // The last line, with everything done, has no time left to show.
+  const std::string last = err.substr(err.rfind("label: "));
+  EXPECT_EQ(last.find("ETA"), std::string::npos) << last;
+}
+
 TEST(Progress, BarModeDrawsABar) {
   testing::internal::CaptureStderr();
   {
