@@ -1,11 +1,14 @@
 #include "stunt/distill/logit_distillation.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <string>
 
 #include "detail/scored_positions.h"
 #include "stunt/core/error.h"
+#include "stunt/kernels/tempered_kl.h"
 
 namespace stunt::distill {
 
@@ -37,6 +40,29 @@ at::Tensor tempered_kl(const at::Tensor& log_p, const at::Tensor& log_q, double 
   return per_position.mean() * (temperature * temperature);
 }
 
+/// T² · mean over rows of KL(softmax(t/T) ‖ softmax(s/T)) through the fused kernel, its gradient
+/// (T / rows · (q − p)) made in the forward and kept for backward instead of the softmaxes.
+struct FusedTemperedKl : torch::autograd::Function<FusedTemperedKl> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& student,
+                            const at::Tensor& teacher, double temperature) {
+    const auto rows = static_cast<double>(student.size(0));
+    const bool with_gradient = student.requires_grad();
+    kernels::TemperedKl result = kernels::tempered_kl(student, teacher, temperature, with_gradient,
+                                                      static_cast<float>(temperature / rows));
+    if (with_gradient) ctx->save_for_backward({result.gradient});
+    return (result.losses.sum() * (temperature * temperature / rows)).to(at::kFloat);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const at::Tensor gradient = ctx->get_saved_variables()[0];
+    const at::Tensor& upstream = grad_outputs[0];
+    at::Tensor grad_student =
+        upstream.item<float>() == 1.0f ? gradient : gradient * upstream.to(at::kFloat);
+    return {grad_student, at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor logit_distillation_loss(const at::Tensor& student_logits,
@@ -56,8 +82,18 @@ at::Tensor logit_distillation_loss(const at::Tensor& student_logits,
                  teacher_logits.sizes(), "; distillation compares the same positions");
   check_keep(keep, student_logits);
   const c10::ScalarType dtype = loss_dtype(student_logits);
-  const at::Tensor student = scored_rows(student_logits.to(dtype), keep) / temperature;
-  const at::Tensor teacher = scored_rows(teacher_logits.detach().to(dtype), keep) / temperature;
+  const at::Tensor student_rows = scored_rows(student_logits.to(dtype), keep);
+  const at::Tensor teacher_rows = scored_rows(teacher_logits.detach().to(dtype), keep);
+  if (kernels::tempered_kl_supported(student_rows, teacher_rows) && student_rows.size(0) > 0) {
+    if (!at::GradMode::is_enabled() || !student_rows.requires_grad()) {
+      const kernels::TemperedKl result =
+          kernels::tempered_kl(student_rows, teacher_rows, temperature, false, 0.0f);
+      return (result.losses.mean() * (temperature * temperature)).to(at::kFloat);
+    }
+    return FusedTemperedKl::apply(student_rows, teacher_rows, temperature);
+  }
+  const at::Tensor student = student_rows / temperature;
+  const at::Tensor teacher = teacher_rows / temperature;
   return tempered_kl(at::log_softmax(teacher, -1), at::log_softmax(student, -1), temperature);
 }
 

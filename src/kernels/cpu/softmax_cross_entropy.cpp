@@ -10,6 +10,7 @@
 
 #include "avx2_exp.h"
 #include "cpu_features.h"
+#include "row_max.h"
 #include "stunt/core/error.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -18,16 +19,6 @@
 
 namespace stunt::kernels {
 namespace {
-
-/// The row's largest value, or NaN when it holds a NaN (which max alone would skip).
-float row_max_scalar(const float* x, int64_t n) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) {
-    if (std::isnan(x[i])) return x[i];
-    m = std::max(m, x[i]);
-  }
-  return m;
-}
 
 /// Σ e^(x - shift); writes the terms to `terms` when it is not null.
 double exp_sum_scalar(const float* x, int64_t n, float shift, float* terms) {
@@ -46,28 +37,6 @@ void scale_scalar(float* x, int64_t n, float factor) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-__attribute__((target("avx2"))) double horizontal_sum(__m256 v) {
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, v);
-  double sum = 0.0;
-  for (float lane : lanes) sum += lane;
-  return sum;
-}
-
-__attribute__((target("avx2"))) float row_max_avx2(const float* x, int64_t n) {
-  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  __m256 nan = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    m = _mm256_max_ps(m, v);
-    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-  }
-  if (_mm256_movemask_ps(nan) != 0) return std::numeric_limits<float>::quiet_NaN();
-  const float tail = row_max_scalar(x + i, n - i);
-  return std::isnan(tail) ? tail : std::max(detail::horizontal_max(m), tail);
-}
-
 __attribute__((target("avx2,fma"))) double exp_sum_avx2(const float* x, int64_t n, float shift,
                                                         float* terms) {
   const __m256 s = _mm256_set1_ps(shift);
@@ -82,7 +51,7 @@ __attribute__((target("avx2,fma"))) double exp_sum_avx2(const float* x, int64_t 
       if (terms) _mm256_storeu_ps(terms + i, e);
       acc = _mm256_add_ps(acc, e);
     }
-    total += horizontal_sum(acc);
+    total += detail::horizontal_sum(acc);
   }
   return total + exp_sum_scalar(x + i, n - i, shift, terms ? terms + i : nullptr);
 }
@@ -95,13 +64,6 @@ __attribute__((target("avx2"))) void scale_avx2(float* x, int64_t n, float facto
 }
 
 #endif
-
-float row_max(const float* x, int64_t n) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (detail::cpu_has_avx2()) return row_max_avx2(x, n);
-#endif
-  return row_max_scalar(x, n);
-}
 
 double exp_sum(const float* x, int64_t n, float shift, float* terms) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -159,7 +121,7 @@ SoftmaxCrossEntropy softmax_cross_entropy(const at::Tensor& logits, const at::Te
         if (g) std::fill(g, g + vocab, 0.0f);
         continue;
       }
-      const float shift = row_max(row, vocab);
+      const float shift = detail::row_max(row, vocab);
       if (!std::isfinite(shift)) {
         // An infinite or NaN logit: the loss is not finite either, as with ATen.
         losses[r] = std::numeric_limits<double>::quiet_NaN();
