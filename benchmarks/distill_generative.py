@@ -81,7 +81,11 @@ def main():
     parser.add_argument("--eval-seq-len", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", default="abcde",
+                        help="which student rows to train and measure (letters a to e)")
     args = parser.parse_args()
+    if "a" not in args.rows or set(args.rows) - set("abcde"):
+        parser.error("--rows: letters a to e, with a (the baseline the others are compared to)")
     args.out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     torch.set_num_threads(args.threads)
@@ -134,7 +138,7 @@ def main():
     label_record = args.out / "labels.json"
     label_minutes = (json.loads(label_record.read_text())["minutes"] if label_record.exists()
                      else None)
-    if not (labels / "manifest.json").exists():
+    if "c" in args.rows and not (labels / "manifest.json").exists():
         print("[labels] running", flush=True)
         started = time.monotonic()
         subprocess.run([COMPRESS, "label", str(teacher), "--data", str(corpus), "--kind",
@@ -150,9 +154,11 @@ def main():
     prompts.write_text("".join(json.dumps({"text": tokenizer.decode(row[:half])}) + "\n"
                                for row in used))
     generation_minutes = {}
-    for name, decoding in (("generations", []),
-                           ("samples", ["--sample", "--temperature", "1.0", "--seed",
-                                        str(args.seed)])):
+    for name, decoding, row in (("generations", [], "d"),
+                                ("samples", ["--sample", "--temperature", "1.0", "--seed",
+                                             str(args.seed)], "e")):
+        if row not in args.rows:
+            continue
         folder, record = args.out / name, args.out / f"{name}.json"
         if not (folder / "manifest.json").exists():
             print(f"[{name}] running", flush=True)
@@ -164,13 +170,13 @@ def main():
             record.write_text(json.dumps({"minutes": round((time.monotonic() - started) / 60, 2)}))
         generation_minutes[name] = json.loads(record.read_text())["minutes"]
     same = 0
-    for lines in sorted(labels.glob("shard-*.jsonl")):
+    for lines in sorted(labels.glob("shard-*.jsonl")) if "c" in args.rows else []:
         for line in lines.read_text().splitlines():
             record = json.loads(line)
             same += record["tokens"] == used[record["index"]].tolist()
 
     rows = {}
-    for name, label, extra in (
+    for name, label, extra in [row for row in (
             ("next-token", "(a) next token", ["--dataset", str(data)]),
             ("kd-memory", "(b) KD, teacher in memory", ["--dataset", str(data), "--teacher",
                                                         str(teacher)]),
@@ -179,7 +185,8 @@ def main():
             ("sequence-kd", "(d) sequence-level KD, greedy generations",
              ["--labels", str(args.out / "generations"), "--seq-len", str(args.seq_len)]),
             ("sequence-kd-sampled", "(e) sequence-level KD, sampled generations",
-             ["--labels", str(args.out / "samples"), "--seq-len", str(args.seq_len)])):
+             ["--labels", str(args.out / "samples"), "--seq-len", str(args.seq_len)]))
+            if row[1][1] in args.rows]:
         output, stats = compress(name, student_recipe(name in ("kd-memory", "kd-offline")),
                                  teacher, extra + steps)
         rows[label] = {"model": output, **stats}
@@ -223,10 +230,12 @@ def main():
     for label in ("(b) KD, teacher in memory", "(c) KD, stored top-k",
                   "(d) sequence-level KD, greedy generations",
                   "(e) sequence-level KD, sampled generations"):
-        table[label]["perplexity_vs_a"] = 1 - table[label]["perplexity"] / a
-    table["(c) KD, stored top-k"]["perplexity_vs_b"] = (
-        table["(c) KD, stored top-k"]["perplexity"]
-        / table["(b) KD, teacher in memory"]["perplexity"] - 1)
+        if label in table:
+            table[label]["perplexity_vs_a"] = 1 - table[label]["perplexity"] / a
+    if "(b) KD, teacher in memory" in table and "(c) KD, stored top-k" in table:
+        table["(c) KD, stored top-k"]["perplexity_vs_b"] = (
+            table["(c) KD, stored top-k"]["perplexity"]
+            / table["(b) KD, teacher in memory"]["perplexity"] - 1)
     results = {"benchmark": "distill_generative", "machine": cpu_description(),
                "threads": args.threads,
                "teacher": "SmolLM2-135M-Instruct (GGUF Q4_1 dequantized to float32), fine-tuned "

@@ -265,12 +265,12 @@ struct SeededDropout : torch::autograd::Function<SeededDropout> {
   }
 };
 
-/// Attention spelled out (scores, softmax, dropout, values), for training with attention
-/// dropout: SDPA would take its math path then anyway, with ATen's slower dropout.
+/// Where attention() appends what it computes while an AttentionRecording is alive.
 thread_local std::vector<AttentionRecord>* active_attention_records = nullptr;
 
-/// Attention as explicit products: for dropout on the probabilities, and for recording them
-/// (`record`, when not null, receives the probabilities and the values).
+/// Attention spelled out (scores, softmax, dropout, values): for training with attention
+/// dropout (SDPA would take its math path then anyway, with ATen's slower dropout), and for
+/// recording the probabilities (`record`, when not null, receives them with the values).
 at::Tensor explicit_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               const at::Tensor& bias, bool causal, double scale, double dropout_p,
                               std::vector<AttentionRecord>* record) {
