@@ -18,6 +18,14 @@ std::string describe(const at::Tensor& maps) {
   return str(maps.size(1), " heads over ", maps.size(2), " queries and ", maps.size(3), " keys");
 }
 
+/// ValueError unless keep is undefined or [batch, positions].
+void check_token_mask(const at::Tensor& keep, int64_t batch, int64_t positions) {
+  if (!keep.defined()) return;
+  STUNT_CHECK_AS(ValueError, keep.dim() == 2 && keep.size(0) == batch && keep.size(1) == positions,
+                 "the mask of scored positions has shape ", keep.sizes(), "; expected [", batch,
+                 ", ", positions, "] (batch, positions)");
+}
+
 void check_maps(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& keep) {
   STUNT_CHECK_AS(ValueError, student.dim() == 4 && student.size(2) == student.size(3),
                  "attention distillation takes self-attention maps [batch, heads, positions, "
@@ -27,13 +35,7 @@ void check_maps(const at::Tensor& student, const at::Tensor& teacher, const at::
                  describe(student), " but the teacher's ", describe(teacher),
                  "; attention is compared head by head on the same tokens, so both need as many "
                  "heads (pair layers whose head counts agree)");
-  if (keep.defined()) {
-    STUNT_CHECK_AS(
-        ValueError,
-        keep.dim() == 2 && keep.size(0) == student.size(0) && keep.size(1) == student.size(2),
-        "the mask of scored positions has shape ", keep.sizes(), "; expected [", student.size(0),
-        ", ", student.size(2), "] (batch, positions)");
-  }
+  check_token_mask(keep, student.size(0), student.size(2));
 }
 
 /// keep as float [batch, positions] in `dtype`, all ones when undefined.
@@ -85,11 +87,7 @@ at::Tensor value_relation(const at::Tensor& values, const at::Tensor& keep) {
   at::Tensor scores =
       at::matmul(v, v.transpose(-2, -1)) / std::sqrt(static_cast<double>(values.size(3)));
   if (keep.defined()) {
-    STUNT_CHECK_AS(
-        ValueError,
-        keep.dim() == 2 && keep.size(0) == values.size(0) && keep.size(1) == values.size(2),
-        "the mask of scored positions has shape ", keep.sizes(), "; expected [", values.size(0),
-        ", ", values.size(2), "] (batch, positions)");
+    check_token_mask(keep, values.size(0), values.size(2));
     const at::Tensor padding = (keep == 0).unsqueeze(1).unsqueeze(2);  // [batch, 1, 1, keys]
     scores = scores.masked_fill(padding, -std::numeric_limits<double>::infinity());
     // A row of padding only (a batch row with no token) would be all -inf: leave its scores at 0.

@@ -40,24 +40,8 @@ class AttentionDistillation final : public TrainingModifier, public train::Train
     if (a.has("start_epoch")) start_epoch_ = a["start_epoch"].get<double>();
     if (a.has("end_epoch")) end_epoch_ = a["end_epoch"].get<double>();
     a.contains("update_frequency");  // the loss is added at every step
-    if (!a.has("targets")) return;   // resolve() picks the default blocks
-    const Value& targets = a["targets"];
-    if (targets.is_string()) {
-      entries_.push_back({targets.get<std::string>(), targets.get<std::string>(), false});
-      return;
-    }
-    for (const Value& entry : targets) {
-      if (entry.is_string()) {
-        entries_.push_back({entry.get<std::string>(), entry.get<std::string>(), false});
-        continue;
-      }
-      STUNT_CHECK_AS(
-          RecipeError,
-          entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string(),
-          where, ".targets: ", entry.dump(),
-          " is neither a block name nor a [student, teacher] pair of block names");
-      entries_.push_back({entry[0].get<std::string>(), entry[1].get<std::string>(), true});
-    }
+    // Without targets, resolve() picks the default blocks.
+    if (a.has("targets")) entries_ = read_target_entries(a["targets"], where);
   }
 
   void resolve(State& state) override {

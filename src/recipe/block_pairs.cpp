@@ -38,6 +38,26 @@ std::vector<NamedBlock> named_blocks(const model::HfModel& m) {
   return out;
 }
 
+std::vector<TargetEntry> read_target_entries(const Value& targets, const std::string& where) {
+  if (targets.is_string()) {
+    return {{targets.get<std::string>(), targets.get<std::string>(), false}};
+  }
+  std::vector<TargetEntry> out;
+  for (const Value& entry : targets) {
+    if (entry.is_string()) {
+      out.push_back({entry.get<std::string>(), entry.get<std::string>(), false});
+      continue;
+    }
+    STUNT_CHECK_AS(
+        RecipeError,
+        entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string(),
+        where, ".targets: ", entry.dump(),
+        " is neither a block name nor a [student, teacher] pair of block names");
+    out.push_back({entry[0].get<std::string>(), entry[1].get<std::string>(), true});
+  }
+  return out;
+}
+
 std::vector<BlockPair> resolve_block_pairs(const std::vector<TargetEntry>& entries,
                                            const model::HfModel& student,
                                            const model::HfModel& teacher, const State& state,

@@ -219,23 +219,7 @@ class HiddenStateDistillation final : public TrainingModifier, public train::Tra
                    where, ".transforms_args: not implemented (identity transforms only)");
     STUNT_CHECK_AS(NotImplementedError, !a.has("comparison_args") || a["comparison_args"].empty(),
                    where, ".comparison_args: not implemented; the comparisons take no arguments");
-    const Value& targets = a["targets"];
-    if (targets.is_string()) {
-      entries_.push_back({targets.get<std::string>(), targets.get<std::string>(), false});
-      return;
-    }
-    for (const Value& entry : targets) {
-      if (entry.is_string()) {
-        entries_.push_back({entry.get<std::string>(), entry.get<std::string>(), false});
-        continue;
-      }
-      STUNT_CHECK_AS(
-          RecipeError,
-          entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string(),
-          where, ".targets: ", entry.dump(),
-          " is neither a name nor a [student, teacher] pair of names");
-      entries_.push_back({entry[0].get<std::string>(), entry[1].get<std::string>(), true});
-    }
+    entries_ = read_target_entries(a["targets"], where);
   }
 
   bool sparseml_ = false;

@@ -30,6 +30,10 @@ struct TargetEntry {
   bool paired = false;
 };
 
+/// A recipe's `targets`: one name or pattern (a string), or a list of names, patterns and
+/// [student, teacher] pairs of names. RecipeError naming `where`.targets for any other entry.
+std::vector<TargetEntry> read_target_entries(const Value& targets, const std::string& where);
+
 /// One student block learning one teacher block.
 struct BlockPair {
   std::string student_name, teacher_name;
