@@ -22,4 +22,13 @@ inline bool cpu_has_avx2_fma() {
 #endif
 }
 
+inline bool cpu_has_avx512f() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+#else
+  return false;
+#endif
+}
+
 }  // namespace stunt::kernels::detail
