@@ -102,12 +102,34 @@ class DecompressingCheckpoint final : public io::Checkpoint {
   const std::map<std::string, CompressedModule>& modules() const { return modules_; }
   const io::Checkpoint& raw() const { return *raw_; }
 
- private:
-  at::Tensor decompress(const std::string& module, const CompressedModule& m) const {
+  /// The weight's scales and zero points as the checkpoint stores them (zero points unpacked;
+  /// zeros for symmetric weights, as compute_qparams gives them), in the scale's dtype.
+  QParams weight_qparams(const std::string& module) const {
+    const CompressedModule& m = modules_.at(module);
     const QuantArgs& args = *m.scheme->weights;
     QParams qp;
     qp.scale = raw_->load(module + ".weight_scale");
-    const bool has_zp = !args.symmetric;
+    if (args.symmetric) {
+      qp.zero_point = at::zeros_like(qp.scale);
+    } else if (m.format == "pack-quantized") {
+      at::Tensor zp = raw_->load(module + ".weight_zero_point");
+      const QuantStrategy s = args.resolved_strategy();
+      if (s == QuantStrategy::Group || s == QuantStrategy::Channel) {
+        const int64_t out = raw_->load(module + ".weight_shape").to(at::kLong)[0].item<int64_t>();
+        zp = kernels::unpack_int32(zp.t().contiguous(), args.num_bits, out).t();
+      }
+      qp.zero_point = zp;
+    } else {
+      qp.zero_point = raw_->load(module + ".weight_zero_point");
+    }
+    qp.zero_point = qp.zero_point.to(qp.scale.scalar_type());
+    return qp;
+  }
+
+ private:
+  at::Tensor decompress(const std::string& module, const CompressedModule& m) const {
+    const QuantArgs& args = *m.scheme->weights;
+    const QParams qp = weight_qparams(module);
     at::Tensor q;
     if (m.format == "pack-quantized") {
       const at::Tensor shape = raw_->load(module + ".weight_shape").to(at::kLong);
@@ -116,20 +138,9 @@ class DecompressingCheckpoint final : public io::Checkpoint {
       q = kernels::unpack_int32(raw_->load(module + ".weight_packed"), args.num_bits, in);
       STUNT_CHECK_AS(FormatError, q.size(0) == out, module, ".weight_packed has ", q.size(0),
                      " rows but weight_shape says ", out);
-      if (has_zp) {
-        at::Tensor zp = raw_->load(module + ".weight_zero_point");
-        const QuantStrategy s = args.resolved_strategy();
-        if (s == QuantStrategy::Group || s == QuantStrategy::Channel) {
-          zp = kernels::unpack_int32(zp.t().contiguous(), args.num_bits, out).t();
-        }
-        qp.zero_point = zp;
-      }
     } else {
       q = raw_->load(module + ".weight");
-      if (has_zp) qp.zero_point = raw_->load(module + ".weight_zero_point");
     }
-    if (!has_zp) qp.zero_point = at::zeros_like(qp.scale);
-    qp.zero_point = qp.zero_point.to(qp.scale.scalar_type());
     // compressed-tensors dequantizes in the scale's dtype.
     return dequantize_weight(q.to(qp.scale.scalar_type()), qp, args);
   }
@@ -187,6 +198,9 @@ std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::Lo
       std::make_unique<DecompressingCheckpoint>(io::Checkpoint::open(path), config, source);
   const DecompressingCheckpoint& view = *checkpoint;
   std::map<std::string, CompressedModule> modules = view.modules();
+  // Read before the checkpoint moves into the loader, as the input scales below.
+  std::map<std::string, QParams> weight_qparams;
+  for (const auto& entry : modules) weight_qparams[entry.first] = view.weight_qparams(entry.first);
   // Input scales must be read before the checkpoint moves into the loader.
   std::map<std::string, QParams> input_qparams;
   for (const auto& e : view.raw().entries()) {
@@ -209,6 +223,7 @@ std::unique_ptr<model::HfModel> load_model(const fs::path& path, const model::Lo
     const QuantScheme& scheme = *it->second.scheme;
     LayerQuantization& record = out.layer(layer->name);
     record.group = it->second.group;
+    record.weight = weight_qparams.at(layer->name);
     if (scheme.input_activations) {
       const QuantArgs& in = *scheme.input_activations;
       if (in.dynamic == DynamicKind::Static) {

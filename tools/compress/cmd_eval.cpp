@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "kernel_options.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
 #include "stunt/core/progress.h"
@@ -30,6 +31,7 @@ struct EvalCommand {
   int threads = 0;
   bool no_special_tokens = false;
   bool json = false;
+  KernelOptions kernels;
 };
 
 stunt::model::EvalOptions progress_options(stunt::Progress& progress, int64_t batch_size) {
@@ -54,7 +56,7 @@ int run_eval(const EvalCommand& c) {
   const stunt::io::Tokenizer tokenizer = model::load_model_tokenizer(tokenizer_path);
   stunt::io::DatasetOptions data_options;
   data_options.add_special_tokens = !c.no_special_tokens;
-  auto lm = stunt::quant::load_model(c.model);
+  auto lm = c.kernels.load(c.model);
   nlohmann::json report = {{"model", c.model}, {"metric", c.metric}, {"data", c.data}};
 
   if (c.metric == "perplexity") {
@@ -171,6 +173,7 @@ Runner add_eval(CLI::App& app) {
   cmd->add_option("--threads", c->threads, "CPU threads (default: LibTorch's choice)");
   cmd->add_flag("--no-special-tokens", c->no_special_tokens,
                 "Do not add the tokenizer's special tokens (BOS, [CLS] ... [SEP])");
+  c->kernels.add_to(cmd);
   cmd->add_flag("--json", c->json, "Print the result as JSON");
   return [c] { return run_eval(*c); };
 }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "kernel_options.h"
 #include "stunt/core/error.h"
 #include "stunt/model/generate.h"
 #include "stunt/model/load.h"
@@ -24,6 +25,7 @@ struct GenerateCommand {
   int64_t eos_token_id = -1;
   bool no_special_tokens = false;
   bool json = false;
+  KernelOptions kernels;
   int threads = 0;
 };
 
@@ -52,7 +54,7 @@ int run_generate(const GenerateCommand& c) {
   if (c.threads > 0) at::set_num_threads(c.threads);
   STUNT_CHECK(c.prompts.empty() != c.prompt_ids.empty(),
               "give the prompts either as text (--prompt) or as token ids (--prompt-ids)");
-  auto lm = stunt::quant::load_model(c.model);
+  auto lm = c.kernels.load(c.model);
   // Tiny test models given as ids may have no tokenizer; their output then has no text.
   std::optional<stunt::io::Tokenizer> tokenizer;
   if (!c.prompts.empty()) {
@@ -132,6 +134,7 @@ Runner add_generate(CLI::App& app) {
   cmd->add_flag("--no-special-tokens", c->no_special_tokens,
                 "Do not add the tokenizer's special tokens (BOS, EOS) to the prompt");
   cmd->add_option("--threads", c->threads, "CPU threads (default: LibTorch's choice)");
+  c->kernels.add_to(cmd);
   cmd->add_flag("--json", c->json, "Print JSON: prompt ids, generated ids and text per prompt");
   return [c] { return run_generate(*c); };
 }
