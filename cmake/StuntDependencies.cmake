@@ -10,6 +10,8 @@ find_package(spdlog REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+# Compresses the PNG charts of bench reports.
+find_package(ZLIB REQUIRED)
 # Our kernels' at::parallel_for is ATen's inline OpenMP loop: without -fopenmp it runs on one
 # thread. LibTorch's own libgomp serves it at run time (one OpenMP runtime per process).
 find_package(OpenMP REQUIRED COMPONENTS CXX)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Stunt needs on a fresh Debian 12 machine, idempotently: Debian packages
 # (compilers, CMake, CLI11, nlohmann/json, spdlog, yaml-cpp, GoogleTest, Google Benchmark,
-# ccache, clang + libFuzzer) and a Python virtual environment in .venv with the pinned
+# ccache, clang + libFuzzer, zlib) and a Python virtual environment in .venv with the pinned
 # LibTorch wheel and the reference libraries the Python checks compare against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 TORCH_VERSION=2.11.0
 APT_PACKAGES=(build-essential cmake ninja-build ccache git pkg-config python3-venv
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev libgloo-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev libgloo-dev zlib1g-dev)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

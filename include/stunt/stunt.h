@@ -1,6 +1,9 @@
 #pragma once
 /// Stunt's public API in one include: `#include <stunt/stunt.h>` and link stunt::stunt.
 
+#include "stunt/bench/device_profile.h"
+#include "stunt/bench/model_bench.h"
+#include "stunt/bench/report.h"
 #include "stunt/core/atomic_file.h"
 #include "stunt/core/error.h"
 #include "stunt/core/logging.h"
@@ -17,6 +20,8 @@
 #include "stunt/kernels/count_zeros.h"
 #include "stunt/kernels/cuda_device.h"
 #include "stunt/kernels/hessian.h"
+#include "stunt/kernels/int4_linear.h"
+#include "stunt/kernels/int8_linear.h"
 #include "stunt/kernels/quantize.h"
 #include "stunt/model/module_model.h"
 #include "stunt/prune/gradual_schedule.h"
@@ -36,6 +41,7 @@
 #include "stunt/quant/qparams.h"
 #include "stunt/quant/quant_args.h"
 #include "stunt/quant/quantization_plan.h"
+#include "stunt/quant/quantized_kernels.h"
 #include "stunt/quant/sparse_compressed.h"
 #include "stunt/recipe/compress.h"
 #include "stunt/recipe/modifier.h"

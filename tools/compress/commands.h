@@ -22,6 +22,9 @@ Runner add_tokenize(CLI::App& app);
 /// compress label TEACHER --data CORPUS -o LABELS/: pseudo-labels, sharded and resumable;
 /// compress label verify LABELS/.
 Runner add_label(CLI::App& app);
+/// compress bench MODEL...: side-by-side speed, memory, quality and projected cost;
+/// compress bench compare REPORT...: reports from several machines together.
+Runner add_bench(CLI::App& app);
 /// The main form: compress --recipe R MODEL -o OUT.
 Runner add_compress(CLI::App& app);
 

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   add(compress::add_generate);
   add(compress::add_tokenize);
   add(compress::add_label);
+  add(compress::add_bench);
 
   try {
     app.parse(argc, argv);
