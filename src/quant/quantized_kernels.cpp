@@ -220,9 +220,15 @@ std::unique_ptr<model::HfModel> load_model_for_inference(const std::filesystem::
   for (const auto& [kernel, count] : counts) {
     summary += str(summary.empty() ? "" : ", ", count, " ", kernel);
   }
-  log::info(
-      "quantized layers: ", summary, "; their weights hold ", bytes / (1 << 20), " MiB",
-      counts.count("reference") && !explain ? " (--explain says why some run the reference)" : "");
+  log::info("quantized layers: ", summary, "; their weights hold ", bytes / (1 << 20), " MiB");
+  for (const LayerKernel& entry : report) {
+    if (entry.kernel != "reference") continue;
+    // The first reason stands for the rest; --explain lists every layer.
+    log::warn(counts["reference"], " quantized layer(s) run the slower reference path ",
+              "(decompressed float32 weights), e.g. ", entry.layer, ": ", entry.why,
+              explain ? "" : " (--explain lists each)");
+    break;
+  }
   return model;
 }
 

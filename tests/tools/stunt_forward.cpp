@@ -22,19 +22,24 @@
 #include "stunt/io/safetensors.h"
 #include "stunt/model/hf_model.h"
 #include "stunt/quant/compressed_tensors.h"
+#include "stunt/quant/quantized_kernels.h"
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::cerr << "usage: stunt_forward MODEL_DIR INPUTS OUTPUT [--blockwise | --gradients]\n";
+    std::cerr << "usage: stunt_forward MODEL_DIR INPUTS OUTPUT [--blockwise | --gradients | "
+                 "--packed]\n";
     return 2;
   }
   try {
     const bool blockwise = argc > 4 && std::strcmp(argv[4], "--blockwise") == 0;
     const bool gradients = argc > 4 && std::strcmp(argv[4], "--gradients") == 0;
+    // --packed: quantized layers run Stunt's int4/int8 kernels, as compress eval does.
+    const bool packed = argc > 4 && std::strcmp(argv[4], "--packed") == 0;
     const std::filesystem::path source = argv[1];
-    std::unique_ptr<stunt::model::HfModel> model = source.extension() == ".gguf"
-                                                       ? stunt::model::load_gguf_model(source)
-                                                       : stunt::quant::load_model(source);
+    std::unique_ptr<stunt::model::HfModel> model =
+        source.extension() == ".gguf" ? stunt::model::load_gguf_model(source)
+        : packed ? stunt::quant::load_model_for_inference(source, stunt::quant::KernelMode::Fast)
+                 : stunt::quant::load_model(source);
     auto inputs = stunt::io::SafetensorsFile::open(argv[2]);
     stunt::model::Batch batch;
     batch.input_ids = inputs->tensor("input_ids").clone();
