@@ -18,6 +18,7 @@
 #include "stunt/model/evaluate.h"
 #include "stunt/model/kv_cache.h"
 #include "stunt/model/load.h"
+#include "stunt/model/thread_governor.h"
 
 namespace stunt::bench {
 namespace {
@@ -164,10 +165,14 @@ std::pair<double, double> run_once(model::HfModel& model, int64_t batch, const B
   next = logits.select(1, logits.size(1) - 1).argmax(-1).unsqueeze(1);
   const double prefill = seconds_since(start);
   start = Clock::now();
+  // As generate() decodes: the governor keeps the thread count fast when a core is taken.
+  model::DecodeThreadGovernor governor;
   for (int64_t t = 0; t < o.gen_len; ++t) {
     const auto step = Clock::now();
+    governor.begin_step();
     logits = model.decode_step(next, at::Tensor(), cache, 1);
     next = logits.select(1, logits.size(1) - 1).argmax(-1).unsqueeze(1);
+    governor.end_step(batch);
     if (steps != nullptr) steps->push_back(seconds_since(step));
   }
   return {prefill, seconds_since(start)};

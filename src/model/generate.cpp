@@ -15,6 +15,7 @@
 #include <random>
 
 #include "stunt/core/error.h"
+#include "stunt/model/thread_governor.h"
 
 namespace stunt::model {
 
@@ -182,6 +183,7 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
   // quarter of it, so short answers stop costing the steps of the longest one.
   std::vector<int64_t> active(prompts.size());
   std::iota(active.begin(), active.end(), 0);
+  DecodeThreadGovernor governor;
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     const auto rows = static_cast<int64_t>(active.size());
     // transformers picks from float32 logits.
@@ -226,8 +228,10 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
       next = std::move(kept_next);
     }
     const auto step_rows = static_cast<int64_t>(next.size());
+    governor.begin_step();
     logits = model.decode_step(at::tensor(next, at::kLong).view({step_rows, 1}), {}, cache, 1)
                  .select(1, 0);
+    governor.end_step(step_rows);
   }
   return out;
 }
@@ -270,6 +274,7 @@ std::vector<std::vector<int64_t>> beam_search(HfModel& model,
   at::Tensor improvable = at::ones({batch, 1}, at::kBool);
   at::Tensor eos_ids = at::tensor(eos.empty() ? std::vector<int64_t>{-1} : eos, at::kLong);
   at::Tensor batch_offset = at::arange(batch).view({batch, 1}) * beams;
+  DecodeThreadGovernor governor;
 
   for (int64_t cur_len = prompt_len;;) {
     at::Tensor log_probs = at::log_softmax(logits.to(at::kFloat), -1).view({batch, beams, vocab});
@@ -320,7 +325,9 @@ std::vector<std::vector<int64_t>> beam_search(HfModel& model,
     const bool open_beam = !(finished.all().item<bool>() && o.early_stopping);
     if (!improvable.any().item<bool>() || !open_beam || hits.all().item<bool>()) break;
     at::Tensor next_ids = running.select(2, cur_len - 1).reshape({batch * beams, 1});
+    governor.begin_step();
     logits = model.decode_step(next_ids, {}, cache, 1).select(1, 0);
+    governor.end_step(batch * beams);
   }
 
   std::vector<std::vector<int64_t>> out(batch);
