@@ -16,7 +16,7 @@ namespace {
 constexpr int64_t kBlock = 16;
 /// From this many rows on, a panel of dequantized columns through LibTorch's matrix product
 /// beats the tiles (benchmarks/quantized_linear_bench.cpp measures both).
-constexpr int64_t kPanelRows = 96;
+constexpr int64_t kPanelRows = 192;
 /// Columns dequantized at a time on the panel path (256 measured fastest of 256, 1024, 4096).
 constexpr int64_t kPanelColumns = 256;
 

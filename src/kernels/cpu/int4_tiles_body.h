@@ -37,15 +37,24 @@ void tile(const stunt::kernels::detail::Int4TileProblem& p, int64_t row0, int64_
     }
     const int64_t octet_end = (g + 1) * octets_per_group;
     for (int64_t o = g * octets_per_group; o < octet_end; ++o) {
+      // Lane j of block b holds column j's nibbles for inputs 8o … 8o + 7, input 8o + i in
+      // bits 4i. Each input's value is broadcast once for every block of the tile.
+      Vi lanes[Blocks];
 #pragma GCC unroll 4
       for (int b = 0; b < Blocks; ++b) {
-        // Lane j holds column j's nibbles for inputs 8o … 8o + 7, input 8o + i in bits 4i.
-        const Vi lanes = load_lanes(p.nibbles + ((block0 + b) * octets + o) * 64);
+        lanes[b] = load_lanes(p.nibbles + ((block0 + b) * octets + o) * 64);
+      }
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; ++i) {
-          const Vf w = nibble_values(i == 0 ? lanes : lanes >> (4 * i));
+      for (int i = 0; i < 8; ++i) {
+        Vf w[Blocks];
+#pragma GCC unroll 4
+        for (int b = 0; b < Blocks; ++b)
+          w[b] = nibble_values(i == 0 ? lanes[b] : lanes[b] >> (4 * i));
 #pragma GCC unroll 8
-          for (int r = 0; r < Rows; ++r) acc[r][b] += p.x[(row0 + r) * p.in + 8 * o + i] * w;
+        for (int r = 0; r < Rows; ++r) {
+          const float x = p.x[(row0 + r) * p.in + 8 * o + i];
+#pragma GCC unroll 4
+          for (int b = 0; b < Blocks; ++b) acc[r][b] += x * w[b];
         }
       }
     }

@@ -58,7 +58,7 @@ const std::vector<Int4Case>& cases() {
       {{1, 576}, 576, 64, false, false},   {{1, 576}, 1536, 64, true, false},
       {{3, 1536}, 576, 64, false, true},   {{7, 64}, 48, 8, true, false},
       {{13, 128}, 16, 128, false, false},  {{2, 5, 96}, 80, 32, true, true},
-      {{100, 576}, 192, 64, false, false}, {{130, 64}, 272, 16, true, true},
+      {{100, 576}, 192, 64, false, false}, {{200, 64}, 272, 16, true, true},
       {{1, 8}, 16, 8, false, false},       {{9, 40}, 32, 40, false, false},
   };
   return all;
