@@ -104,6 +104,8 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
                       {"too_long", too_long == TooLong::Skip ? "skip" : "truncate"},
                       {"deduplicate", o.deduplicate},
                       {"add_special_tokens", o.add_special_tokens}};
+  // Folders written before the packed kernels existed hold no key: they ran the reference.
+  if (o.kernels != "reference") s["kernels"] = o.kernels;
   if (o.min_entropy) s["min_entropy"] = *o.min_entropy;
   if (o.max_entropy) s["max_entropy"] = *o.max_entropy;
   if (!job.corpus_options.stratum_field.empty()) {

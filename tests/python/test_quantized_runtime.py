@@ -78,8 +78,8 @@ def test_int4_layers_compute_what_the_reference_computes(models, name, tmp_path)
     # Same integers and scales; only float32 summation order differs.
     scale = reference.abs().max().item()
     assert (packed - reference).abs().max().item() < 2e-5 * scale
-    # Prefill-sized inputs take the dequantized-panel path: 2 x 64 = 128 rows.
-    x = ids(2, 64, seed=2)
+    # Prefill-sized inputs take the dequantized-panel path: 4 x 64 = 256 rows.
+    x = ids(4, 64, seed=2)
     reference, _ = forward(models[name], x, tmp_path)
     packed, _ = forward(models[name], x, tmp_path, "--packed")
     assert (packed - reference).abs().max().item() < 2e-5 * reference.abs().max().item()

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "kernel_options.h"
 #include "stunt/core/error.h"
 #include "stunt/core/strings.h"
 #include "stunt/model/load.h"
@@ -36,6 +37,7 @@ struct LabelCommand {
   int64_t eos_token_id = -1;
   int threads = 0;
   bool json = false;
+  KernelOptions kernels;
   stunt::pseudolabel::LabelJob job;
   std::string verify_folder;
   std::string merge_folder;
@@ -146,7 +148,8 @@ int run_label(LabelCommand& c) {
   job.options.logits_of_generation = c.logits_of == "generation";
   // Checked before the teacher loads, so a typo costs nothing.
   pl::PromptTemplate check(job.corpus_options.prompt_template);
-  auto teacher = stunt::quant::load_model(c.teacher);
+  job.options.kernels = c.kernels.mode;
+  auto teacher = c.kernels.load(c.teacher);
   const stunt::io::Tokenizer tokenizer = stunt::model::load_model_tokenizer(c.teacher);
   const pl::LabelSummary s = pl::label_corpus(*teacher, tokenizer, job);
   const double rate = s.seconds > 0 ? static_cast<double>(s.items_this_run) / s.seconds : 0.0;
@@ -279,6 +282,7 @@ Runner add_label(CLI::App& app) {
                   "Keep the first N items of each stratum, in input order");
   cmd->add_flag("--restart", o.restart, "Delete the folder's labels and start over");
   cmd->add_option("--threads", c->threads, "Intra-op threads (0: LibTorch's default)");
+  c->kernels.add_to(cmd);
   cmd->add_flag("--json", c->json, "Print the summary as JSON");
 
   cmd->add_option("--workers", c->workers,

@@ -89,6 +89,10 @@ struct LabelOptions {
   /// the split (every part reads the whole corpus, so --dedup sees every earlier item).
   int64_t num_parts = 1;
   int64_t part_index = 0;
+  /// How the teacher's quantized layers run, as the caller loaded it ("fast": packed kernels,
+  /// "reference": decompressed; quant/quantized_kernels.h). Recorded in the manifest, since the
+  /// two round differently: a resumed job must not mix them.
+  std::string kernels = "fast";
 };
 
 struct LabelJob {
