@@ -9,51 +9,89 @@ namespace {
 constexpr int kMaxRows = 4;
 
 /// y = (Σ_k x·w − offset)·s_w·s_x (+ bias) for `Rows` rows and the 16 columns of one block.
+/// Independent sums per row, so that few rows still keep several dot products in flight (each
+/// waits on the one before it in its chain).
+template <int Rows>
+constexpr int kChains = Rows == 1 ? 4 : (Rows == 2 ? 2 : 1);
+
+/// Four inputs of the block's sixteen columns into chain `u` of each row.
+template <int Rows, int U>
+__attribute__((target("avx512f,avx512vnni"), always_inline)) inline void step_avx512(
+    const Int8GemvProblem& p, int64_t row0, const int8_t* w, int64_t k4, __m512i (&acc)[Rows][U],
+    int u) {
+  const __m512i weights = _mm512_loadu_si512(w + k4 * 64);
+#pragma GCC unroll 4
+  for (int r = 0; r < Rows; ++r) {
+    int32_t four;
+    __builtin_memcpy(&four, p.x + (row0 + r) * p.in + k4 * 4, 4);
+    acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], _mm512_set1_epi32(four), weights);
+  }
+}
+
 template <int Rows>
 __attribute__((target("avx512f,avx512vnni"))) void block_avx512(const Int8GemvProblem& p,
                                                                 int64_t row0, int64_t block) {
-  __m512i acc[Rows];
-  for (int r = 0; r < Rows; ++r) acc[r] = _mm512_setzero_si512();
-  const int8_t* w = p.weights + block * p.in * 16;
-  for (int64_t k4 = 0; k4 < p.in / 4; ++k4) {
-    const __m512i weights = _mm512_loadu_si512(w + k4 * 64);
-    for (int r = 0; r < Rows; ++r) {
-      int32_t four;
-      __builtin_memcpy(&four, p.x + (row0 + r) * p.in + k4 * 4, 4);
-      acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(four), weights);
-    }
+  constexpr int U = kChains<Rows>;
+  __m512i acc[Rows][U];
+  for (int r = 0; r < Rows; ++r) {
+    for (int u = 0; u < U; ++u) acc[r][u] = _mm512_setzero_si512();
   }
+  const int8_t* w = p.weights + block * p.in * 16;
+  const int64_t quads = p.in / 4;
+  int64_t k4 = 0;
+  for (; k4 + U <= quads; k4 += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) step_avx512<Rows>(p, row0, w, k4 + u, acc, u);
+  }
+  for (; k4 < quads; ++k4) step_avx512<Rows>(p, row0, w, k4, acc, 0);
   const int64_t col = block * 16;
   const __m512i offsets = _mm512_loadu_si512(p.offsets + col);
   const __m512 w_scales = _mm512_loadu_ps(p.w_scales + col);
   const __m512 bias = p.bias != nullptr ? _mm512_loadu_ps(p.bias + col) : _mm512_setzero_ps();
   for (int r = 0; r < Rows; ++r) {
+    __m512i total = acc[r][0];
+    for (int u = 1; u < U; ++u) total = _mm512_add_epi32(total, acc[r][u]);
     // The same float steps as the oneDNN path: the sum times the weight scale, then the row's
     // scale, then the bias.
-    const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], offsets));
+    const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(total, offsets));
     const __m512 y =
         _mm512_mul_ps(_mm512_mul_ps(sum, w_scales), _mm512_set1_ps(p.x_scales[row0 + r]));
     _mm512_storeu_ps(p.y + (row0 + r) * p.out + col, _mm512_add_ps(y, bias));
   }
 }
 
+template <int Rows, int U>
+__attribute__((target("avx2,avxvnni"), always_inline)) inline void step_avx2(
+    const Int8GemvProblem& p, int64_t row0, const int8_t* w, int64_t k4, __m256i (&acc)[Rows][U][2],
+    int u) {
+  const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k4 * 64));
+  const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k4 * 64 + 32));
+#pragma GCC unroll 4
+  for (int r = 0; r < Rows; ++r) {
+    int32_t four;
+    __builtin_memcpy(&four, p.x + (row0 + r) * p.in + k4 * 4, 4);
+    const __m256i x = _mm256_set1_epi32(four);
+    acc[r][u][0] = _mm256_dpbusd_avx_epi32(acc[r][u][0], x, low);
+    acc[r][u][1] = _mm256_dpbusd_avx_epi32(acc[r][u][1], x, high);
+  }
+}
+
 template <int Rows>
 __attribute__((target("avx2,avxvnni"))) void block_avx2(const Int8GemvProblem& p, int64_t row0,
                                                         int64_t block) {
-  __m256i acc[Rows][2];
-  for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-  const int8_t* w = p.weights + block * p.in * 16;
-  for (int64_t k4 = 0; k4 < p.in / 4; ++k4) {
-    const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k4 * 64));
-    const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + k4 * 64 + 32));
-    for (int r = 0; r < Rows; ++r) {
-      int32_t four;
-      __builtin_memcpy(&four, p.x + (row0 + r) * p.in + k4 * 4, 4);
-      const __m256i x = _mm256_set1_epi32(four);
-      acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], x, low);
-      acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], x, high);
-    }
+  constexpr int U = kChains<Rows>;
+  __m256i acc[Rows][U][2];
+  for (int r = 0; r < Rows; ++r) {
+    for (int u = 0; u < U; ++u) acc[r][u][0] = acc[r][u][1] = _mm256_setzero_si256();
   }
+  const int8_t* w = p.weights + block * p.in * 16;
+  const int64_t quads = p.in / 4;
+  int64_t k4 = 0;
+  for (; k4 + U <= quads; k4 += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) step_avx2<Rows>(p, row0, w, k4 + u, acc, u);
+  }
+  for (; k4 < quads; ++k4) step_avx2<Rows>(p, row0, w, k4, acc, 0);
   const int64_t col = block * 16;
   for (int half = 0; half < 2; ++half) {
     const __m256i offsets =
@@ -62,7 +100,9 @@ __attribute__((target("avx2,avxvnni"))) void block_avx2(const Int8GemvProblem& p
     const __m256 bias =
         p.bias != nullptr ? _mm256_loadu_ps(p.bias + col + half * 8) : _mm256_setzero_ps();
     for (int r = 0; r < Rows; ++r) {
-      const __m256 sum = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][half], offsets));
+      __m256i total = acc[r][0][half];
+      for (int u = 1; u < U; ++u) total = _mm256_add_epi32(total, acc[r][u][half]);
+      const __m256 sum = _mm256_cvtepi32_ps(_mm256_sub_epi32(total, offsets));
       const __m256 y =
           _mm256_mul_ps(_mm256_mul_ps(sum, w_scales), _mm256_set1_ps(p.x_scales[row0 + r]));
       _mm256_storeu_ps(p.y + (row0 + r) * p.out + col + half * 8, _mm256_add_ps(y, bias));
