@@ -226,6 +226,17 @@ Int8Rows quantize_rows(const at::Tensor& input, const float* fixed_scale) {
   return out;
 }
 
+void check_rows(const Int8Rows& x, const Int8PackedWeight& weight) {
+  STUNT_CHECK(x.values.dim() == 2 && x.values.size(1) == weight.in_features,
+              "int8_linear: activations ", x.values.sizes(), " do not match in_features ",
+              weight.in_features);
+}
+
+/// Whether Stunt's VNNI kernel serves `rows` rows of these weights (otherwise oneDNN does).
+bool small_batch_kernel_takes(int64_t rows, const Int8PackedWeight& weight) {
+  return rows <= kGemvRows && weight.blocked.defined() && gemv_kernel() != nullptr;
+}
+
 }  // namespace
 
 bool int8_linear_available(std::string* why) {
@@ -312,9 +323,7 @@ Int8PackedWeight Int8PackedWeight::clone() const {
 
 at::Tensor int8_linear_onednn(const Int8Rows& x, const Int8PackedWeight& weight,
                               const at::Tensor& bias) {
-  STUNT_CHECK(x.values.dim() == 2 && x.values.size(1) == weight.in_features,
-              "int8_linear: activations ", x.values.sizes(), " do not match in_features ",
-              weight.in_features);
+  check_rows(x, weight);
   // Scale 1 and zero point 128 for the activations: oneDNN returns Σ (q + 128 − 128)·w·s_w;
   // the per-row scale multiplies afterwards.
   at::Tensor y = operators().qlinear->call(
@@ -326,14 +335,10 @@ at::Tensor int8_linear_onednn(const Int8Rows& x, const Int8PackedWeight& weight,
 }
 
 at::Tensor int8_linear(const Int8Rows& x, const Int8PackedWeight& weight, const at::Tensor& bias) {
+  check_rows(x, weight);
   const int64_t rows = x.values.size(0);
+  if (!small_batch_kernel_takes(rows, weight)) return int8_linear_onednn(x, weight, bias);
   const detail::Int8GemvFn gemv = gemv_kernel();
-  if (rows > kGemvRows || !weight.blocked.defined() || gemv == nullptr) {
-    return int8_linear_onednn(x, weight, bias);
-  }
-  STUNT_CHECK(x.values.dim() == 2 && x.values.size(1) == weight.in_features,
-              "int8_linear: activations ", x.values.sizes(), " do not match in_features ",
-              weight.in_features);
   const at::Tensor bias_float = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
   at::Tensor y = at::empty({rows, weight.out_features}, x.scales.options());
   detail::Int8GemvProblem p;
@@ -353,9 +358,7 @@ at::Tensor int8_linear(const Int8Rows& x, const Int8PackedWeight& weight, const 
 }
 
 std::string int8_linear_path(int64_t rows, const Int8PackedWeight& weight) {
-  if (rows > kGemvRows || !weight.blocked.defined() || gemv_kernel() == nullptr) {
-    return "int8-onednn";
-  }
+  if (!small_batch_kernel_takes(rows, weight)) return "int8-onednn";
   return cpu_has_avx512_vnni() ? "int8-vnni-avx512" : "int8-vnni-avx2";
 }
 
