@@ -291,7 +291,8 @@ std::vector<Projection> project(const BenchReport& report) {
   const BenchOptions& o = report.options;
   for (const ModelMeasurement& m : report.models) {
     for (const BatchTiming& t : m.batches) {
-      Projection here{m.path, "local-cpu", t.batch, t.decode_tokens_per_s, 0, "measured", true};
+      Projection here{m.path, "local-cpu", t.batch, t.decode_tokens_per_s, t.prefill_tokens_per_s,
+                      0,      "measured",  true};
       if (o.cpu_price_per_hour > 0) {
         here.cost_per_million_tokens = o.cpu_price_per_hour / (t.decode_tokens_per_s * 3600) * 1e6;
       }
@@ -313,9 +314,20 @@ std::vector<Projection> project(const BenchReport& report) {
         const double memory_s = bytes / (d.bandwidth_gbps * 1e9 * report.bandwidth_efficiency);
         const double compute_s = flops / (peak->second * 1e12 * report.compute_efficiency);
         const double step = std::max(memory_s, compute_s);
-        Projection p{m.path,  d.name,
-                     t.batch, static_cast<double>(t.batch) / step,
-                     0,       memory_s >= compute_s ? "memory" : "compute",
+        // A prefill reads the weights once for batch × prompt_len tokens of the same FLOPs each.
+        const double prompt_tokens = static_cast<double>(t.batch * o.prompt_len);
+        const double prefill_s =
+            std::max(static_cast<double>(m.device_weight_bytes) /
+                         (d.bandwidth_gbps * 1e9 * report.bandwidth_efficiency),
+                     2.0 * static_cast<double>(m.parameters) * prompt_tokens /
+                         (peak->second * 1e12 * report.compute_efficiency));
+        Projection p{m.path,
+                     d.name,
+                     t.batch,
+                     static_cast<double>(t.batch) / step,
+                     prompt_tokens / prefill_s,
+                     0,
+                     memory_s >= compute_s ? "memory" : "compute",
                      false};
         p.cost_per_million_tokens = d.price_per_hour / (p.decode_tokens_per_s * 3600) * 1e6;
         out.push_back(p);

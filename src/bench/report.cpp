@@ -135,10 +135,13 @@ std::vector<std::vector<std::string>> measured_rows(const BenchReport& r) {
 }
 
 std::vector<std::vector<std::string>> projection_rows(const BenchReport& r) {
-  std::vector<std::vector<std::string>> rows = {
-      {"model", "device", "batch", "decode tok/s", "$ per 1M tokens", "bound", "how"}};
+  std::vector<std::vector<std::string>> rows = {{"model", "device", "batch", "prefill tok/s",
+                                                 "decode tok/s", "$ per 1M tokens", "bound",
+                                                 "how"}};
   for (const Projection& p : r.projections) {
-    rows.push_back({p.model, p.device, std::to_string(p.batch), fixed(p.decode_tokens_per_s, 1),
+    rows.push_back({p.model, p.device, std::to_string(p.batch),
+                    p.prefill_tokens_per_s > 0 ? fixed(p.prefill_tokens_per_s, 1) : "-",
+                    fixed(p.decode_tokens_per_s, 1),
                     p.cost_per_million_tokens > 0 ? fixed(p.cost_per_million_tokens, 4) : "-",
                     p.bound, p.measured ? "measured here" : "projected"});
   }
@@ -205,6 +208,7 @@ nlohmann::ordered_json BenchReport::to_json() const {
                                 {"device", p.device},
                                 {"batch", p.batch},
                                 {"decode_tokens_per_s", p.decode_tokens_per_s},
+                                {"prefill_tokens_per_s", p.prefill_tokens_per_s},
                                 {"cost_per_million_tokens", p.cost_per_million_tokens},
                                 {"bound", p.bound},
                                 {"measured", p.measured}});
@@ -298,6 +302,10 @@ BenchReport BenchReport::from_json(const nlohmann::json& j, const std::string& w
     p.device = field<std::string>(pj, "device", at);
     p.batch = field<int64_t>(pj, "batch", at);
     p.decode_tokens_per_s = field<double>(pj, "decode_tokens_per_s", at);
+    // Reports written before prefill was projected lack it; their tables show "-".
+    if (pj.contains("prefill_tokens_per_s")) {
+      p.prefill_tokens_per_s = field<double>(pj, "prefill_tokens_per_s", at);
+    }
     p.cost_per_million_tokens = field<double>(pj, "cost_per_million_tokens", at);
     p.bound = field<std::string>(pj, "bound", at);
     p.measured = field<bool>(pj, "measured", at);
@@ -348,8 +356,10 @@ std::string report_html(const BenchReport& r) {
           "step = max(bytes / (bandwidth &times; "
        << fixed(r.bandwidth_efficiency, 3) << "), FLOPs / (peak &times; "
        << fixed(r.compute_efficiency, 3)
-       << ")), the efficiencies those of this machine's run. Only the local-cpu rows are "
-          "measured. Kernel-launch and framework overheads are not modelled, so small models "
+       << ")), the efficiencies those of this machine's run. A prefill of batch &times; "
+          "prompt tokens reads the weights once and does two FLOPs per parameter per token, "
+          "bounded the same way. Only the local-cpu rows are measured. Kernel-launch and framework "
+          "overheads are not modelled, so small models "
           "on fast GPUs are projected above what they reach.</p>\n"
        << table_html(projection_rows(r));
   detail::BarChart cost;

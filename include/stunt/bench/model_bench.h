@@ -84,12 +84,16 @@ struct Machine {
   std::string date;
 };
 
-/// One model's decode on one device at one batch size: measured (this machine) or projected.
+/// One model's prefill and decode on one device at one batch size: measured (this machine) or
+/// projected.
 struct Projection {
   std::string model;
   std::string device;
   int64_t batch = 1;
   double decode_tokens_per_s = 0;
+  /// Prompt tokens per second over a prefill of batch × prompt_len tokens; 0 in a report written
+  /// before prefill was projected.
+  double prefill_tokens_per_s = 0;
   /// Dollars per million generated tokens; 0 when the device has no price.
   double cost_per_million_tokens = 0;
   /// "memory" or "compute": which roofline term bounds the step.
