@@ -62,6 +62,14 @@ def wikitext_paragraphs():
             if len(line.split()) >= 20 and not line.strip().startswith("=")]
 
 
+def chunks(text, words):
+    """The text in pieces of `words` words (the last one shorter); the whole text for 0."""
+    split = text.split()
+    if words <= 0:
+        return [text]
+    return [" ".join(split[i:i + words]) for i in range(0, len(split), words)]
+
+
 def embed(folder, texts, max_length, batch=32):
     """Mean pooling over the attention mask, then L2 normalization (the folder's pipeline)."""
     from transformers import AutoModel, AutoTokenizer
@@ -108,6 +116,10 @@ def main():
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-words", type=int, default=0,
+                        help="label and train on the BBC training articles in pieces of N words "
+                             "(more texts from the same corpus); 0: each article's first "
+                             "--seq-len tokens")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -116,8 +128,9 @@ def main():
     categories, train, test = bbc_split(args.seed)
     paragraphs = wikitext_paragraphs()
     corpus = (args.out / "corpus.jsonl").resolve()
+    pieces = [piece for a in train for piece in chunks(a["text"], args.chunk_words)]
     corpus.write_text("".join(json.dumps({"text": text}) + "\n"
-                              for text in paragraphs + [a["text"] for a in train]))
+                              for text in paragraphs + pieces))
     labels = (args.out / "labels").resolve()
     label_minutes = None
     if not (labels / "manifest.json").exists():
@@ -178,6 +191,8 @@ def main():
                "teacher": "all-MiniLM-L6-v2 (float32)", "student": "layers 0, 2, 5 (keep_layers: 3)",
                "corpus": {"wikitext-2 valid paragraphs": len(paragraphs),
                           "BBC News training articles": len(train),
+                          "BBC News training texts": len(pieces),
+                          "chunk_words": args.chunk_words,
                           "label_minutes": label_minutes},
                "training": {"epochs": args.epochs, "batch_size": args.batch_size,
                             "seq_len": args.seq_len, "learning_rate": args.learning_rate,
