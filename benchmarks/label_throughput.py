@@ -345,7 +345,6 @@ def main():
         scratch = pathlib.Path(scratch_dir)
         corpus = scratch / "bbc.jsonl"
         corpus.write_text("".join(json.dumps(i) + "\n" for i in items))
-
         results = {"benchmark": "label_throughput", "machine": cpu_description(),
                    "threads": args.threads, "items": args.items, "words_per_item": args.words,
                    "batch_size": args.batch_size,

@@ -196,6 +196,14 @@ def test_bench_reports_side_by_side_and_projects_cost(models, tmp_path):
               check=0).stdout
     assert out.count("first") == 6 and out.count("second") == 6, out
     assert len(re.findall(r"data:image/png;base64", compared.read_text())) == 1
+    # A report written before prefill was projected still loads.
+    older = json.loads(report.read_text())
+    for p in older["projections"]:
+        del p["prefill_tokens_per_s"]
+    older_path = tmp_path / "older.json"
+    older_path.write_text(json.dumps(older))
+    out = run("bench", "compare", older_path, report, "--names", "older,newer", check=0).stdout
+    assert out.count("older") == 6 and out.count("newer") == 6, out
 
 
 def test_bench_bad_input_gets_one_clear_error(models, tmp_path):
