@@ -176,8 +176,8 @@ def test_bench_reports_side_by_side_and_projects_cost(models, tmp_path):
         step = max(memory, compute)
         assert p["decode_tokens_per_s"] == pytest.approx(p["batch"] / step, rel=1e-9)
         prompt = p["batch"] * r["options"]["prompt_len"]
-        prefill = max(m["device_weight_bytes"] / (d["bandwidth_gbps"] * 1e9 * r["bandwidth_efficiency"]),
-                      2 * m["parameters"] * prompt / (peak * 1e12 * r["compute_efficiency"]))
+        read = m["device_weight_bytes"] / (d["bandwidth_gbps"] * 1e9 * r["bandwidth_efficiency"])
+        prefill = max(read, 2 * m["parameters"] * prompt / (peak * 1e12 * r["compute_efficiency"]))
         assert p["prefill_tokens_per_s"] == pytest.approx(prompt / prefill, rel=1e-9)
         assert p["cost_per_million_tokens"] == pytest.approx(
             d["price_per_hour"] / (p["decode_tokens_per_s"] * 3600) * 1e6, rel=1e-9)
