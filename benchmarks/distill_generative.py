@@ -51,13 +51,14 @@ FINETUNE = ("finetune_stage:\n  run_type: train\n  finetune_modifiers:\n"
             "    EpochRangeModifier: {start_epoch: 0, end_epoch: 1}\n")
 
 
-def student_recipe(distill):
+def student_recipe(distill, temperature=2.0):
     text = ("student_stage:\n  student_modifiers:\n    - !LayerPruningModifier\n"
             "      keep_layers: 10\n"
             "train_stage:\n  train_modifiers:\n    - !EpochRangeModifier\n"
             "      start_epoch: 0\n      end_epoch: 1\n")
     if distill:
-        text += "    - !DistillationModifier\n      hardness: 0.5\n      temperature: 2.0\n"
+        text += ("    - !DistillationModifier\n      hardness: 0.5\n"
+                 f"      temperature: {temperature}\n")
     return text
 
 
@@ -77,6 +78,8 @@ def main():
     parser.add_argument("--teacher-learning-rate", type=float, default=1e-4)
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--top-k", type=int, default=32)
+    parser.add_argument("--offline-temperature", type=float, default=2.0,
+                        help="(c)'s distillation temperature ((b) keeps SparseML's 2.0)")
     parser.add_argument("--eval-windows", type=int, default=40)
     parser.add_argument("--eval-seq-len", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
@@ -175,19 +178,24 @@ def main():
             record = json.loads(line)
             same += record["tokens"] == used[record["index"]].tolist()
 
+    offline_temperature = args.offline_temperature
+    offline_name = "kd-offline" + ("" if offline_temperature == 2.0
+                                   else f"-t{offline_temperature:g}")
     rows = {}
     for name, label, extra in [row for row in (
             ("next-token", "(a) next token", ["--dataset", str(data)]),
             ("kd-memory", "(b) KD, teacher in memory", ["--dataset", str(data), "--teacher",
                                                         str(teacher)]),
-            ("kd-offline", "(c) KD, stored top-k", ["--labels", str(labels), "--seq-len",
+            (offline_name, "(c) KD, stored top-k", ["--labels", str(labels), "--seq-len",
                                                     str(args.seq_len)]),
             ("sequence-kd", "(d) sequence-level KD, greedy generations",
              ["--labels", str(args.out / "generations"), "--seq-len", str(args.seq_len)]),
             ("sequence-kd-sampled", "(e) sequence-level KD, sampled generations",
              ["--labels", str(args.out / "samples"), "--seq-len", str(args.seq_len)]))
             if row[1][1] in args.rows]:
-        output, stats = compress(name, student_recipe(name in ("kd-memory", "kd-offline")),
+        output, stats = compress(name, student_recipe(name in ("kd-memory", offline_name),
+                                                      offline_temperature
+                                                      if name == offline_name else 2.0),
                                  teacher, extra + steps)
         rows[label] = {"model": output, **stats}
 
@@ -246,7 +254,8 @@ def main():
                             "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                             "warmup_steps": args.warmup_steps, "schedule": "linear",
                             "optimizer": "adamw", "max_grad_norm": 1.0, "seed": args.seed,
-                            "distillation": {"hardness": 0.5, "temperature": 2.0}},
+                            "distillation": {"hardness": 0.5, "temperature": 2.0,
+                                             "temperature_(c)": offline_temperature}},
                "labels": {"top_k": args.top_k, "minutes": label_minutes,
                           "windows_with_identical_tokens": same},
                "generations": {"prompt_tokens": half, "max_new_tokens": args.seq_len - half,
