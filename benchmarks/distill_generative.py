@@ -80,6 +80,9 @@ def main():
     parser.add_argument("--top-k", type=int, default=32)
     parser.add_argument("--offline-temperature", type=float, default=2.0,
                         help="(c)'s distillation temperature ((b) keeps SparseML's 2.0)")
+    parser.add_argument("--tempered-labels", action="store_true",
+                        help="(c)'s labels hold the teacher's top-k at (c)'s temperature "
+                        "(compress label --logits-temperature): the tempered tail's exact mass")
     parser.add_argument("--eval-windows", type=int, default=40)
     parser.add_argument("--eval-seq-len", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
@@ -135,17 +138,20 @@ def main():
 
     # (c)'s labels: the same windows as text, which Stunt tokenizes back (byte-level BPE gives
     # the same tokens for almost every window; the count is reported).
-    labels = args.out / "labels"
+    offline_temperature = args.offline_temperature
+    label_temperature = offline_temperature if args.tempered_labels else 1.0
+    labels = args.out / ("labels" if label_temperature == 1.0 else f"labels-t{label_temperature:g}")
     corpus = args.out / "windows.jsonl"
     corpus.write_text("".join(json.dumps({"text": tokenizer.decode(row)}) + "\n" for row in used))
-    label_record = args.out / "labels.json"
+    label_record = labels.with_suffix(".json")
     label_minutes = (json.loads(label_record.read_text())["minutes"] if label_record.exists()
                      else None)
     if "c" in args.rows and not (labels / "manifest.json").exists():
         print("[labels] running", flush=True)
         started = time.monotonic()
         subprocess.run([COMPRESS, "label", str(teacher), "--data", str(corpus), "--kind",
-                        "logits", "--logits-top-k", str(args.top_k), "-o", str(labels),
+                        "logits", "--logits-top-k", str(args.top_k), "--logits-temperature",
+                        str(label_temperature), "-o", str(labels),
                         "--threads", str(args.threads), "--batch-size", "8"], check=True,
                        env=env, stdin=subprocess.DEVNULL)
         label_minutes = round((time.monotonic() - started) / 60, 2)
@@ -178,9 +184,9 @@ def main():
             record = json.loads(line)
             same += record["tokens"] == used[record["index"]].tolist()
 
-    offline_temperature = args.offline_temperature
-    offline_name = "kd-offline" + ("" if offline_temperature == 2.0
-                                   else f"-t{offline_temperature:g}")
+    offline_name = ("kd-offline" + ("" if offline_temperature == 2.0
+                                    else f"-t{offline_temperature:g}")
+                    + ("-tempered" if args.tempered_labels else ""))
     rows = {}
     for name, label, extra in [row for row in (
             ("next-token", "(a) next token", ["--dataset", str(data)]),
@@ -256,7 +262,8 @@ def main():
                             "optimizer": "adamw", "max_grad_norm": 1.0, "seed": args.seed,
                             "distillation": {"hardness": 0.5, "temperature": 2.0,
                                              "temperature_(c)": offline_temperature}},
-               "labels": {"top_k": args.top_k, "minutes": label_minutes,
+               "labels": {"top_k": args.top_k, "logits_temperature": label_temperature,
+                          "minutes": label_minutes,
                           "windows_with_identical_tokens": same},
                "generations": {"prompt_tokens": half, "max_new_tokens": args.seq_len - half,
                                "decoding": {"(d)": "greedy", "(e)": "sampled, temperature 1"},

@@ -99,8 +99,14 @@ at::Tensor logit_distillation_loss(const at::Tensor& student_logits,
 
 at::Tensor top_k_distillation_loss(const at::Tensor& student_logits, const at::Tensor& top_ids,
                                    const at::Tensor& top_log_probs, double temperature,
-                                   const at::Tensor& keep) {
+                                   const at::Tensor& keep, double stored_temperature) {
   check_temperature(temperature);
+  const bool stored_tempered = stored_temperature == temperature;
+  STUNT_CHECK_AS(ValueError, stored_tempered || stored_temperature == 1.0,
+                 "the teacher's log-probabilities were stored at temperature ", stored_temperature,
+                 " but are distilled at ", temperature,
+                 "; distill at the labels' temperature, or relabel at ", temperature,
+                 " (compress label --logits-temperature) or at 1");
   STUNT_CHECK_AS(ValueError, top_ids.sizes() == top_log_probs.sizes(),
                  "the stored top-k ids have shape ", top_ids.sizes(),
                  " but their log-probabilities ", top_log_probs.sizes(), "; they come in pairs");
@@ -126,13 +132,24 @@ at::Tensor top_k_distillation_loss(const at::Tensor& student_logits, const at::T
   const at::Tensor student = scored_rows(student_logits.to(dtype), keep);
   const at::Tensor ids = scored_rows(top_ids.to(at::kLong), keep);
   const at::Tensor teacher = scored_rows(top_log_probs.detach().to(dtype), keep);
-  // Both distributions coarsened alike to k + 1 categories, the stored tokens and the rest of
-  // the vocabulary as one "tail" token, then tempered alike. The teacher's tempered tail cannot
-  // be known from its top-k; renormalising over the k tokens, or tempering only the student's
-  // tail token by token, would tell the student to put far less mass outside them than it
-  // does, and make it over-confident.
   at::Tensor teacher_tail = 1.0 - teacher.exp().sum(-1, true);
   teacher_tail = teacher_tail.masked_fill(teacher_tail < kRoundingTail, 0.0);
+  if (stored_tempered) {
+    // The teacher's tempered masses are stored: the tail's is exact, and the student's is taken
+    // from its own tempered distribution the same way. (The log_softmax only absorbs the
+    // rounding of the stored values: the k + 1 masses already sum to 1. At T = 1 this is the
+    // branch below.)
+    const at::Tensor student_top = at::log_softmax(student / temperature, -1).gather(1, ids);
+    at::Tensor student_tail = 1.0 - student_top.exp().sum(-1, true);
+    student_tail = student_tail.masked_fill(student_tail < kRoundingTail, kSmallestTail).log();
+    return tempered_kl(at::log_softmax(at::cat({teacher, teacher_tail.log()}, -1), -1),
+                       at::log_softmax(at::cat({student_top, student_tail}, -1), -1), temperature);
+  }
+  // Stored at T = 1: both distributions coarsened alike to k + 1 categories, the stored tokens
+  // and the rest of the vocabulary as one "tail" token, then tempered alike. The teacher's
+  // tempered tail cannot be known from its top-k; renormalising over the k tokens, or tempering
+  // only the student's tail token by token, would tell the student to put far less mass outside
+  // them than it does, and make it over-confident.
   const at::Tensor student_top = at::log_softmax(student, -1).gather(1, ids);
   at::Tensor student_tail = 1.0 - student_top.exp().sum(-1, true);
   student_tail = student_tail.masked_fill(student_tail < kRoundingTail, kSmallestTail).log();

@@ -18,6 +18,11 @@ void check_teacher(model::HfModel& teacher, const LabelJob& job) {
   if (config.contains("architectures") && config["architectures"].is_array()) {
     for (const auto& a : config["architectures"]) architectures += a.get<std::string>() + " ";
   }
+  STUNT_CHECK_AS(ValueError,
+                 job.options.kind == LabelKind::Logits || job.options.logits_temperature == 1.0,
+                 "--logits-temperature ", job.options.logits_temperature,
+                 " tempers the log-probabilities of --kind logits; drop it for other kinds (a "
+                 "generation's sampling temperature is --temperature)");
   switch (job.options.kind) {
     case LabelKind::Logits:
       STUNT_CHECK_AS(ValueError, teacher.supports_decoding(), job.teacher_path.string(), " (", arch,
@@ -28,6 +33,10 @@ void check_teacher(model::HfModel& teacher, const LabelJob& job) {
                      "--logits-of generation");
       STUNT_CHECK_AS(ValueError, job.options.logits_top_k >= 1, "--logits-top-k ",
                      job.options.logits_top_k, "; keep at least 1 log-probability per position");
+      STUNT_CHECK_AS(ValueError, job.options.logits_temperature > 0.0, "--logits-temperature ",
+                     job.options.logits_temperature,
+                     "; use a positive temperature (1: the teacher's distribution as it is; the "
+                     "distillation recipe's temperature: its tempered one)");
       break;
     case LabelKind::Generate:
       STUNT_CHECK_AS(ValueError, teacher.supports_decoding(), job.teacher_path.string(), " (", arch,

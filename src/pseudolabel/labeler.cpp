@@ -115,6 +115,8 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
   if (o.kind == LabelKind::Logits) {
     s["logits_top_k"] = o.logits_top_k;
     s["logits_of"] = o.logits_of_generation ? "generation" : "input";
+    // Folders written before --logits-temperature existed hold no key: they stored T = 1.
+    if (o.logits_temperature != 1.0) s["logits_temperature"] = o.logits_temperature;
   }
   if (o.kind == LabelKind::Generate || (o.kind == LabelKind::Logits && o.logits_of_generation)) {
     const model::GenerationOptions& g = o.generation;
@@ -284,7 +286,8 @@ class ShardLabeler {
 
   std::map<std::string, at::Tensor> top_k_of(const at::Tensor& logits) {
     const int64_t k = std::min<int64_t>(options_.logits_top_k, logits.size(-1));
-    auto [values, indices] = at::topk(at::log_softmax(logits.to(at::kFloat), -1), k);
+    auto [values, indices] =
+        at::topk(at::log_softmax(logits.to(at::kFloat) / options_.logits_temperature, -1), k);
     width_ = k;
     return {{"top_log_probs", values.to(at::kHalf).contiguous()},
             {"top_ids", indices.to(at::kInt).contiguous()}};

@@ -103,9 +103,15 @@ class LogitDistillation final : public TrainingModifier, public train::TrainingC
                    "--kind embed, then --labels)");
     if (batch.teacher.top_ids.defined()) {
       // Offline: the teacher's stored top-k (compress label --kind logits).
+      // compress refuses this before training (recipe/teacher_loading.cpp); a library caller
+      // with its own data meets it here.
+      STUNT_CHECK_AS(RecipeError,
+                     batch.teacher.temperature == 1.0 || batch.teacher.temperature == temperature_,
+                     where, ".temperature is ", temperature_, " but the labels were stored at ",
+                     batch.teacher.temperature);
       const at::Tensor distill = distill::top_k_distillation_loss(
           output.logits, batch.teacher.top_ids, batch.teacher.top_log_probs, temperature_,
-          batch.teacher.scored);
+          batch.teacher.scored, batch.teacher.temperature);
       mix(loss, distill);
       return;
     }

@@ -39,7 +39,8 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
   ModifierSpec located = *distiller;
   located.source = recipe.source;
   if (!training.labels.empty()) {
-    const std::string kind = pseudolabel::Manifest::read(training.labels).kind;
+    const pseudolabel::Manifest labels = pseudolabel::Manifest::read(training.labels);
+    const std::string& kind = labels.kind;
     STUNT_CHECK_AS(RecipeError, kind == "logits", located.where(), ": ", located.type,
                    " learns from the teacher's log-probabilities (compress label --kind logits) "
                    "or from the teacher in memory (--teacher), and --labels ",
@@ -47,6 +48,16 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
                    kind == "generate" ? "; a student learns generations as text (sequence-level "
                                         "distillation) without it: remove the modifier"
                                       : "");
+    // Labels stored at a temperature are distilled at that one (or were stored at 1).
+    const double stored = labels.settings.value("logits_temperature", 1.0);
+    const double temperature = located.reader().value("temperature", 2.0);
+    STUNT_CHECK_AS(RecipeError, stored == 1.0 || stored == temperature, located.where(),
+                   ".temperature is ", temperature, " but --labels ", training.labels.string(),
+                   " holds the teacher's log-probabilities at temperature ", stored,
+                   "; set temperature: ", stored,
+                   ", or relabel with compress label "
+                   "--logits-temperature ",
+                   temperature, " (or 1)");
     // Offline: the teacher stays on disk. Named as well, it must be the one that labelled.
     if (!training.teacher.empty()) {
       STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",

@@ -27,6 +27,8 @@ TeacherLogitsData::TeacherLogitsData(const std::filesystem::path& folder, int64_
                  "(--logits-of input)");
   STUNT_CHECK_AS(ValueError, max_tokens >= 2, "--seq-len ", max_tokens,
                  ": training items need at least 2 tokens");
+  // Folders labeled before --logits-temperature existed hold no key: they stored T = 1.
+  temperature_ = manifest.settings.value("logits_temperature", 1.0);
   teacher_sha256_ = manifest.teacher.value("sha256", "");
   teacher_path_ = manifest.teacher.value("path", "");
   int64_t cut = 0;
@@ -63,11 +65,13 @@ TeacherLogitsData::TeacherLogitsData(const std::filesystem::path& folder, int64_
   STUNT_CHECK_AS(ValueError, !items_.empty(), where,
                  ": no item of at least 2 tokens; label more text");
   log::info("training data: ", items_.size(), " items with the teacher's top-", top_k_,
-            " log-probabilities from ", where,
-            cut > 0 ? str(" (", cut, " cut to ", max_tokens, " tokens)") : std::string());
+            " log-probabilities",
+            temperature_ != 1.0 ? str(" at temperature ", temperature_) : std::string(), " from ",
+            where, cut > 0 ? str(" (", cut, " cut to ", max_tokens, " tokens)") : std::string());
   fingerprint_ =
       str("labels ", where, " teacher ", teacher_sha256_, " input ",
-          manifest.input.value("sha256", ""), " items ", items_.size(), " max ", max_tokens);
+          manifest.input.value("sha256", ""), " items ", items_.size(), " max ", max_tokens,
+          temperature_ != 1.0 ? str(" temperature ", temperature_) : std::string());
 }
 
 TrainingBatch TeacherLogitsData::batch(const std::vector<int64_t>& examples) const {
@@ -101,6 +105,7 @@ TrainingBatch TeacherLogitsData::batch(const std::vector<int64_t>& examples) con
   batch.teacher.top_ids = top_ids;
   batch.teacher.top_log_probs = top_log_probs;
   batch.teacher.scored = scored;
+  batch.teacher.temperature = temperature_;
   return batch;
 }
 

@@ -79,6 +79,22 @@ def top_k_kd(student, top_ids, top_log_probs, keep, temperature):
     return per_position[keep.bool()].mean() * temperature ** 2
 
 
+def tempered_top_k_kd(student, top_ids, top_log_probs, keep, temperature):
+    """The teacher stored as the top-k of its tempered distribution: the k stored masses and the
+    exact tempered tail against the student's tempered masses of the same categories."""
+    stored = top_log_probs.to(student.dtype)
+    tail = 1 - stored.exp().sum(-1, keepdim=True)
+    p = torch.cat([stored.exp(), tail.masked_fill(tail < 1e-6, 0)], -1)
+    p = p / p.sum(-1, keepdim=True)  # the stored values' float16 rounding
+    q_top = F.softmax(student / temperature, -1).gather(-1, top_ids.long())
+    q_tail = 1 - q_top.sum(-1, keepdim=True)
+    q_tail = q_tail.masked_fill(q_tail < 1e-6, 1e-30)
+    q = torch.cat([q_top, q_tail], -1)
+    q = q / q.sum(-1, keepdim=True)
+    per_position = (torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum(-1)
+    return per_position[keep.bool()].mean() * temperature ** 2
+
+
 HIDDEN = {
     "mse": lambda s, t: F.mse_loss(s, t),
     "normalized_mse": lambda s, t: F.mse_loss(s, t) / (t.pow(2).mean() + 1e-6),
@@ -91,8 +107,12 @@ def check_all(tmp_path, student, teacher, keep, temperature, hidden_student, hid
               top_k):
     top_log_probs, top_ids = F.log_softmax(teacher, -1).topk(top_k, -1)
     top_log_probs = top_log_probs.half()  # as compress label stores them
+    tempered_log_probs, tempered_ids = F.log_softmax(teacher / temperature, -1).topk(top_k, -1)
+    tempered_log_probs = tempered_log_probs.half()  # compress label --logits-temperature
     got = stunt_losses(tmp_path, temperature, student=student, teacher=teacher, keep=keep,
                        top_ids=top_ids.int(), top_log_probs=top_log_probs,
+                       tempered_top_ids=tempered_ids.int(),
+                       tempered_top_log_probs=tempered_log_probs,
                        hidden_student=hidden_student, hidden_teacher=hidden_teacher)
     for reference in (modelopt_kd, sparseml_kd):
         loss, grad = with_gradient(lambda s: reference(s, teacher, keep, temperature), student)
@@ -102,6 +122,11 @@ def check_all(tmp_path, student, teacher, keep, temperature, hidden_student, hid
         lambda s: top_k_kd(s, top_ids, top_log_probs, keep, temperature), student)
     assert close(got["top_k_loss"].item(), loss.item())
     assert (got["top_k_grad"] - grad).abs().max().item() < TOLERANCE
+    loss, grad = with_gradient(
+        lambda s: tempered_top_k_kd(s, tempered_ids, tempered_log_probs, keep, temperature),
+        student)
+    assert close(got["top_k_tempered_loss"].item(), loss.item())
+    assert (got["top_k_tempered_grad"] - grad).abs().max().item() < TOLERANCE
     rows = keep.bool()
     for name, reference in HIDDEN.items():
         loss, grad = with_gradient(

@@ -195,6 +195,47 @@ def test_offline_first_step_loss_is_the_top_k_mix(reference, stored_teacher, tmp
     assert line["loss"] == pytest.approx(0.75 * task + 0.25 * term, rel=1e-4)
 
 
+def test_labels_at_the_temperature_give_the_exact_tempered_tail(reference, windows, tmp_path):
+    """Labels stored at the recipe's temperature: the KD term compares the tempered masses of
+    the stored tokens and of the rest of the vocabulary, exactly; other temperatures refused."""
+    teacher, tokenizer = reference
+    ids, _ = windows
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": tokenizer.decode(row)}) + "\n" for row in ids))
+    labels = tmp_path / "labels"
+    run("label", GGUF, "--data", corpus, "--kind", "logits", "--logits-top-k", "8",
+        "--logits-temperature", "3", "-o", labels, check=0)
+    items = read_labels(labels)
+    metrics = tmp_path / "metrics.jsonl"
+    run("--recipe", recipe(tmp_path, ["hardness: 0.25", "temperature: 3.0"]), GGUF, "-o",
+        tmp_path / "out", "--labels", labels, "--batch-size", str(WINDOWS), "--max-steps", "1",
+        "--learning-rate", "1e-5", "--metrics", metrics, check=0)
+    line = json.loads(metrics.read_text().splitlines()[0])
+    student = layer_dropped(teacher, KEEP)
+    kd_sum, kd_count = 0.0, 0
+    with torch.no_grad():
+        for tokens, top_ids, top_log_probs in items:
+            # The teacher's tempered top-8 as stored, against its full tempered distribution.
+            full = F.log_softmax(teacher(tokens[None]).logits[0, :-1] / 3.0, -1)
+            assert (full.gather(-1, top_ids) - top_log_probs).abs().max() < 1e-2
+            p = top_log_probs.exp()
+            p = torch.cat([p, (1 - p.sum(-1, keepdim=True)).clamp_min(0)], -1)
+            q = F.softmax(student(tokens[None]).logits[0, :-1] / 3.0, -1).gather(-1, top_ids)
+            q = torch.cat([q, 1 - q.sum(-1, keepdim=True)], -1)
+            p, q = p / p.sum(-1, keepdim=True), q / q.sum(-1, keepdim=True)
+            kd_sum += ((torch.special.xlogy(p, p) - torch.special.xlogy(p, q)).sum() * 9.0).item()
+            kd_count += len(tokens) - 1
+    assert line["distill_loss"] == pytest.approx(kd_sum / kd_count, rel=1e-4)
+    # Distilled at another temperature, the labels are refused with the recipe path.
+    out = tmp_path / "refused"
+    result = run("--recipe", recipe(tmp_path, ["hardness: 0.5", "temperature: 2.0"]), GGUF, "-o",
+                 out, "--labels", labels, "--max-steps", "1", check=1)
+    assert f"distill_stage.distill_modifiers[1].temperature is 2 but --labels {labels} holds " \
+        "the teacher's log-probabilities at temperature 3" in result.stderr, result.stderr
+    assert "training data" not in result.stderr  # refused before any work
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("lines, extra, message", [
     (["hardness: 0.5"], ["--teacher", MINILM], "not by --teacher"),
     (None, [], "learns from, and no train stage of"),

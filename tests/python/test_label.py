@@ -369,6 +369,28 @@ def test_logits_match_transformers_top_k(tmp_path):
         assert close(tensors["top_log_probs"][rows], want.values)
     assert run("label", "verify", out, check=0).returncode == 0
 
+    # At a temperature: the top-k of the tempered distribution, recorded in the manifest.
+    tempered = tmp_path / "tempered"
+    run("label", GGUF, "--data", corpus, "--kind", "logits", "--logits-top-k", k,
+        "--logits-temperature", 2.5, "-o", tempered, check=0)
+    manifest, records, tensors = read_labels(tempered)
+    assert manifest["settings"]["logits_temperature"] == 2.5
+    for record, (_, body) in zip(records, articles):
+        ids = tokenizer(" ".join(body.split()[:25]), return_tensors="pt").input_ids
+        with torch.no_grad():
+            want = torch.log_softmax(model(ids).logits[0, :-1].float() / 2.5, -1).topk(k)
+        rows = slice(record["offset"], record["offset"] + record["positions"])
+        assert torch.equal(tensors["top_ids"][rows, :3].long(), want.indices[:, :3])
+        assert close(tensors["top_log_probs"][rows], want.values)
+    # Resuming with another temperature is another job.
+    result = run("label", GGUF, "--data", corpus, "--kind", "logits", "--logits-top-k", k,
+                 "-o", tempered, check=1)
+    assert "logits_temperature" in result.stderr, result.stderr
+    result = run("label", GGUF, "--data", corpus, "--kind", "embed", "--logits-temperature", 2,
+                 "-o", tmp_path / "embed", check=1)
+    assert "--logits-temperature 2 tempers the log-probabilities of --kind logits" in \
+        result.stderr, result.stderr
+
     # Of the teacher's greedy generation: the top id at each position is the generated token.
     generated = tmp_path / "generated"
     run("label", GGUF, "--data", corpus, "--kind", "logits", "--logits-of", "generation",

@@ -5,11 +5,13 @@
 //   stunt_distill_loss INPUTS.safetensors OUTPUT.safetensors TEMPERATURE
 //
 // INPUTS: student and teacher logits [..., vocab], optionally keep [...] (positions scored),
-// top_ids and top_log_probs [..., k] (a stored top-k teacher), hidden_student and hidden_teacher
+// top_ids and top_log_probs [..., k] (a stored top-k teacher), tempered_top_ids and
+// tempered_top_log_probs [..., k] (a top-k stored at TEMPERATURE), hidden_student and
+// hidden_teacher
 // [..., features], optionally attention_student and attention_teacher [batch, heads, positions,
 // positions] (probabilities) with values_student and values_teacher [batch, heads, positions,
 // head_dim] and attention_keep [batch, positions]. OUTPUT: <loss>_loss (a scalar) and <loss>_grad
-// (d loss / d student) for kd, top_k (when the top-k is given), hidden_<comparison> for every
+// (d loss / d student) for kd, top_k and top_k_tempered (when given), hidden_<comparison> for every
 // comparison (when hidden states are given), attention_mse and attention_kl (gradients in the
 // student's probabilities) and minilm (minilm_grad in the probabilities, minilm_values_grad in the
 // values) when attention is given.
@@ -66,6 +68,14 @@ int main(int argc, char** argv) {
       const at::Tensor log_probs = get("top_log_probs");
       record("top_k", loss_and_gradient(student, [&](const at::Tensor& s) {
                return distill::top_k_distillation_loss(s, ids, log_probs, temperature, keep);
+             }));
+    }
+    if (inputs->contains("tempered_top_ids")) {
+      const at::Tensor ids = get("tempered_top_ids");
+      const at::Tensor log_probs = get("tempered_top_log_probs");
+      record("top_k_tempered", loss_and_gradient(student, [&](const at::Tensor& s) {
+               return distill::top_k_distillation_loss(s, ids, log_probs, temperature, keep,
+                                                       temperature);
              }));
     }
     if (inputs->contains("hidden_student")) {

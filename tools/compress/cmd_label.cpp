@@ -212,6 +212,10 @@ Runner add_label(CLI::App& app) {
   cmd->add_option("--logits-top-k", o.logits_top_k, "logits: log-probabilities kept per position")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--logits-temperature", o.logits_temperature,
+                  "logits: store the top-k of softmax(logits / T); label at the distillation "
+                  "recipe's temperature for the exact tempered tail")
+      ->capture_default_str();
   cmd->add_option("--logits-of", c->logits_of,
                   "logits: of the item's tokens (input) or of the teacher's generation")
       ->check(CLI::IsMember({"input", "generation"}))

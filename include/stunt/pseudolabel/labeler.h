@@ -82,6 +82,9 @@ struct LabelOptions {
   /// generation (generated as `generation` says) instead of the item's tokens.
   int64_t logits_top_k = 20;
   bool logits_of_generation = false;
+  /// Logits: the top-k of log softmax(logits / T). Labels stored at the temperature the student
+  /// will be distilled at give the exact mass of the tempered tail (distill/logit_distillation.h).
+  double logits_temperature = 1.0;
   /// Start over: remove the folder's labels first (a part: its own).
   bool restart = false;
   /// Split the job: this process labels the shards s with s % num_parts == part_index into

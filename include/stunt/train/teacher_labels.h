@@ -31,6 +31,9 @@ class TeacherLogitsData : public TrainingData {
   /// hold it), and k.
   int64_t largest_token() const { return largest_token_; }
   int64_t top_k() const { return top_k_; }
+  /// The temperature the teacher's log-probabilities were stored at (1 unless labeled with
+  /// --logits-temperature).
+  double temperature() const { return temperature_; }
   /// The teacher's content hash as the manifest records it.
   const std::string& teacher_sha256() const { return teacher_sha256_; }
   const std::string& teacher_path() const { return teacher_path_; }
@@ -44,6 +47,7 @@ class TeacherLogitsData : public TrainingData {
   std::vector<Item> items_;
   int64_t pad_id_ = 0;
   int64_t top_k_ = 0;
+  double temperature_ = 1.0;
   int64_t largest_token_ = 0;
   std::string fingerprint_;
   std::string teacher_sha256_;

@@ -42,6 +42,8 @@ struct StoredTeacher {
   at::Tensor top_log_probs;
   /// [batch, seq] bool: where a row is stored.
   at::Tensor scored;
+  /// The temperature the log-probabilities were taken at (compress label --logits-temperature).
+  double temperature = 1.0;
 };
 
 /// One batch: the model's inputs and the targets the task scores.

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
+#include <cmath>
 
 #include "stunt/core/error.h"
 #include "stunt/distill/hidden_state_loss.h"
@@ -110,6 +111,54 @@ TEST(TopKDistillation, EqualsTheStoredTokensPlusTailFormula) {
   const auto [all_values, all_ids] = at::log_softmax(teacher, -1).topk(vocab, -1);
   EXPECT_NEAR(top_k_distillation_loss(student, all_ids, all_values, T, keep).item<double>(),
               logit_distillation_loss(student, teacher, T, keep).item<double>(), 1e-12);
+}
+
+TEST(TopKDistillation, LabelsStoredAtTheTemperatureGiveTheExactTemperedTail) {
+  const int64_t vocab = 13;
+  const int64_t k = 4;
+  const double T = 2.0;
+  const at::Tensor student = random_logits({2, 3, vocab}, 17);
+  const at::Tensor teacher = random_logits({2, 3, vocab}, 18);
+  // compress label --logits-temperature 2 stores the top-k of the tempered distribution.
+  const auto [top_values, top_ids] = at::log_softmax(teacher / T, -1).topk(k, -1);
+  const at::Tensor keep = at::tensor({1, 1, 0, 1, 0, 1}, at::kLong).view({2, 3});
+  double expected = 0;
+  int scored = 0;
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t i = 0; i < 3; ++i) {
+      if (keep[b][i].item<int64_t>() == 0) continue;
+      // Both tempered distributions summed over the tokens the teacher did not store.
+      const at::Tensor p_all = at::softmax(teacher[b][i] / T, -1);
+      const at::Tensor q_all = at::softmax(student[b][i] / T, -1);
+      const at::Tensor stored = top_ids[b][i];
+      const at::Tensor p = at::cat({p_all.index_select(0, stored),
+                                    (p_all.sum() - p_all.index_select(0, stored).sum()).view({1})});
+      const at::Tensor q = at::cat({q_all.index_select(0, stored),
+                                    (q_all.sum() - q_all.index_select(0, stored).sum()).view({1})});
+      expected += (p * (p.log() - q.log())).sum().item<double>() * T * T;
+      ++scored;
+    }
+  }
+  expected /= scored;
+  EXPECT_NEAR(top_k_distillation_loss(student, top_ids, top_values, T, keep, T).item<double>(),
+              expected, 1e-12);
+  // Re-tempering labels stored at 1 gives another number: the tail's tempered mass differs.
+  const auto [plain_values, plain_ids] = at::log_softmax(teacher, -1).topk(k, -1);
+  EXPECT_GT(
+      std::abs(top_k_distillation_loss(student, plain_ids, plain_values, T, keep).item<double>() -
+               expected),
+      1e-3);
+  // With every token stored, it is the in-memory loss.
+  const auto [all_values, all_ids] = at::log_softmax(teacher / T, -1).topk(vocab, -1);
+  EXPECT_NEAR(top_k_distillation_loss(student, all_ids, all_values, T, keep, T).item<double>(),
+              logit_distillation_loss(student, teacher, T, keep).item<double>(), 1e-12);
+  // Labels stored at another temperature than 1 or the distillation's are refused.
+  try {
+    top_k_distillation_loss(student, top_ids, top_values, 3.0, keep, T);
+    FAIL() << "expected a ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("stored at temperature 2"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TopKDistillation, GradientFlowsToTheStudentOnly) {
