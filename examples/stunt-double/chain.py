@@ -1,6 +1,8 @@
 """What the stunt-double scripts share: the bundled models and data, and a chain of steps that
 run `compress` once each, log to WORK/steps.log, print a progress line per step and keep a
-finished step's output, so that rerunning a script continues where it stopped."""
+finished step's output, so that rerunning a script continues where it stopped. A step whose
+settings changed (its arguments, or a step it reads from) runs again."""
+import hashlib
 import importlib.util
 import json
 import os
@@ -80,6 +82,10 @@ def check_compress(parser):
                      "STUNT_COMPRESS)")
 
 
+def without_settings(record):
+    return {k: v for k, v in record.items() if k != "settings"}
+
+
 class Chain:
     def __init__(self, work, threads, steps):
         self.work = pathlib.Path(work).resolve()
@@ -91,6 +97,25 @@ class Chain:
 
     def minutes(self):
         return (time.perf_counter() - self.started) / 60
+
+    def settings(self, *parts):
+        """A step's settings: its arguments and, for every earlier step's output among them,
+        that step's settings (so that a changed step reruns the steps after it). Records written
+        before settings were kept hold none and match any."""
+        values = []
+        for part in parts:
+            path = pathlib.Path(str(part))
+            # Inside WORK by their place in it, so that a moved folder keeps its steps.
+            inside = path.is_absolute() and path.is_relative_to(self.work)
+            values.append(str(path.relative_to(self.work)) if inside else str(part))
+            if path.parent == self.work and (self.work / f"{path.name}.json").exists():
+                earlier = json.loads((self.work / f"{path.name}.json").read_text())
+                values.append(earlier.get("settings", ""))
+        return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
+
+    @staticmethod
+    def unchanged(record, settings):
+        return record.get("settings", settings) == settings
 
     def progress(self, step, name, message):
         print(f"[{step}/{self.steps}] {name:9s} {message} ({self.minutes():.1f} min)", flush=True)
@@ -119,32 +144,38 @@ class Chain:
         folder is resumed by compress itself)."""
         folder = self.work / name
         manifest, record = folder / "manifest.json", self.work / f"{name}.json"
-        if record.exists() and manifest.exists() and \
+        settings = self.settings(teacher, *arguments)
+        changed = record.exists() and not self.unchanged(json.loads(record.read_text()), settings)
+        if record.exists() and not changed and manifest.exists() and \
                 json.loads(manifest.read_text()).get("complete"):
             self.progress(step, name, "kept")
-            return folder, json.loads(record.read_text())
-        self.progress(step, name, "running")
+            return folder, without_settings(json.loads(record.read_text()))
+        self.progress(step, name, "settings changed: running again" if changed else "running")
         seconds, peak, stdout = self.run([COMPRESS, "label", teacher, "-o", folder, "--json",
-                                          *arguments], capture=True)
+                                          *arguments, *(["--restart"] if changed else [])],
+                                         capture=True)
         stats = {**json.loads(stdout), "minutes": round(seconds / 60, 2),
-                 "peak_mib": round(peak)}
+                 "peak_mib": round(peak), "settings": settings}
         write_json(record, stats)
         self.progress(step, name, f"done in {stats['minutes']} min")
-        return folder, stats
+        return folder, without_settings(stats)
 
     def compress(self, step, name, recipe_text, model, extra):
         """`compress --recipe` into WORK/name, kept once its record WORK/name.json exists."""
         output = self.work / name
         record = self.work / f"{name}.json"
-        if record.exists():
+        settings = self.settings(recipe_text, model, *extra)
+        changed = record.exists() and not self.unchanged(json.loads(record.read_text()), settings)
+        if record.exists() and not changed:
             self.progress(step, name, "kept")
-            return output, json.loads(record.read_text())
+            return output, without_settings(json.loads(record.read_text()))
         recipe = self.work / f"{name}.yaml"
         recipe.write_text(recipe_text)
-        self.progress(step, name, "running")
+        self.progress(step, name, "settings changed: running again" if changed else "running")
         seconds, peak, _ = self.run([COMPRESS, "--recipe", recipe, model, "-o", output,
                                      "--overwrite", *extra])
-        stats = {"minutes": round(seconds / 60, 2), "peak_mib": round(peak)}
+        stats = {"minutes": round(seconds / 60, 2), "peak_mib": round(peak),
+                 "settings": settings}
         write_json(record, stats)
         self.progress(step, name, f"done in {stats['minutes']} min")
-        return output, stats
+        return output, without_settings(stats)

@@ -15,7 +15,9 @@ Steps (each skipped when its output exists, so rerunning continues where a run s
                ending at a newline, filtered (no generation shorter than 2 tokens or with more
                than half its 3-grams repeated)
   3. student   `compress --recipe`: LayerPruningModifier keep_layers (evenly spaced)
-  4. distill   `compress --recipe` train stage on the label folder (`--labels`)
+  4. distill   `compress --recipe` train stage on the label folder (`--labels`), learning the
+               articles' tokens as well as the teacher's headlines (`--prompt-loss`; turn off
+               with --no-prompt-loss)
   5. quantize  `compress --recipe --quant-recipe` (W8A8 with the head by default: the fastest
                format of Stunt's CPU runtime for this model)
   6. measure   each model writes headlines for the held-out articles (`compress label`, batches
@@ -104,6 +106,9 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--prompt-loss", action=argparse.BooleanOptionalAction, default=True,
+                        help="the student also learns the articles' tokens (compress "
+                        "--prompt-loss), not only the teacher's headlines")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--quant-recipe", type=pathlib.Path,
                         default=SOURCE_DIR / "recipes/w8a8-dynamic-with-head.yaml")
@@ -165,7 +170,8 @@ def main():
         dropped,
         ["--labels", labels, "--seq-len", args.seq_len, "--batch-size", args.batch_size,
          "--learning-rate", args.learning_rate, "--warmup-steps", args.warmup_steps,
-         "--seed", args.seed, "--metrics", work / "distilled.metrics.jsonl"])
+         "--seed", args.seed, "--metrics", work / "distilled.metrics.jsonl",
+         *(["--prompt-loss"] if args.prompt_loss else [])])
     # 5. Quantized.
     quantized, quant_stats = chain.compress(5, "quantized", args.quant_recipe.read_text(),
                                             distilled, [])
@@ -243,6 +249,7 @@ def main():
                  "label_minutes": label_stats["minutes"]},
         "student": {"keep_layers": args.keep_layers, "epochs": args.epochs,
                     "learning_rate": args.learning_rate, "batch_size": args.batch_size,
+                    "prompt_loss": args.prompt_loss,
                     "quant_recipe": args.quant_recipe.name},
         "rows": rows,
         "speedup": final["speedup"],

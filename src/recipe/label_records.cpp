@@ -135,7 +135,8 @@ train::CompletionData label_generation_records(const TrainingRunOptions& options
             options.labels.string(), " (", ended, " ended on their own, eos added",
             empty > 0 ? str("; ", empty, " empty generations skipped") : std::string(), ")");
   return train::CompletionData(std::move(examples), pad_id_of(tokenizer), options.labels.string(),
-                               str("generations ", labels_fingerprint(manifest, options.seq_len)));
+                               str("generations ", labels_fingerprint(manifest, options.seq_len)),
+                               options.prompt_loss);
 }
 
 train::Seq2SeqData label_seq2seq_records(const TrainingRunOptions& options, int64_t decoder_start) {

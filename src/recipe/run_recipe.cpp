@@ -390,6 +390,13 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
   std::unique_ptr<train::TrainingData> data;
   bool trains = false;
   for (const Stage& stage : recipe.stages) trains |= is_train_stage(stage);
+  STUNT_CHECK_AS(
+      ValueError,
+      !training.prompt_loss || (trains && !training.labels.empty() &&
+                                pseudolabel::Manifest::read(training.labels).kind == "generate"),
+      "--prompt-loss: the prompts learned are those of a teacher's generations (--labels "
+      "of kind generate, compress label --kind generate) in a train stage of ",
+      recipe.source, "; leave it out for other training");
   train::LossFunction loss = train::causal_lm_loss;
   train::Evaluation evaluation;
   if (trains) {
@@ -413,6 +420,10 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
                    "log-probabilities or generations), encoder-decoders (its generations) or "
                    "sentence encoders (its embeddings); this ",
                    model->architecture(), " run's task is another");
+    STUNT_CHECK_AS(ValueError, !training.prompt_loss || task == TrainingTask::CausalLm,
+                   "--prompt-loss: a causal language model learns its prompts; this ",
+                   model->architecture(),
+                   " run's task is another (an encoder-decoder's prompt is its encoder's input)");
     if (task == TrainingTask::Seq2Seq) {
       STUNT_CHECK_AS(ValueError, model->architecture() == "t5", training.dataset.string(),
                      ": sequence-to-sequence training needs an encoder-decoder model (T5); this "

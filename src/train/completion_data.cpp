@@ -9,8 +9,12 @@
 namespace stunt::train {
 
 CompletionData::CompletionData(std::vector<Completion> examples, int64_t pad_id,
-                               const std::string& source, std::string fingerprint)
-    : examples_(std::move(examples)), pad_id_(pad_id), fingerprint_(std::move(fingerprint)) {
+                               const std::string& source, std::string fingerprint,
+                               bool learn_prompt)
+    : examples_(std::move(examples)),
+      pad_id_(pad_id),
+      fingerprint_(std::move(fingerprint) + (learn_prompt ? " with prompts" : "")),
+      learn_prompt_(learn_prompt) {
   STUNT_CHECK_AS(ValueError, !examples_.empty(), source, ": no example to train on");
   for (size_t i = 0; i < examples_.size(); ++i) {
     STUNT_CHECK_AS(ValueError, !examples_[i].completion.empty(), source, ": example ", i,
@@ -36,6 +40,7 @@ TrainingBatch CompletionData::batch(const std::vector<int64_t>& examples) const 
     int64_t t = 0;
     for (int64_t token : c.prompt) {
       id[r][t] = token;
+      if (learn_prompt_) label[r][t] = token;  // the first is never predicted (nothing before)
       keep[r][t++] = 1;
     }
     for (int64_t token : c.completion) {

@@ -3,8 +3,8 @@ SmolLM2-135M generates for a few prompts, and a student built from it (10 of 30 
 the label folder (`--labels`) with no teacher loaded. The first step's loss equals transformers'
 next-token loss on the completions alone: each prompt (the labelling's template over the
 corpus text) followed by the teacher's generation in the student's tokenizer and, when the
-generation ended on its own, eos; prompt and padding positions are not scored. A
-DistillationModifier beside generation labels is refused: they hold text, not probabilities."""
+generation ended on its own, eos; prompt and padding positions are not scored, unless
+--prompt-loss asks for the prompts' tokens too. A DistillationModifier beside generation labels is refused: they hold text, not probabilities."""
 import json
 
 import pytest
@@ -46,13 +46,16 @@ def write_recipe(tmp_path, extra=""):
     return path
 
 
-def test_first_step_loss_is_the_completions_next_token_loss(reference, generations, tmp_path):
+@pytest.mark.parametrize("prompt_loss", [False, True])
+def test_first_step_loss_is_the_completions_next_token_loss(reference, generations, tmp_path,
+                                                           prompt_loss):
     teacher, tokenizer = reference
     labels, records = generations
     metrics = tmp_path / "metrics.jsonl"
     result = run("--recipe", write_recipe(tmp_path), GGUF, "-o", tmp_path / "out", "--labels",
                  labels, "--batch-size", str(len(ARTICLES)), "--max-steps", "1",
-                 "--learning-rate", "1e-5", "--metrics", metrics, check=0)
+                 "--learning-rate", "1e-5", "--metrics", metrics,
+                 *(["--prompt-loss"] if prompt_loss else []), check=0)
     assert "teacher: loading" not in result.stderr
     line = json.loads(metrics.read_text().splitlines()[0])
     rows, scored = [], []
@@ -62,8 +65,8 @@ def test_first_step_loss_is_the_completions_next_token_loss(reference, generatio
         if len(record["tokens"]) < MAX_NEW:
             completion.append(tokenizer.eos_token_id)
         rows.append(prompt + completion)
-        scored.append([False] * len(prompt) + [True] * len(completion))
-    assert any(not all(s) for s in scored)
+        scored.append([prompt_loss] * len(prompt) + [True] * len(completion))
+    assert all(all(s) for s in scored) if prompt_loss else any(not all(s) for s in scored)
     width = max(map(len, rows))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
@@ -87,4 +90,15 @@ def test_a_distillation_modifier_beside_generations_is_refused(generations, tmp_
     assert "train_stage.train_modifiers[1]" in result.stderr, result.stderr
     assert "holds labels of kind 'generate'" in result.stderr, result.stderr
     assert "remove the modifier" in result.stderr
+    assert not out.exists()
+
+
+def test_prompt_loss_without_generations_is_refused(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(ARTICLES * 8) + "\n")
+    out = tmp_path / "out"
+    result = run("--recipe", write_recipe(tmp_path), GGUF, "-o", out, "--dataset", text,
+                 "--seq-len", "32", "--prompt-loss", check=1)
+    assert "--prompt-loss: the prompts learned are those of a teacher's generations" in \
+        result.stderr, result.stderr
     assert not out.exists()

@@ -5,6 +5,7 @@ checkpoints are what they claim, the scores are recomputed from the written head
 rerun keeps every finished step."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,12 +34,12 @@ ARTICLES = [
 ]
 
 
-def run_script(work, data):
+def run_script(work, data, *extra):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--work", str(work), "--corpus", str(data / "corpus.jsonl"),
          "--test", str(data / "test.jsonl"), "--max-new-tokens", "8", "--keep-layers", "4",
          "--epochs", "1", "--warmup-steps", "1", "--batch-size", "2", "--seq-len", "96",
-         "--eval-windows", "1", "--threads", "1"],
+         "--eval-windows", "1", "--threads", "1", *extra],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200,
         env={**os.environ, "STUNT_COMPRESS": COMPRESS})
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
@@ -53,11 +54,11 @@ def chain(tmp_path_factory):
     (data / "test.jsonl").write_text("".join(
         json.dumps({"text": body, "headline": headline}) + "\n" for headline, body in ARTICLES[4:]))
     work = tmp_path_factory.mktemp("work")
-    return work, run_script(work, data), run_script(work, data)
+    return work, run_script(work, data), run_script(work, data), data
 
 
 def test_every_step_runs_and_the_models_are_what_they_claim(chain):
-    work, (stdout, results), _ = chain
+    work, (stdout, results), _, _ = chain
     for step in ("[1/6] data", "[2/6] labels", "[3/6] student", "[4/6] distilled",
                  "[5/6] quantized", "[6/6] measure"):
         assert step in stdout, stdout
@@ -93,7 +94,7 @@ def test_every_step_runs_and_the_models_are_what_they_claim(chain):
 
 
 def test_scores_follow_from_the_written_headlines(chain):
-    work, (_, results), _ = chain
+    work, (_, results), _, _ = chain
     references = [json.loads(line)["headline"]
                   for line in (work / "test.jsonl").read_text().splitlines()]
     for name, row in results["rows"].items():
@@ -115,13 +116,27 @@ def test_rouge_l_on_known_pairs():
 
 
 def test_a_rerun_keeps_every_step(chain):
-    _, (_, first), (stdout, second) = chain
+    _, (_, first), (stdout, second), _ = chain
     for step in ("[2/6] labels    kept", "[3/6] student   kept", "[4/6] distilled kept",
                  "[5/6] quantized kept"):
         assert step in stdout, stdout
     for name, row in first["rows"].items():
         assert second["rows"][name]["rouge_l_headlines"] == row["rouge_l_headlines"]
         assert second["rows"][name]["perplexity"] == pytest.approx(row["perplexity"], rel=1e-6)
+
+
+def test_a_changed_setting_reruns_its_step_and_the_ones_after(chain, tmp_path):
+    work, (_, first), _, data = chain
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    stdout, changed = run_script(copy, data, "--no-prompt-loss")
+    for step in ("[2/6] labels    kept", "[3/6] student   kept",
+                 "[4/6] distilled settings changed: running again",
+                 "[5/6] quantized settings changed: running again"):
+        assert step in stdout, stdout
+    assert first["student"]["prompt_loss"] and not changed["student"]["prompt_loss"]
+    log = (copy / "steps.log").read_text()
+    assert log.count("--prompt-loss") == 1, log  # the first run's distillation only
 
 
 def test_a_teacher_that_is_not_there_is_refused(tmp_path):

@@ -80,9 +80,14 @@ Runner add_compress(CLI::App& app) {
                  "file), loaded once and run in inference mode beside the student")
       ->group(train_group);
   app.add_option("--labels", options->labels,
-                 "Offline distillation: train on a label folder of the teacher's top-k "
-                 "log-probabilities (compress label --kind logits) instead of --dataset; no "
-                 "teacher in memory")
+                 "Offline distillation: train on a label folder (compress label) instead of "
+                 "--dataset, with no teacher in memory: the teacher's top-k log-probabilities "
+                 "(--kind logits, with a DistillationModifier), its generations (--kind generate, "
+                 "sequence-level) or its embeddings (--kind embed)")
+      ->group(train_group);
+  app.add_flag("--prompt-loss", t.prompt_loss,
+               "With --labels of kind generate: predict the prompts' tokens as well as the "
+               "teacher's generations (the student keeps learning the language of its inputs)")
       ->group(train_group);
   app.add_option("--eval-data", options->eval_data,
                  "Held-out data in the form of --dataset: accuracy (classification) or perplexity "

@@ -125,6 +125,9 @@ struct TrainingRunOptions {
   /// stages); a DistillationModifier learns from them with no teacher in memory. With `teacher`
   /// also set, the labels must come from that teacher (it is not loaded).
   std::filesystem::path labels;
+  /// With labels of kind generate (sequence-level distillation): predict the prompts' tokens as
+  /// well as the teacher's generations. Refused with any other training data.
+  bool prompt_loss = false;
   /// The model's tokenizer, for text datasets.
   const io::Tokenizer* tokenizer = nullptr;
   /// Identifies the run in checkpoints (the model's path); the recipe is added.
