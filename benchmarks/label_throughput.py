@@ -42,6 +42,7 @@ import time
 SOURCE_DIR = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SOURCE_DIR / "benchmarks"))
 from machine import cpu_description  # noqa: E402
+from task_metrics import rouge_l  # noqa: E402
 
 COMPRESS = os.environ.get("STUNT_COMPRESS", str(SOURCE_DIR / "build/dev/tools/compress/compress"))
 W8A8_RECIPE = SOURCE_DIR / "recipes" / "w8a8-dynamic-with-head.yaml"
@@ -238,23 +239,6 @@ def run_stunt(kind, teacher, args, corpus, scratch, tag=""):
                for line in path.read_text().splitlines()]
     records.sort(key=lambda r: r["index"])
     return {"seconds": seconds, "peak_mib": peak, "records": records, "folder": out}
-
-
-def rouge_l(candidate, reference):
-    """ROUGE-L F1 of two token sequences (longest common subsequence); 1 for two empty ones."""
-    if not candidate or not reference:
-        return float(candidate == reference)
-    previous = [0] * (len(reference) + 1)
-    for token in candidate:
-        current = [0]
-        for j, other in enumerate(reference):
-            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
-        previous = current
-    lcs = previous[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(candidate), lcs / len(reference)
-    return 2 * precision * recall / (precision + recall)
 
 
 def row(system, seconds, items, new_tokens, prompt_tokens, peak_mib, baseline=None):

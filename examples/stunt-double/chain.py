@@ -12,6 +12,8 @@ import sys
 import time
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(SOURCE_DIR / "benchmarks"))
+from task_metrics import probe_accuracy, rouge_l  # noqa: E402,F401  (for the scripts)
 COMPRESS = os.environ.get("STUNT_COMPRESS", str(SOURCE_DIR / "build/dev/tools/compress/compress"))
 
 
@@ -64,7 +66,6 @@ def write_json(path, value):
 
 
 def cpu_description():
-    sys.path.insert(0, str(SOURCE_DIR / "benchmarks"))
     from machine import cpu_description as describe
     return describe()
 

@@ -35,7 +35,7 @@ import random
 import sys
 
 from chain import (COMPRESS, SOURCE_DIR, Chain, bbc_articles, bundled_minilm, check_compress,
-                   cpu_description, model_mib, write_json, write_jsonl)
+                   cpu_description, model_mib, probe_accuracy, write_json, write_jsonl)
 
 
 def read_texts(path):
@@ -65,27 +65,6 @@ def embed_with_stunt(chain, model, texts_file, out, args):
     embeddings = torch.cat([load_file(str(p))["embeddings"]
                             for p in sorted(out.glob("shard-*.safetensors"))])
     return embeddings, json.loads(stdout)["seconds"]
-
-
-def probe_accuracy(train_x, train_y, test_x, test_y):
-    """Multinomial logistic regression (L2 1e-3) fitted by L-BFGS on the training embeddings."""
-    import torch
-    import torch.nn.functional as F
-
-    classes = int(train_y.max()) + 1
-    weight = torch.zeros(train_x.size(1), classes, requires_grad=True)
-    bias = torch.zeros(classes, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(train_x @ weight + bias, train_y) + 1e-3 * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        return float(((test_x @ weight + bias).argmax(1) == test_y).float().mean())
 
 
 def embed_with_transformers(folder, texts, seq_len):

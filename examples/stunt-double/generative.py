@@ -41,7 +41,7 @@ import random
 import sys
 
 from chain import (COMPRESS, SOURCE_DIR, Chain, bbc_articles, bundled_smollm2, check_compress,
-                   cpu_description, model_mib, write_json, write_jsonl)
+                   cpu_description, model_mib, rouge_l, write_json, write_jsonl)
 
 TEMPLATE = "Article: {text}\\nHeadline:"
 DOCUMENTS = 10_000_000
@@ -49,23 +49,6 @@ DOCUMENTS = 10_000_000
 
 def words(text):
     return text.lower().replace(",", " ").replace(".", " ").replace("'", " ").split()
-
-
-def rouge_l(candidate, reference):
-    """ROUGE-L F1 of two word sequences (longest common subsequence); 1 for two empty ones."""
-    if not candidate or not reference:
-        return float(candidate == reference)
-    previous = [0] * (len(reference) + 1)
-    for token in candidate:
-        current = [0]
-        for j, other in enumerate(reference):
-            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
-        previous = current
-    lcs = previous[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(candidate), lcs / len(reference)
-    return 2 * precision * recall / (precision + recall)
 
 
 def newline_token(model):
