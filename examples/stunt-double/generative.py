@@ -17,7 +17,8 @@ Steps (each skipped when its output exists, so rerunning continues where a run s
   3. student   `compress --recipe`: LayerPruningModifier keep_layers (evenly spaced)
   4. distill   `compress --recipe` train stage on the label folder (`--labels`), learning the
                articles' tokens as well as the teacher's headlines (`--prompt-loss`; turn off
-               with --no-prompt-loss)
+               with --no-prompt-loss); with --token-kd the teacher, in memory, also gives its
+               distribution at every learned token (DistillationModifier)
   5. quantize  `compress --recipe --quant-recipe` (W8A8 with the head by default: the fastest
                format of Stunt's CPU runtime for this model)
   6. measure   each model writes headlines for the held-out articles (`compress label`, batches
@@ -92,6 +93,10 @@ def main():
     parser.add_argument("--prompt-loss", action=argparse.BooleanOptionalAction, default=True,
                         help="the student also learns the articles' tokens (compress "
                         "--prompt-loss), not only the teacher's headlines")
+    parser.add_argument("--token-kd", action="store_true",
+                        help="the teacher, in memory, also gives its distribution at every "
+                        "learned token (DistillationModifier, hardness 0.5, temperature 2; "
+                        "training takes about twice as long)")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--quant-recipe", type=pathlib.Path,
                         default=SOURCE_DIR / "recipes/w8a8-dynamic-with-head.yaml")
@@ -147,14 +152,18 @@ def main():
     dropped, _ = chain.compress(
         3, "student", "student_stage:\n  student_modifiers:\n    - !LayerPruningModifier\n"
         f"      keep_layers: {args.keep_layers}\n", args.teacher, [])
+    token_kd = ("    - !DistillationModifier\n      hardness: 0.5\n      temperature: 2.0\n"
+                if args.token_kd else "")
     distilled, distill_stats = chain.compress(
         4, "distilled", "train_stage:\n  run_type: train\n  train_modifiers:\n"
-        f"    - !EpochRangeModifier\n      start_epoch: 0\n      end_epoch: {args.epochs}\n",
+        f"    - !EpochRangeModifier\n      start_epoch: 0\n      end_epoch: {args.epochs}\n"
+        + token_kd,
         dropped,
         ["--labels", labels, "--seq-len", args.seq_len, "--batch-size", args.batch_size,
          "--learning-rate", args.learning_rate, "--warmup-steps", args.warmup_steps,
          "--seed", args.seed, "--metrics", work / "distilled.metrics.jsonl",
-         *(["--prompt-loss"] if args.prompt_loss else [])])
+         *(["--prompt-loss"] if args.prompt_loss else []),
+         *(["--teacher", args.teacher] if args.token_kd else [])])
     # 5. Quantized.
     quantized, quant_stats = chain.compress(5, "quantized", args.quant_recipe.read_text(),
                                             distilled, [])
@@ -232,7 +241,7 @@ def main():
                  "label_minutes": label_stats["minutes"]},
         "student": {"keep_layers": args.keep_layers, "epochs": args.epochs,
                     "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-                    "prompt_loss": args.prompt_loss,
+                    "prompt_loss": args.prompt_loss, "token_kd": args.token_kd,
                     "quant_recipe": args.quant_recipe.name},
         "rows": rows,
         "speedup": final["speedup"],

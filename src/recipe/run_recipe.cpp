@@ -494,7 +494,8 @@ State run_recipe(const Recipe& recipe, std::unique_ptr<model::HfModel>& model,
   std::unique_ptr<model::HfModel> teacher =
       loads_teacher ? detail::load_teacher(training.teacher) : nullptr;
   State state;
-  state.stored_teacher = !training.labels.empty();
+  // Stored outputs stand in for a teacher only when none is loaded.
+  state.stored_teacher = !training.labels.empty() && !loads_teacher;
   size_t i = 0;
   while (i < recipe.stages.size()) {
     if (is_train_stage(recipe.stages[i])) {

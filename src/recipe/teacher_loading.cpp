@@ -38,16 +38,22 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
   }
   ModifierSpec located = *distiller;
   located.source = recipe.source;
-  if (!training.labels.empty()) {
+  const std::string kind =
+      training.labels.empty() ? "" : pseudolabel::Manifest::read(training.labels).kind;
+  // Sequence-level and token-level together: the student learns the teacher's generations as
+  // text, and the teacher, in memory, gives its distribution at every scored token of them.
+  const bool generations_with_teacher = kind == "generate" && !training.teacher.empty();
+  if (!training.labels.empty() && !generations_with_teacher) {
     const pseudolabel::Manifest labels = pseudolabel::Manifest::read(training.labels);
-    const std::string& kind = labels.kind;
     STUNT_CHECK_AS(RecipeError, kind == "logits", located.where(), ": ", located.type,
                    " learns from the teacher's log-probabilities (compress label --kind logits) "
                    "or from the teacher in memory (--teacher), and --labels ",
                    training.labels.string(), " holds labels of kind '", kind, "'",
-                   kind == "generate" ? "; a student learns generations as text (sequence-level "
-                                        "distillation) without it: remove the modifier"
-                                      : "");
+                   kind == "generate"
+                       ? "; a student learns generations as text (sequence-level distillation) "
+                         "without it: remove the modifier, or name the teacher (--teacher) to "
+                         "distil its distributions on the same tokens as well"
+                       : "");
     // Labels stored at a temperature are distilled at that one (or were stored at 1).
     const double stored = labels.settings.value("logits_temperature", 1.0);
     const double temperature = located.reader().value("temperature", 2.0);

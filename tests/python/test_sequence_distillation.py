@@ -4,7 +4,9 @@ the label folder (`--labels`) with no teacher loaded. The first step's loss equa
 next-token loss on the completions alone: each prompt (the labelling's template over the
 corpus text) followed by the teacher's generation in the student's tokenizer and, when the
 generation ended on its own, eos; prompt and padding positions are not scored, unless
---prompt-loss asks for the prompts' tokens too. A DistillationModifier beside generation labels is refused: they hold text, not probabilities."""
+--prompt-loss asks for the prompts' tokens too. A DistillationModifier beside generation labels
+needs the teacher in memory (--teacher), which then gives its distribution at the same tokens
+(token-level KD); without it, it is refused: the labels hold text, not probabilities."""
 import json
 
 import pytest
@@ -81,6 +83,50 @@ def test_first_step_loss_is_the_completions_next_token_loss(reference, generatio
     assert line["loss"] == pytest.approx(expected.item(), rel=1e-4)
 
 
+def test_generations_with_the_teacher_in_memory_add_token_level_kd(reference, generations,
+                                                                   tmp_path):
+    """--teacher beside generation labels: the teacher, loaded, scores the same tokens, and the
+    first step's loss is SparseML's mix of the next-token loss and KD at the scored positions."""
+    teacher, tokenizer = reference
+    labels, records = generations
+    metrics = tmp_path / "metrics.jsonl"
+    result = run("--recipe", write_recipe(tmp_path, "    - !DistillationModifier\n"
+                                                    "      hardness: 0.25\n"
+                                                    "      temperature: 3.0\n"),
+                 GGUF, "-o", tmp_path / "out", "--labels", labels, "--teacher", GGUF,
+                 "--batch-size", str(len(ARTICLES)), "--max-steps", "1", "--learning-rate",
+                 "1e-5", "--metrics", metrics, check=0)
+    assert "teacher: loading" in result.stderr
+    line = json.loads(metrics.read_text().splitlines()[0])
+    rows = []
+    for article, record in zip(ARTICLES, records):
+        prompt = tokenizer(TEMPLATE.format(text=article))["input_ids"]
+        completion = tokenizer(record["generation"], add_special_tokens=False)["input_ids"]
+        if len(record["tokens"]) < MAX_NEW:
+            completion.append(tokenizer.eos_token_id)
+        rows.append((prompt, completion))
+    width = max(len(p) + len(c) for p, c in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids = torch.tensor([p + c + [pad] * (width - len(p) - len(c)) for p, c in rows])
+    mask = torch.tensor([[1] * (len(p) + len(c)) + [0] * (width - len(p) - len(c))
+                         for p, c in rows])
+    targets = torch.tensor([[-100] * len(p) + c + [-100] * (width - len(p) - len(c))
+                            for p, c in rows])
+    student = layer_dropped(teacher, KEEP)
+    with torch.no_grad():
+        logits = student(ids, attention_mask=mask).logits
+        teacher_logits = teacher(ids, attention_mask=mask).logits
+    task = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)),
+                           targets[:, 1:].reshape(-1), ignore_index=-100)
+    scored = targets != -100  # KD at the positions of the learned tokens
+    log_p = F.log_softmax(teacher_logits[scored] / 3.0, -1)
+    log_q = F.log_softmax(logits[scored] / 3.0, -1)
+    kd = (log_p.exp() * (log_p - log_q)).sum(-1).mean() * 9.0
+    assert line["task_loss"] == pytest.approx(task.item(), rel=1e-4)
+    assert line["distill_loss"] == pytest.approx(kd.item(), rel=1e-4)
+    assert line["loss"] == pytest.approx(0.75 * task.item() + 0.25 * kd.item(), rel=1e-4)
+
+
 def test_a_distillation_modifier_beside_generations_is_refused(generations, tmp_path):
     labels, _ = generations
     out = tmp_path / "out"
@@ -89,7 +135,7 @@ def test_a_distillation_modifier_beside_generations_is_refused(generations, tmp_
                  GGUF, "-o", out, "--labels", labels, check=1)
     assert "train_stage.train_modifiers[1]" in result.stderr, result.stderr
     assert "holds labels of kind 'generate'" in result.stderr, result.stderr
-    assert "remove the modifier" in result.stderr
+    assert "remove the modifier, or name the teacher (--teacher)" in result.stderr
     assert not out.exists()
 
 

@@ -129,14 +129,18 @@ def test_a_changed_setting_reruns_its_step_and_the_ones_after(chain, tmp_path):
     work, (_, first), _, data = chain
     copy = tmp_path / "work"
     shutil.copytree(work, copy)
-    stdout, changed = run_script(copy, data, "--no-prompt-loss")
+    stdout, changed = run_script(copy, data, "--no-prompt-loss", "--token-kd")
     for step in ("[2/6] labels    kept", "[3/6] student   kept",
                  "[4/6] distilled settings changed: running again",
                  "[5/6] quantized settings changed: running again"):
         assert step in stdout, stdout
     assert first["student"]["prompt_loss"] and not changed["student"]["prompt_loss"]
+    assert changed["student"]["token_kd"] and not first["student"]["token_kd"]
     log = (copy / "steps.log").read_text()
     assert log.count("--prompt-loss") == 1, log  # the first run's distillation only
+    distill = [line for line in log.splitlines() if "distilled.yaml" in line][-1]
+    assert "--teacher" in distill, distill
+    assert "DistillationModifier" in (copy / "distilled.yaml").read_text()
 
 
 def test_a_teacher_that_is_not_there_is_refused(tmp_path):

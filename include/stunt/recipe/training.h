@@ -123,7 +123,9 @@ struct TrainingRunOptions {
   /// Offline distillation: a label folder of the teacher's top-k log-probabilities (`compress
   /// label --kind logits`) to train on instead of `dataset` (which then only calibrates one-shot
   /// stages); a DistillationModifier learns from them with no teacher in memory. With `teacher`
-  /// also set, the labels must come from that teacher (it is not loaded).
+  /// also set, the labels must come from that teacher (it is not loaded). Labels of the
+  /// teacher's generations (--kind generate) are text to learn; a DistillationModifier beside
+  /// them needs `teacher`, loaded, to give its distributions on the same tokens.
   std::filesystem::path labels;
   /// With labels of kind generate (sequence-level distillation): predict the prompts' tokens as
   /// well as the teacher's generations. Refused with any other training data.
