@@ -115,8 +115,13 @@ class Chain:
         return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16]
 
     @staticmethod
-    def unchanged(record, settings):
-        return record.get("settings", settings) == settings
+    def previous(record, settings):
+        """The step's record, if any, and whether its settings differ from `settings` (a record
+        written before settings were kept holds none and matches any)."""
+        if not record.exists():
+            return None, False
+        kept = json.loads(record.read_text())
+        return kept, kept.get("settings", settings) != settings
 
     def progress(self, step, name, message):
         print(f"[{step}/{self.steps}] {name:9s} {message} ({self.minutes():.1f} min)", flush=True)
@@ -146,11 +151,11 @@ class Chain:
         folder = self.work / name
         manifest, record = folder / "manifest.json", self.work / f"{name}.json"
         settings = self.settings(teacher, *arguments)
-        changed = record.exists() and not self.unchanged(json.loads(record.read_text()), settings)
-        if record.exists() and not changed and manifest.exists() and \
+        kept, changed = self.previous(record, settings)
+        if kept is not None and not changed and manifest.exists() and \
                 json.loads(manifest.read_text()).get("complete"):
             self.progress(step, name, "kept")
-            return folder, without_settings(json.loads(record.read_text()))
+            return folder, without_settings(kept)
         self.progress(step, name, "settings changed: running again" if changed else "running")
         seconds, peak, stdout = self.run([COMPRESS, "label", teacher, "-o", folder, "--json",
                                           *arguments, *(["--restart"] if changed else [])],
@@ -166,10 +171,10 @@ class Chain:
         output = self.work / name
         record = self.work / f"{name}.json"
         settings = self.settings(recipe_text, model, *extra)
-        changed = record.exists() and not self.unchanged(json.loads(record.read_text()), settings)
-        if record.exists() and not changed:
+        kept, changed = self.previous(record, settings)
+        if kept is not None and not changed:
             self.progress(step, name, "kept")
-            return output, without_settings(json.loads(record.read_text()))
+            return output, without_settings(kept)
         recipe = self.work / f"{name}.yaml"
         recipe.write_text(recipe_text)
         self.progress(step, name, "settings changed: running again" if changed else "running")

@@ -1,6 +1,7 @@
 // The teacher of a recipe's distillation modifiers (recipe/training.h, TrainingRunOptions::teacher
 // and ::labels): loaded once for in-memory distillation, or checked against stored labels.
 #include <filesystem>
+#include <optional>
 
 #include "detail/distillation_modifiers.h"
 #include "detail/teacher_loading.h"
@@ -38,13 +39,14 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
   }
   ModifierSpec located = *distiller;
   located.source = recipe.source;
-  const std::string kind =
-      training.labels.empty() ? "" : pseudolabel::Manifest::read(training.labels).kind;
+  const std::optional<pseudolabel::Manifest> labels =
+      training.labels.empty() ? std::nullopt
+                              : std::optional(pseudolabel::Manifest::read(training.labels));
+  const std::string kind = labels ? labels->kind : "";
   // Sequence-level and token-level together: the student learns the teacher's generations as
   // text, and the teacher, in memory, gives its distribution at every scored token of them.
   const bool generations_with_teacher = kind == "generate" && !training.teacher.empty();
-  if (!training.labels.empty() && !generations_with_teacher) {
-    const pseudolabel::Manifest labels = pseudolabel::Manifest::read(training.labels);
+  if (labels && !generations_with_teacher) {
     STUNT_CHECK_AS(RecipeError, kind == "logits", located.where(), ": ", located.type,
                    " learns from the teacher's log-probabilities (compress label --kind logits) "
                    "or from the teacher in memory (--teacher), and --labels ",
@@ -55,7 +57,7 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
                          "distil its distributions on the same tokens as well"
                        : "");
     // Labels stored at a temperature are distilled at that one (or were stored at 1).
-    const double stored = labels.settings.value("logits_temperature", 1.0);
+    const double stored = labels->settings.value("logits_temperature", 1.0);
     const double temperature = located.reader().value("temperature", 2.0);
     STUNT_CHECK_AS(RecipeError, stored == 1.0 || stored == temperature, located.where(),
                    ".temperature is ", temperature, " but --labels ", training.labels.string(),
@@ -68,13 +70,12 @@ bool check_teacher(const Recipe& recipe, const TrainingRunOptions& training) {
     if (!training.teacher.empty()) {
       STUNT_CHECK_AS(ValueError, std::filesystem::exists(training.teacher), "--teacher ",
                      training.teacher.string(), ": no such file or folder");
-      const pseudolabel::Manifest manifest = pseudolabel::Manifest::read(training.labels);
-      const std::string recorded = manifest.teacher.value("sha256", "");
+      const std::string recorded = labels->teacher.value("sha256", "");
       const std::string named = pseudolabel::model_content_hash(training.teacher);
       STUNT_CHECK_AS(ValueError, recorded == named, "--labels ", training.labels.string(),
-                     ": labelled by ", manifest.teacher.value("path", std::string("?")),
-                     " (sha256 ", recorded.substr(0, 12), "), not by --teacher ",
-                     training.teacher.string(), " (sha256 ", named.substr(0, 12),
+                     ": labelled by ", labels->teacher.value("path", std::string("?")), " (sha256 ",
+                     recorded.substr(0, 12), "), not by --teacher ", training.teacher.string(),
+                     " (sha256 ", named.substr(0, 12),
                      "); relabel with this teacher, or name the one that labelled");
       log::info("teacher: ", training.teacher.string(), " labelled ", training.labels.string(),
                 "; it is not loaded (offline distillation)");
