@@ -84,7 +84,48 @@ struct Prefill {
   at::Tensor logits;
 };
 
-Prefill prefill(HfModel& model, const std::vector<std::vector<int64_t>>& prompts, KvCache& cache) {
+// The caches of prompt groups prefilled apart, joined into one: every row left-padded (zero
+// keys and values, masked out) to the longest group's length, with room for `room` more
+// positions so that decoding appends in place.
+KvCache join_prefilled(std::vector<KvCache>& parts, int64_t room) {
+  int64_t rows = 0;
+  int64_t length = 0;
+  for (const KvCache& part : parts) {
+    rows += part.attention_mask.size(0);
+    length = std::max(length, part.length);
+  }
+  KvCache joined;
+  joined.length = length;
+  joined.attention_mask = at::zeros({rows, length}, at::kLong);
+  const size_t blocks = parts.front().keys.size();
+  for (size_t block = 0; block < blocks; ++block) {
+    for (bool keys : {true, false}) {
+      const at::Tensor& first = keys ? parts.front().keys[block] : parts.front().values[block];
+      at::Tensor buffer =
+          at::zeros({rows, first.size(1), length + room, first.size(3)}, first.options());
+      int64_t row = 0;
+      for (KvCache& part : parts) {
+        at::Tensor& t = keys ? part.keys[block] : part.values[block];
+        buffer.narrow(0, row, t.size(0)).narrow(2, length - part.length, part.length).copy_(t);
+        row += t.size(0);
+        t = at::Tensor();  // the part's copy is no longer needed
+      }
+      (keys ? joined.keys : joined.values).push_back(buffer.narrow(2, 0, length));
+    }
+  }
+  int64_t row = 0;
+  for (const KvCache& part : parts) {
+    const int64_t n = part.attention_mask.size(0);
+    joined.attention_mask.narrow(0, row, n)
+        .narrow(1, length - part.length, part.length)
+        .copy_(part.attention_mask);
+    row += n;
+  }
+  return joined;
+}
+
+Prefill prefill(HfModel& model, const std::vector<std::vector<int64_t>>& prompts, KvCache& cache,
+                const GenerationOptions& o) {
   const auto rows = static_cast<int64_t>(prompts.size());
   const int64_t pad = pad_id_of(model);
   cache = KvCache{};
@@ -95,7 +136,21 @@ Prefill prefill(HfModel& model, const std::vector<std::vector<int64_t>>& prompts
     return {start, model.decode_step(start, {}, cache, 1).select(1, -1)};
   }
   auto [ids, mask] = pad_prompts(prompts, pad, /*left=*/true);
-  return {ids, model.decode_step(ids, mask, cache, 1).select(1, -1)};
+  if (o.prefill_rows <= 0 || rows <= o.prefill_rows) {
+    return {ids, model.decode_step(ids, mask, cache, 1).select(1, -1)};
+  }
+  std::vector<KvCache> parts;
+  std::vector<at::Tensor> logits;
+  for (int64_t start = 0; start < rows; start += o.prefill_rows) {
+    const int64_t end = std::min(rows, start + o.prefill_rows);
+    auto [part_ids, part_mask] = pad_prompts(
+        std::vector<std::vector<int64_t>>(prompts.begin() + start, prompts.begin() + end), pad,
+        /*left=*/true);
+    parts.emplace_back();
+    logits.push_back(model.decode_step(part_ids, part_mask, parts.back(), 1).select(1, -1));
+  }
+  cache = join_prefilled(parts, o.max_new_tokens);
+  return {ids, at::cat(logits, 0)};
 }
 
 // One uniform double in [0, 1) from the top 53 bits of a 64-bit draw.
@@ -175,7 +230,7 @@ std::vector<std::vector<int64_t>> greedy_or_sample(HfModel& model,
                                                    std::vector<std::vector<float>>* log_probs,
                                                    std::vector<std::vector<float>>* entropies) {
   KvCache cache;
-  at::Tensor logits = prefill(model, prompts, cache).logits;
+  at::Tensor logits = prefill(model, prompts, cache, o).logits;
   std::mt19937_64 rng(o.seed);
   std::vector<std::vector<int64_t>> out(prompts.size());
   std::vector<bool> done(prompts.size(), false);
@@ -250,7 +305,7 @@ std::vector<std::vector<int64_t>> beam_search(HfModel& model,
   const auto batch = static_cast<int64_t>(prompts.size());
   const int64_t beams = o.num_beams;
   KvCache cache;
-  Prefill start = prefill(model, prompts, cache);
+  Prefill start = prefill(model, prompts, cache, o);
   at::Tensor expand = at::arange(batch).repeat_interleave(beams);
   cache.reorder(expand);
   at::Tensor logits = start.logits.index_select(0, expand);
@@ -373,6 +428,8 @@ std::vector<int64_t> checked_eos_ids(HfModel& model,
   STUNT_CHECK(options.top_p > 0 && options.top_p <= 1, "top_p = ", options.top_p,
               "; use a probability in (0, 1] (1: off)");
   STUNT_CHECK(options.num_beams >= 1, "num_beams = ", options.num_beams, "; use 1 or more");
+  STUNT_CHECK(options.prefill_rows >= 0, "prefill_rows = ", options.prefill_rows,
+              "; use 0 (one prefill of all prompts) or a positive group size");
   STUNT_CHECK(!(options.num_beams > 1 && options.do_sample),
               "beam sampling is not supported; use num_beams = 1 with sampling, or no sampling");
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -96,6 +96,12 @@ void check_label_job(model::HfModel& teacher, const LabelJob& job) {
   STUNT_CHECK_AS(ValueError, !o.min_entropy || !o.max_entropy || *o.min_entropy <= *o.max_entropy,
                  "--min-entropy ", o.min_entropy.value_or(0), " is above --max-entropy ",
                  o.max_entropy.value_or(0), "; no item could be kept");
+  STUNT_CHECK_AS(
+      ValueError, o.generation.prefill_rows == 0 || (generates(o) && !teacher.is_encoder_decoder()),
+      "--prefill-batch-size ", o.generation.prefill_rows,
+      " splits the prefill of a causal LM's generation; ",
+      generates(o) ? "an encoder-decoder encodes its batch at once" : "this kind does not generate",
+      ", drop it");
   STUNT_CHECK_AS(ValueError, o.max_input_tokens >= 0, "--max-input-tokens ", o.max_input_tokens,
                  "; use 0 (the teacher's limit) or a positive count");
   check_teacher(teacher, job);

@@ -131,6 +131,9 @@ nlohmann::json settings_of(const LabelJob& job, CorpusFormat format, int64_t max
         {"length_penalty", g.length_penalty},
         {"early_stopping", g.early_stopping},
         {"eos_token_id", g.eos_token_id ? nlohmann::json(*g.eos_token_id) : nlohmann::json()}};
+    // Folders written before --prefill-batch-size existed hold no key: they prefilled each batch
+    // at once.
+    if (g.prefill_rows > 0) s["generation"]["prefill_rows"] = g.prefill_rows;
     s["stop_strings"] = o.stop_strings;
     s["min_mean_log_prob"] =
         o.min_mean_log_prob ? nlohmann::json(*o.min_mean_log_prob) : nlohmann::json();

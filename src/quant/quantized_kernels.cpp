@@ -12,6 +12,7 @@
 #include "stunt/core/logging.h"
 #include "stunt/kernels/int4_linear.h"
 #include "stunt/kernels/int8_linear.h"
+#include "stunt/kernels/packed_float_linear.h"
 #include "stunt/quant/compressed_tensors.h"
 #include "stunt/quant/qparams.h"
 
@@ -131,6 +132,33 @@ void install_int8(model::Layer& layer, const QuantScheme& scheme, const LayerQua
 
 }  // namespace
 
+int install_packed_float_kernels(model::Model& model) {
+  if (!kernels::packed_float_linear_available()) return 0;
+  int packed_layers = 0;
+  for (model::Layer* layer : model.layers()) {
+    if (layer->kind != model::LayerKind::Linear || layer->forward || !layer->weight.defined() ||
+        layer->weight.scalar_type() != at::kFloat || !layer->weight.is_cpu() ||
+        layer->weight.dim() != 2) {
+      continue;
+    }
+    auto packed =
+        std::make_shared<kernels::PackedFloatWeight>(kernels::pack_float_weight(layer->weight));
+    layer->forward = [packed](const at::Tensor& input, const model::Layer& self) {
+      STUNT_CHECK_AS(NotImplementedError,
+                     kernels::packed_float_linear_supported(input, *packed, self.bias), self.name,
+                     ": the packed float32 layer runs float32 inference only (got ",
+                     input.scalar_type(), input.requires_grad() ? " that requires grad" : "",
+                     "); load the model with --kernels reference to train or run it in another "
+                     "dtype");
+      return kernels::packed_float_linear(input, *packed, self.bias);
+    };
+    // A weight another layer shares (a head tied to the embedding table) stays with it.
+    release_weight(*layer);
+    ++packed_layers;
+  }
+  return packed_layers;
+}
+
 KernelMode parse_kernel_mode(const std::string& text, const std::string& option) {
   if (text == "fast") return KernelMode::Fast;
   if (text == "reference") return KernelMode::Reference;
@@ -186,6 +214,11 @@ std::unique_ptr<model::HfModel> load_model_for_inference(const std::filesystem::
                                                          std::vector<LayerKernel>* out) {
   QuantizationPlan plan;
   std::unique_ptr<model::HfModel> model = load_model(path, {}, &plan);
+  if (mode == KernelMode::Fast && plan.empty()) {
+    const int packed = install_packed_float_kernels(*model);
+    if (packed > 0) log::info("float32 linear layers: ", packed, " run on MKL-packed weights");
+    return model;
+  }
   if (plan.empty()) return model;
   if (mode == KernelMode::Reference) {
     log::info(
@@ -201,6 +234,8 @@ std::unique_ptr<model::HfModel> load_model_for_inference(const std::filesystem::
   }
   const std::vector<LayerKernel> report = install_quantized_kernels(*model, plan);
   if (out != nullptr) *out = report;
+  // The layers left in float32 (a head kept out of the scheme, for one).
+  const int packed_float = install_packed_float_kernels(*model);
 #if defined(__GLIBC__)
   // The decompressed float32 weights were freed piecemeal; hand their pages back, so that the
   // process holds about the packed size.
@@ -220,7 +255,10 @@ std::unique_ptr<model::HfModel> load_model_for_inference(const std::filesystem::
   for (const auto& [kernel, count] : counts) {
     summary += str(summary.empty() ? "" : ", ", count, " ", kernel);
   }
-  log::info("quantized layers: ", summary, "; their weights hold ", bytes / (1 << 20), " MiB");
+  log::info("quantized layers: ", summary, "; their weights hold ", bytes / (1 << 20), " MiB",
+            packed_float > 0
+                ? str("; ", packed_float, " float32 linear layer(s) on MKL-packed weights")
+                : std::string());
   for (const LayerKernel& entry : report) {
     if (entry.kernel != "reference") continue;
     // The first reason stands for the rest; --explain lists every layer.

@@ -124,6 +124,19 @@ def test_generate_matches_transformers_greedy_and_scores(tmp_path):
         assert record["generation"] == tokenizer.decode(new, skip_special_tokens=True)
         assert record["reference"] == headline
 
+    # Prompts of different lengths prefilled one at a time, their caches joined (left-padded to
+    # the longest) and decoded as one batch of 3: transformers' tokens and scores again.
+    joined = tmp_path / "joined"
+    run("label", GGUF, "--data", corpus, "--kind", "generate", "-o", joined, "--template",
+        template, "--max-new-tokens", 12, "--batch-size", 3, "--prefill-batch-size", 1, check=0)
+    manifest, joined_records, _ = read_labels(joined)
+    assert manifest["settings"]["generation"]["prefill_rows"] == 1
+    assert len({r["prompt_tokens"] for r in joined_records}) == 3
+    for record, alone in zip(joined_records, records):
+        assert record["tokens"] == alone["tokens"]
+        assert max(abs(a - b) for a, b in zip(record["token_log_probs"],
+                                              alone["token_log_probs"])) < 1e-4
+
     # A stop string cuts text, tokens and log-probabilities; the confidence filter drops items.
     first = records[0]
     stop = first["generation"].strip().split()[1] if len(first["generation"].split()) > 1 else "."
@@ -274,6 +287,9 @@ def test_bad_input_is_refused_with_one_clear_error(tmp_path):
     assert "no sequence-classification head" in result.stderr
     result = run("label", GGUF, "--data", lines, "--kind", "embed", "-o", out, check=1)
     assert "not a sentence encoder" in result.stderr
+    result = run("label", MINILM, "--data", lines, "--kind", "embed", "-o", out,
+                 "--prefill-batch-size", 4, check=1)
+    assert "--prefill-batch-size 4" in result.stderr and "does not generate" in result.stderr
     assert not out.exists()
 
     busy = tmp_path / "busy"

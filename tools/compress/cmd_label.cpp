@@ -236,6 +236,11 @@ Runner add_label(CLI::App& app) {
   cmd->add_option("--batch-size", o.batch_size, "Items per teacher call")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--prefill-batch-size", o.generation.prefill_rows,
+                  "generate with a causal LM: prompts prefilled together (0: the whole batch); a "
+                  "batch larger than this decodes more rows per step")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--max-input-tokens", o.max_input_tokens,
                   "Input tokens per item at most (0: the teacher's limit)")
       ->capture_default_str();

@@ -40,6 +40,13 @@ struct GenerationOptions {
   /// The token that ends a sequence. Unset: eos_token_id of the model's generation_config.json,
   /// else config.json (every id when it is a list); none when neither names one.
   std::optional<int64_t> eos_token_id;
+  /// Causal LMs: prompts are prefilled this many at a time, each group padded to its own
+  /// longest prompt, and their caches joined for decoding all of them together; 0: one prefill
+  /// of every prompt. A decode step reads every weight once, so the more rows it decodes the
+  /// less each token costs, while a prefill pays for every padded position: small prefill
+  /// groups of similar length and many decode rows get both. The tokens are those of one
+  /// prefill up to the float rounding of different batch shapes. T5 encodes all at once.
+  int64_t prefill_rows = 0;
 };
 
 /// Generates a continuation of each prompt (token ids; prompts may differ in length) and returns

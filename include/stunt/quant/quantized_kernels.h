@@ -48,7 +48,14 @@ struct LayerKernel {
 std::vector<LayerKernel> install_quantized_kernels(model::Model& model,
                                                    const QuantizationPlan& plan);
 
-/// load_model(path), then, in KernelMode::Fast, install_quantized_kernels. Logs one line that
+/// Makes every float32 linear layer of `model` without a kernel of its own run on a copy of its
+/// weight packed by MKL (kernels/packed_float_linear.h), and releases the weight as
+/// install_quantized_kernels does. Inference only. Returns the number of layers packed (0 when
+/// this LibTorch has no packed GEMM).
+int install_packed_float_kernels(model::Model& model);
+
+/// load_model(path), then, in KernelMode::Fast, install_quantized_kernels and
+/// install_packed_float_kernels. Logs one line that
 /// counts the layers per kernel and the weight bytes held; with `explain`, one line per layer
 /// saying which kernel runs it and why the others refused. `report`, when given, receives one
 /// entry per quantized layer (all "reference" in KernelMode::Reference).

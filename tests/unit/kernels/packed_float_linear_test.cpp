@@ -1,0 +1,81 @@
+#include "stunt/kernels/packed_float_linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
+
+#include "stunt/core/error.h"
+
+namespace stunt::kernels {
+namespace {
+
+TEST(PackedFloatLinear, TheWheelsLibTorchExportsMklsPackedGemm) {
+  // If this fails, --kernels fast silently left float32 layers on at::linear and lost the
+  // decode speed the labeler's benchmark reports.
+  EXPECT_TRUE(packed_float_linear_available());
+}
+
+TEST(PackedFloatLinear, MatchesFloat64AndAtenLinear) {
+  at::manual_seed(51);
+  struct Case {
+    std::vector<int64_t> input;
+    int64_t out;
+    bool bias;
+  };
+  // A decode step's rows, a prefill's, a tied head's width, odd sizes with a bias, and one row.
+  for (const Case& c :
+       {Case{{16, 576}, 1536, false}, Case{{64, 1536}, 576, false}, Case{{2, 300, 576}, 192, false},
+        Case{{3, 700}, 4099, false}, Case{{3, 5, 7, 13}, 11, true}, Case{{1, 1}, 1, true}}) {
+    const at::Tensor x = at::randn(c.input);
+    const at::Tensor weight = at::randn({c.out, c.input.back()});
+    const at::Tensor bias = c.bias ? at::randn({c.out}) : at::Tensor();
+    const PackedFloatWeight packed = pack_float_weight(weight);
+    const at::Tensor got = packed_float_linear(x, packed, bias);
+    at::Tensor want = at::matmul(x.to(at::kDouble), weight.to(at::kDouble).t());
+    if (c.bias) want = want + bias.to(at::kDouble);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    ASSERT_EQ(got.scalar_type(), at::kFloat);
+    const at::Tensor magnitude =
+        at::matmul(x.to(at::kDouble).abs(), weight.to(at::kDouble).abs().t()) + 1e-30;
+    EXPECT_LT(((got.to(at::kDouble) - want).abs() / magnitude).max().item<double>(), 1e-6)
+        << "input " << x.sizes() << " weight " << weight.sizes();
+    // The arithmetic of MKL's own sgemm, which at::linear calls: equal to its last bits or
+    // within float32 rounding of the same sums.
+    const at::Tensor aten = at::linear(x, weight, bias).to(at::kDouble);
+    EXPECT_LT(((got.to(at::kDouble) - aten).abs() / magnitude).max().item<double>(), 1e-6)
+        << "input " << x.sizes() << " weight " << weight.sizes();
+  }
+}
+
+TEST(PackedFloatLinear, NonContiguousInputAndEitherThreadCount) {
+  at::manual_seed(52);
+  const at::Tensor weight = at::randn({40, 96});
+  const PackedFloatWeight packed = pack_float_weight(weight);
+  const at::Tensor x = at::randn({96, 300}).t();  // [300, 96], not contiguous
+  const at::Tensor all = packed_float_linear(x, packed, at::Tensor());
+  EXPECT_TRUE(at::allclose(all, at::linear(x, weight), 1e-5, 1e-5));
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor one_thread = packed_float_linear(x, packed, at::Tensor());
+  at::set_num_threads(threads);
+  EXPECT_TRUE(at::allclose(one_thread, all, 1e-6, 1e-5));
+}
+
+TEST(PackedFloatLinear, RefusesWhatItCannotCompute) {
+  const PackedFloatWeight packed = pack_float_weight(at::randn({8, 16}));
+  EXPECT_FALSE(packed_float_linear_supported(at::randn({2, 16}).to(at::kDouble), packed, {}));
+  EXPECT_FALSE(packed_float_linear_supported(at::randn({2, 15}), packed, {}));
+  EXPECT_FALSE(packed_float_linear_supported(at::randn({2, 16}), packed, at::randn({7})));
+  const at::Tensor grad_input = at::randn({2, 16}).requires_grad_(true);
+  EXPECT_FALSE(packed_float_linear_supported(grad_input, packed, {}));
+  {
+    c10::NoGradGuard no_grad;
+    EXPECT_TRUE(packed_float_linear_supported(grad_input, packed, {}));
+  }
+  EXPECT_THROW(packed_float_linear(at::randn({2, 15}), packed, {}), Error);
+  EXPECT_THROW(pack_float_weight(at::randn({8, 16}).to(at::kDouble)), Error);
+}
+
+}  // namespace
+}  // namespace stunt::kernels
