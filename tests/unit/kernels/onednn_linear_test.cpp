@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
+#include "float_linear_check.h"
 #include "stunt/core/error.h"
 
 namespace stunt::kernels {
@@ -20,29 +21,12 @@ TEST(OnednnLinear, MatchesFloat64WithinFloatRounding) {
   at::manual_seed(43);
   // A calibration forward's shapes (SmolLM2's q, k and down projections), a batch of
   // sequences, odd sizes, and a bias.
-  struct Case {
-    std::vector<int64_t> input;
-    int64_t out;
-    bool bias;
-  };
-  for (const Case& c :
-       {Case{{512, 576}, 576, false}, Case{{4, 128, 576}, 192, false},
-        Case{{2, 64, 1536}, 576, false}, Case{{3, 5, 7, 13}, 11, true}, Case{{1, 1}, 1, true}}) {
-    const at::Tensor x = at::randn(c.input);
-    const at::Tensor weight = at::randn({c.out, c.input.back()});
-    const at::Tensor bias = c.bias ? at::randn({c.out}) : at::Tensor();
-    const at::Tensor got = onednn_linear(x, weight, bias);
-    at::Tensor want = at::matmul(x.to(at::kDouble), weight.to(at::kDouble).t());
-    if (c.bias) want = want + bias.to(at::kDouble);
-    ASSERT_EQ(got.sizes(), want.sizes());
-    ASSERT_EQ(got.scalar_type(), at::kFloat);
-    // Each output sums `in` products of unit-variance values: float32 rounding stays within a
-    // few ulps of the sum of magnitudes.
-    const at::Tensor magnitude =
-        at::matmul(x.to(at::kDouble).abs(), weight.to(at::kDouble).abs().t()) + 1e-30;
-    EXPECT_LT(((got.to(at::kDouble) - want).abs() / magnitude).max().item<double>(), 1e-6)
-        << "input " << x.sizes() << " weight " << weight.sizes();
-  }
+  test::expect_float_linear_close({{{512, 576}, 576, false},
+                                   {{4, 128, 576}, 192, false},
+                                   {{2, 64, 1536}, 576, false},
+                                   {{3, 5, 7, 13}, 11, true},
+                                   {{1, 1}, 1, true}},
+                                  onednn_linear);
 }
 
 TEST(OnednnLinear, RowsAreIndependentAndThreadCountDoesNotMatter) {

@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 
+#include "float_linear_check.h"
 #include "stunt/core/error.h"
 
 namespace stunt::kernels {
@@ -18,34 +19,19 @@ TEST(PackedFloatLinear, TheWheelsLibTorchExportsMklsPackedGemm) {
 
 TEST(PackedFloatLinear, MatchesFloat64AndAtenLinear) {
   at::manual_seed(51);
-  struct Case {
-    std::vector<int64_t> input;
-    int64_t out;
-    bool bias;
-  };
-  // A decode step's rows, a prefill's, a tied head's width, odd sizes with a bias, and one row.
-  for (const Case& c :
-       {Case{{16, 576}, 1536, false}, Case{{64, 1536}, 576, false}, Case{{2, 300, 576}, 192, false},
-        Case{{3, 700}, 4099, false}, Case{{3, 5, 7, 13}, 11, true}, Case{{1, 1}, 1, true}}) {
-    const at::Tensor x = at::randn(c.input);
-    const at::Tensor weight = at::randn({c.out, c.input.back()});
-    const at::Tensor bias = c.bias ? at::randn({c.out}) : at::Tensor();
-    const PackedFloatWeight packed = pack_float_weight(weight);
-    const at::Tensor got = packed_float_linear(x, packed, bias);
-    at::Tensor want = at::matmul(x.to(at::kDouble), weight.to(at::kDouble).t());
-    if (c.bias) want = want + bias.to(at::kDouble);
-    ASSERT_EQ(got.sizes(), want.sizes());
-    ASSERT_EQ(got.scalar_type(), at::kFloat);
-    const at::Tensor magnitude =
-        at::matmul(x.to(at::kDouble).abs(), weight.to(at::kDouble).abs().t()) + 1e-30;
-    EXPECT_LT(((got.to(at::kDouble) - want).abs() / magnitude).max().item<double>(), 1e-6)
-        << "input " << x.sizes() << " weight " << weight.sizes();
-    // The arithmetic of MKL's own sgemm, which at::linear calls: equal to its last bits or
-    // within float32 rounding of the same sums.
-    const at::Tensor aten = at::linear(x, weight, bias).to(at::kDouble);
-    EXPECT_LT(((got.to(at::kDouble) - aten).abs() / magnitude).max().item<double>(), 1e-6)
-        << "input " << x.sizes() << " weight " << weight.sizes();
-  }
+  // A decode step's rows, a prefill's, a tied head's width, odd sizes with a bias, and one row;
+  // also against MKL's own sgemm, which at::linear calls.
+  test::expect_float_linear_close(
+      {{{16, 576}, 1536, false},
+       {{64, 1536}, 576, false},
+       {{2, 300, 576}, 192, false},
+       {{3, 700}, 4099, false},
+       {{3, 5, 7, 13}, 11, true},
+       {{1, 1}, 1, true}},
+      [](const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+        return packed_float_linear(x, pack_float_weight(weight), bias);
+      },
+      /*also_aten=*/true);
 }
 
 TEST(PackedFloatLinear, NonContiguousInputAndEitherThreadCount) {
